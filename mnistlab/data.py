@@ -1,0 +1,498 @@
+"""Datasets as in-memory uint8 tensors, deterministic splits, and a fast batch loader.
+
+Everything downstream works on :class:`ImageSet` (uint8 images ``(N, 28, 28)`` and int64
+labels ``(N,)``). :class:`TensorLoader` cuts batches straight from those tensors, normalises
+them and augments whole batches on the target device, which is far faster than a
+per-sample ``torch.utils.data.DataLoader`` pipeline.
+
+This module imports no other module of the package.
+"""
+from __future__ import annotations
+
+import math
+import os
+import struct
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "DATASETS",
+    "DatasetInfo",
+    "DataError",
+    "ImageSet",
+    "Augment",
+    "TensorLoader",
+    "data_root",
+    "load_dataset",
+    "dataset_info",
+    "train_val_split",
+    "kfold_indices",
+    "normalization",
+    "check_files",
+]
+
+
+class DataError(RuntimeError):
+    """Raised when dataset files are missing, truncated or corrupt."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Static facts about one dataset: its torchvision class, constants and class names."""
+
+    name: str
+    folder: str  # torchvision's class name, also its folder under the root
+    mean: float  # of the training pixels scaled to [0, 1]; recomputed in notebook 01
+    std: float
+    classes: tuple[str, ...]
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "mnist": DatasetInfo("mnist", "MNIST", 0.1307, 0.3081, tuple(str(i) for i in range(10))),
+    "fashion-mnist": DatasetInfo(
+        "fashion-mnist", "FashionMNIST", 0.2860, 0.3530,
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    ),
+    "kmnist": DatasetInfo(
+        "kmnist", "KMNIST", 0.1918, 0.3483,
+        ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+    ),
+}
+_ALIASES = {"fashion": "fashion-mnist", "fashionmnist": "fashion-mnist", "fashion_mnist": "fashion-mnist"}
+
+# File names inside <root>/<Folder>/raw/, as torchvision expects them.
+_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_EXPECTED_COUNT = {"train": 60000, "test": 10000}
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """Return the :class:`DatasetInfo` for ``name`` ("mnist", "fashion-mnist" or "kmnist")."""
+    key = _ALIASES.get(name.lower(), name.lower())
+    if key not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}; choose one of {sorted(DATASETS)}.")
+    return DATASETS[key]
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """Resolve the data folder: ``root`` if given, else ``$MNISTLAB_DATA``, else a per-user default."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get("MNISTLAB_DATA")
+    if env:
+        return Path(env).expanduser()
+    return _default_root()
+
+
+def _default_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mnistlab" / "data"
+
+
+def _read_idx_header(path: Path, kind: str) -> tuple[int, ...]:
+    """Validate an IDX file's magic number and size; return its dimensions.
+
+    torchvision's reader would either fail with an obscure error or silently return a
+    wrong shape on a truncated file, so we check before handing the file to it.
+    """
+    expected_ndim = 3 if kind == "images" else 1
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(4 + 4 * expected_ndim)
+    if len(head) < 4:
+        raise DataError(f"{path} is truncated ({size} bytes): it has no IDX header. Delete it and download again.")
+    zero, dtype, ndim = struct.unpack(">HBB", head[:4])
+    if zero != 0 or dtype != 0x08 or ndim != expected_ndim:
+        raise DataError(
+            f"{path} is not an IDX {kind} file (magic {head[:4].hex()}, expected 0000080{expected_ndim}). "
+            "It may be compressed, corrupt or the wrong file; replace it with the official one."
+        )
+    if len(head) < 4 + 4 * ndim:
+        raise DataError(f"{path} is truncated ({size} bytes): its header is incomplete.")
+    dims = struct.unpack(">" + "I" * ndim, head[4:4 + 4 * ndim])
+    expected = 4 + 4 * ndim + math.prod(dims)
+    if size != expected:
+        raise DataError(
+            f"{path} has {size} bytes but its header {tuple(dims)} needs {expected}: the file is "
+            f"{'truncated' if size < expected else 'corrupt (trailing bytes)'}. Delete it and download again."
+        )
+    if kind == "images" and tuple(dims[1:]) != (28, 28):
+        raise DataError(f"{path} holds images of shape {tuple(dims[1:])}, expected (28, 28).")
+    return tuple(dims)
+
+
+def check_files(name: str = "mnist", root: str | os.PathLike | None = None) -> "list[dict]":
+    """Report on every raw file of a dataset: path, whether present, and whether sound.
+
+    Returns a list of dicts with keys ``split``, ``file``, ``path``, ``present``, ``ok``
+    and ``problem`` (``None`` when the file is sound). Used by ``mnistlab data``.
+    """
+    info = dataset_info(name)
+    raw = data_root(root) / info.folder / "raw"
+    report = []
+    for split, (img, lbl) in _FILES.items():
+        for fname, kind in ((img, "images"), (lbl, "labels")):
+            path = raw / fname
+            row = {"split": split, "file": fname, "path": str(path), "present": path.is_file(), "ok": False, "problem": None}
+            if not row["present"]:
+                row["problem"] = "missing"
+            else:
+                try:
+                    dims = _read_idx_header(path, kind)
+                    if dims[0] != _EXPECTED_COUNT[split]:
+                        row["problem"] = f"{dims[0]} records, expected {_EXPECTED_COUNT[split]}"
+                    else:
+                        row["ok"] = True
+                except DataError as exc:
+                    row["problem"] = str(exc)
+            report.append(row)
+    return report
+
+
+def _missing_error(info: DatasetInfo, root: Path, missing: list[Path], cause: Exception | None = None) -> DataError:
+    names = ", ".join(p.name for p in missing)
+    msg = (
+        f"{info.folder} files not found: {names} in {root / info.folder / 'raw'}. "
+        f"Point the environment variable MNISTLAB_DATA at a folder that holds {info.folder}/raw/ "
+        f"(torchvision's layout), pass root=..., or go online so torchvision can download them "
+        f"into the default folder {_default_root()}."
+    )
+    if cause is not None:
+        msg += f" (The download failed: {cause})"
+    return DataError(msg)
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """A split held in memory: uint8 ``images`` (N, 28, 28) and int64 ``labels`` (N,).
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        uint8 tensor of shape (N, 28, 28).
+    labels : torch.Tensor
+        int64 tensor of shape (N,).
+    dataset : str
+        Name of the dataset the images come from (fixes normalisation constants and class names).
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    dataset: str = "mnist"
+    info: DatasetInfo = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        if not isinstance(self.images, torch.Tensor) or self.images.dtype != torch.uint8:
+            raise TypeError("ImageSet.images must be a uint8 torch.Tensor of shape (N, 28, 28).")
+        if self.images.ndim != 3 or tuple(self.images.shape[1:]) != (28, 28):
+            raise ValueError(
+                f"ImageSet.images has shape {tuple(self.images.shape)}; expected (N, 28, 28). "
+                "Resize images to 28x28 first (see mnistlab.images.to_mnist)."
+            )
+        if self.labels.ndim != 1 or len(self.labels) != len(self.images):
+            raise ValueError(f"labels has shape {tuple(self.labels.shape)}; expected ({len(self.images)},).")
+        object.__setattr__(self, "labels", self.labels.long())
+        object.__setattr__(self, "info", dataset_info(self.dataset))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Class names of the dataset."""
+        return self.info.classes
+
+    def subset(self, index) -> "ImageSet":
+        """Return the images and labels at ``index`` (indices, a slice or a boolean mask)."""
+        if isinstance(index, np.ndarray):
+            index = torch.from_numpy(index)
+        return ImageSet(self.images[index], self.labels[index], self.dataset)
+
+    def head(self, n: int) -> "ImageSet":
+        """Return the first ``n`` examples."""
+        return self.subset(slice(0, n))
+
+    def to(self, device) -> "ImageSet":
+        """Return a copy whose tensors live on ``device``."""
+        return ImageSet(self.images.to(device), self.labels.to(device), self.dataset)
+
+    def float(self) -> np.ndarray:
+        """Images as a float32 NumPy array (N, 784) scaled to [0, 1], for scikit-learn and t-SNE."""
+        return self.images.reshape(len(self), -1).cpu().numpy().astype(np.float32) / 255.0
+
+
+def load_dataset(
+    name: str = "mnist",
+    split: str = "train",
+    root: str | os.PathLike | None = None,
+    download: bool | None = None,
+    limit: int | None = None,
+) -> ImageSet:
+    """Load a whole split into memory through torchvision's dataset classes.
+
+    Parameters
+    ----------
+    name : {"mnist", "fashion-mnist", "kmnist"}
+    split : {"train", "test", "all"}
+        "all" concatenates train then test (70,000 images).
+    root : path, optional
+        Folder in torchvision's layout (``<root>/MNIST/raw/...``). Defaults to
+        ``$MNISTLAB_DATA``, else ``~/.cache/mnistlab/data``.
+    download : bool, optional
+        Allow torchvision to download missing files. Default: only into the per-user default
+        folder, never into an explicit root or ``$MNISTLAB_DATA``.
+    limit : int, optional
+        Keep only the first ``limit`` examples (handy for quick runs).
+
+    Returns
+    -------
+    ImageSet
+        uint8 images (N, 28, 28) and int64 labels, cached in memory for the session.
+
+    Raises
+    ------
+    DataError
+        Files missing (offline), truncated or corrupt; the message names the file and the fix.
+    """
+    info = dataset_info(name)
+    if split == "all":
+        tr, te = load_dataset(name, "train", root, download), load_dataset(name, "test", root, download)
+        out = ImageSet(torch.cat([tr.images, te.images]), torch.cat([tr.labels, te.labels]), info.name)
+    elif split in _FILES:
+        resolved = data_root(root).resolve()
+        if download is None:
+            download = root is None and not os.environ.get("MNISTLAB_DATA")
+        images, labels = _load_cached(info.name, split, str(resolved), bool(download))
+        out = ImageSet(images, labels, info.name)
+    else:
+        raise ValueError(f"split must be 'train', 'test' or 'all', not {split!r}.")
+    return out.head(limit) if limit is not None else out
+
+
+@lru_cache(maxsize=8)
+def _load_cached(name: str, split: str, root: str, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    import torchvision.datasets as tvd
+
+    info = DATASETS[name]
+    raw = Path(root) / info.folder / "raw"
+    paths = [raw / f for f in _FILES[split]]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        if not download:
+            raise _missing_error(info, Path(root), missing)
+        try:  # torchvision fetches both splits; it needs the network
+            getattr(tvd, info.folder)(root, train=(split == "train"), download=True)
+        except Exception as exc:  # offline, proxy, mirror down...
+            raise _missing_error(info, Path(root), missing, exc) from exc
+    dims_img = _read_idx_header(paths[0], "images")
+    dims_lbl = _read_idx_header(paths[1], "labels")
+    if dims_img[0] != dims_lbl[0]:
+        raise DataError(f"{paths[0]} has {dims_img[0]} images but {paths[1]} has {dims_lbl[0]} labels; one of them is wrong.")
+    ds = getattr(tvd, info.folder)(root, train=(split == "train"), download=False)
+    images, labels = ds.data.contiguous(), ds.targets.long().contiguous()
+    if labels.numel() and (labels.min() < 0 or labels.max() >= len(info.classes)):
+        raise DataError(f"{paths[1]} holds labels outside 0..{len(info.classes) - 1}; the file is corrupt.")
+    return images, labels
+
+
+def train_val_split(data: ImageSet, val_size: float | int = 0.1, seed: int = 0) -> tuple[ImageSet, ImageSet]:
+    """Split deterministically into train and validation parts.
+
+    Parameters
+    ----------
+    val_size : float or int
+        Fraction (0 < f < 1) or number of examples for validation.
+    seed : int
+        The same seed always gives the same split.
+    """
+    n = len(data)
+    n_val = int(round(val_size * n)) if isinstance(val_size, float) else int(val_size)
+    if not 0 < n_val < n:
+        raise ValueError(f"val_size={val_size!r} leaves no training or no validation data for {n} examples.")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return data.subset(perm[n_val:].sort().values), data.subset(perm[:n_val].sort().values)
+
+
+def kfold_indices(n: int, k: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Shuffled k-fold (train_index, val_index) pairs, identical for the same seed.
+
+    Thin wrapper over :class:`sklearn.model_selection.KFold` so folds are reproducible
+    from a single integer.
+    """
+    from sklearn.model_selection import KFold
+
+    if not 2 <= k <= n:
+        raise ValueError(f"k must be between 2 and n={n}, got {k}.")
+    return list(KFold(n_splits=k, shuffle=True, random_state=seed).split(np.arange(n)))
+
+
+def normalization(spec="standard", dataset: str = "mnist") -> tuple[float, float]:
+    """Return ``(mean, std)`` applied to pixels in [0, 1].
+
+    ``"standard"``: the dataset's constants (0.1307, 0.3081 for MNIST); ``"unit"``: pixels
+    left in [0, 1]; ``"symmetric"``: pixels mapped to [-1, 1]; or an explicit pair.
+    """
+    if isinstance(spec, (tuple, list)) and len(spec) == 2:
+        return float(spec[0]), float(spec[1])
+    if spec == "standard":
+        info = dataset_info(dataset)
+        return info.mean, info.std
+    if spec == "unit":
+        return 0.0, 1.0
+    if spec == "symmetric":
+        return 0.5, 0.5
+    raise ValueError(f"normalize must be 'standard', 'unit', 'symmetric' or (mean, std), not {spec!r}.")
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Random augmentation applied to whole batches on their device.
+
+    Parameters
+    ----------
+    rotation : float
+        Maximum rotation in degrees (uniform in [-rotation, rotation]).
+    translate : float
+        Maximum shift in pixels along each axis.
+    scale : (float, float)
+        Range of the zoom factor.
+    shear : float
+        Maximum shear in degrees.
+    hflip : float
+        Probability of a horizontal flip (hurts digits; here to test that claim).
+    """
+
+    rotation: float = 10.0
+    translate: float = 2.0
+    scale: tuple[float, float] = (0.9, 1.1)
+    shear: float = 0.0
+    hflip: float = 0.0
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Augment a float batch ``x`` of shape (B, C, H, W); returns a new tensor."""
+        b, _, h, w = x.shape
+        dev = x.device
+
+        def uniform(lo, hi):
+            r = torch.rand(b, generator=generator, device=generator.device if generator is not None else "cpu")
+            return (lo + (hi - lo) * r).to(dev)
+
+        angle = uniform(-self.rotation, self.rotation) * (math.pi / 180)
+        shear = uniform(-self.shear, self.shear) * (math.pi / 180)
+        zoom = uniform(*self.scale)
+        tx = uniform(-self.translate, self.translate) * (2.0 / w)
+        ty = uniform(-self.translate, self.translate) * (2.0 / h)
+        flip = torch.where(uniform(0, 1) < self.hflip, -1.0, 1.0)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        # affine_grid maps output -> input coordinates, so we build the inverse transform
+        theta = torch.zeros(b, 2, 3, device=dev)
+        theta[:, 0, 0] = cos / zoom * flip
+        theta[:, 0, 1] = (-sin + torch.tan(shear) * cos) / zoom
+        theta[:, 1, 0] = sin / zoom * flip
+        theta[:, 1, 1] = (cos + torch.tan(shear) * sin) / zoom
+        theta[:, 0, 2] = tx
+        theta[:, 1, 2] = ty
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+class TensorLoader:
+    """Iterate normalised batches cut directly from in-memory uint8 tensors.
+
+    Parameters
+    ----------
+    data : ImageSet
+    batch_size : int
+    shuffle : bool
+        Reshuffle every epoch with the loader's own generator (seeded by ``seed``).
+    normalize : "standard", "unit", "symmetric" or (mean, std)
+    augment : Augment or callable, optional
+        Applied to each whole float batch in [0, 1] before normalisation.
+    device : str or torch.device
+        Where the images are kept and the batches are produced.
+    drop_last : bool
+    seed : int
+
+    Yields
+    ------
+    (x, y)
+        ``x`` float32 (B, 1, 28, 28), normalised, on ``device``; ``y`` int64 (B,).
+    """
+
+    def __init__(self, data: ImageSet, batch_size: int = 128, shuffle: bool = True, normalize="standard",
+                 augment=None, device="cpu", drop_last: bool = False, seed: int = 0):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        self.device = torch.device(device)
+        self.images = data.images.to(self.device)
+        self.labels = data.labels.to(self.device)
+        self.dataset = data.dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.mean, self.std = normalization(normalize, data.dataset)
+        self.augment = augment
+        self.drop_last = drop_last
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        n = len(self.images)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def transform(self, images_u8: torch.Tensor, train: bool = True) -> torch.Tensor:
+        """uint8 (B, 28, 28) -> normalised float (B, 1, 28, 28), augmented if ``train``."""
+        x = images_u8.unsqueeze(1).float().div_(255.0)
+        if train and self.augment is not None:
+            x = self.augment(x, self.generator)
+        return (x - self.mean) / self.std
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.images)
+        order = torch.randperm(n, generator=self.generator).to(self.device) if self.shuffle else None
+        stop = n - n % self.batch_size if self.drop_last else n
+        for start in range(0, stop, self.batch_size):
+            if order is None:
+                imgs, ys = self.images[start:start + self.batch_size], self.labels[start:start + self.batch_size]
+            else:
+                idx = order[start:start + self.batch_size]
+                imgs, ys = self.images[idx], self.labels[idx]
+            yield self.transform(imgs), ys
+
+
+def as_imageset(data, dataset: str = "mnist") -> ImageSet:
+    """Accept an :class:`ImageSet`, an ``(images, labels)`` pair or a bare image tensor."""
+    if isinstance(data, ImageSet):
+        return data
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        images, labels = data
+    else:
+        images, labels = data, None
+    images = torch.as_tensor(images)
+    if images.ndim == 4 and images.shape[1] == 1:
+        images = images[:, 0]
+    if images.dtype != torch.uint8:
+        if images.is_floating_point() and images.numel() and images.max() <= 1.0:
+            images = images * 255.0
+        images = images.round().clamp(0, 255).to(torch.uint8)
+    if labels is None:
+        labels = torch.zeros(len(images), dtype=torch.long)
+    return ImageSet(images, torch.as_tensor(labels).long(), dataset)
+
+
+def sample_indices(labels: Sequence[int] | torch.Tensor, per_class: int, seed: int = 0) -> torch.Tensor:
+    """Up to ``per_class`` random indices of every class, sorted (a stratified subset)."""
+    labels = torch.as_tensor(labels)
+    g = torch.Generator().manual_seed(seed)
+    picks = []
+    for c in labels.unique():
+        idx = (labels == c).nonzero().flatten()
+        picks.append(idx[torch.randperm(len(idx), generator=g)[:per_class]])
+    return torch.cat(picks).sort().values

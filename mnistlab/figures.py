@@ -1,0 +1,126 @@
+"""Execute the notebooks with papermill and regenerate ``figures/`` plus ``figures/manifest.json``.
+
+Each notebook writes its figures through :class:`mnistlab.plots.Figures` into
+``<figures>/<notebook>/`` and its key numbers into ``numbers.json`` there; this module runs
+the notebooks in order, collects both into the manifest, and names the failing cell when a
+notebook breaks.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+__all__ = ["NotebookError", "project_root", "list_notebooks", "run_notebook", "run_notebooks"]
+
+
+class NotebookError(RuntimeError):
+    """A notebook failed; the message names the notebook, the cell and the error."""
+
+
+def project_root() -> Path:
+    """The folder holding ``notebooks/`` and ``pyproject.toml`` (the source checkout)."""
+    here = Path(__file__).resolve().parent.parent
+    for folder in (here, Path.cwd().resolve(), *Path.cwd().resolve().parents):
+        if (folder / "notebooks").is_dir() and (folder / "pyproject.toml").is_file():
+            return folder
+    raise FileNotFoundError("Cannot find the mnistlab checkout (a folder with notebooks/ and pyproject.toml); "
+                            "run from inside it.")
+
+
+def list_notebooks(only=None, notebooks_dir=None) -> list[Path]:
+    """Ordered notebook paths; ``only`` filters by number prefix or name (e.g. ``["01", "02"]``)."""
+    folder = Path(notebooks_dir) if notebooks_dir else project_root() / "notebooks"
+    paths = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        wanted = [str(o).strip() for o in (only.split(",") if isinstance(only, str) else only) if str(o).strip()]
+        paths = [p for p in paths if any(p.stem == w or p.stem.startswith(w + "_") or p.name == w for w in wanted)]
+        if not paths:
+            raise ValueError(f"No notebook matches {wanted} in {folder}.")
+    return paths
+
+
+def _git_commit(root: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def run_notebook(path, parameters: dict, figures_dir, executed_dir, progress: bool = True) -> dict:
+    """Execute one notebook with papermill; return its manifest entry.
+
+    Raises
+    ------
+    NotebookError
+        With the notebook name, the failing cell's number and the exception.
+    """
+    import papermill as pm
+    from . import __version__
+
+    path = Path(path)
+    figures_dir, executed_dir = Path(figures_dir), Path(executed_dir)
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = figures_dir / path.stem
+    shutil.rmtree(out_dir, ignore_errors=True)  # stale figures of a renamed plot must not survive
+    old_env = os.environ.get("MNISTLAB_FIGURES")
+    os.environ["MNISTLAB_FIGURES"] = str(figures_dir.resolve())
+    t0 = time.perf_counter()
+    try:
+        pm.execute_notebook(str(path), str(executed_dir / path.name), parameters=parameters, cwd=str(path.parent),
+                            kernel_name="python3", progress_bar=progress, log_output=False)
+    except pm.PapermillExecutionError as exc:
+        raise NotebookError(f"{path.name} failed in cell {exc.exec_count} ({exc.ename}: {exc.evalue}). "
+                            f"The executed copy with the traceback is {executed_dir / path.name}.") from None
+    finally:
+        if old_env is None:
+            os.environ.pop("MNISTLAB_FIGURES", None)
+        else:
+            os.environ["MNISTLAB_FIGURES"] = old_env
+    seconds = time.perf_counter() - t0
+    numbers_file = out_dir / "numbers.json"
+    numbers = json.loads(numbers_file.read_text()) if numbers_file.is_file() else {}
+    files = sorted(str(p.relative_to(figures_dir)) for p in out_dir.glob("*") if p.suffix in (".png", ".gif", ".csv"))
+    return {"notebook": path.stem, "parameters": parameters, "version": __version__,
+            "commit": _git_commit(path.parent), "seconds": round(seconds, 1),
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "figures": files, "numbers": numbers}
+
+
+def run_notebooks(only=None, quick: bool = False, dataset: str = "mnist", seed: int = 0, device: str = "auto",
+                  figures_dir=None, executed_dir=None, notebooks_dir=None, progress: bool = True) -> dict:
+    """Run notebooks in order and update ``<figures_dir>/manifest.json``; return the manifest.
+
+    Parameters
+    ----------
+    only : str or list, optional
+        Notebook numbers or names ("01,02"); default all.
+    quick : bool
+        Small data, every code path (the QUICK parameter).
+    figures_dir : path, optional
+        Default ``<project>/figures``.
+    executed_dir : path, optional
+        Where executed copies go; default ``<project>/notebooks/executed`` (git-ignored).
+    """
+    paths = list_notebooks(only, notebooks_dir)
+    root = Path(notebooks_dir).parent if notebooks_dir else project_root()
+    figures_dir = Path(figures_dir) if figures_dir else root / "figures"
+    executed_dir = Path(executed_dir) if executed_dir else root / "notebooks" / "executed"
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = figures_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest.setdefault("notebooks", {})
+    params = {"QUICK": bool(quick), "DATASET": dataset, "SEED": int(seed), "DEVICE": device}
+    for path in paths:
+        entry = run_notebook(path, params, figures_dir, executed_dir, progress=progress)
+        manifest["notebooks"][path.stem] = entry
+        # per-figure view, as the README gallery and the tests read it
+        manifest["figures"] = {f: {k: e[k] for k in ("notebook", "parameters", "version", "commit", "seconds", "numbers")}
+                               for e in manifest["notebooks"].values() for f in e["figures"]}
+        manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return manifest
