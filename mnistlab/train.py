@@ -175,9 +175,9 @@ class EarlyStopping(Callback):
         self.best_epoch, self.stopped_epoch, self.wait, self._best_state = None, None, 0, None
 
     def on_epoch_end(self, state):
-        if self.monitor not in state.logs or state.logs[self.monitor] is None:
+        value = state.logs.get(self.monitor)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
             raise ValueError(f"EarlyStopping monitors {self.monitor!r}, which is not logged; pass val=... to fit.")
-        value = state.logs[self.monitor]
         if _better(self.mode, value, self.best_value, self.min_delta):
             self.best_value, self.best_epoch, self.wait = value, state.epoch, 0
             if self.restore_best_weights:
