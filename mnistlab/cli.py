@@ -30,7 +30,7 @@ def _cmd_train(args) -> int:
     history.to_csv(out / "history.csv", index=False)
     ckpt = ml.save_checkpoint(out / "model.pt", model, dataset=args.dataset, history=history,
                               metrics={"test_acc": result["acc"], "test_loss": result["loss"]},
-                              command=" ".join(["mnistlab"] + sys.argv[1:]))
+                              command=" ".join(["mnistlab", *args.argv]))
     print(history.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"test accuracy {result['acc']:.4f}  test loss {result['loss']:.4f}  "
           f"training time {history['seconds'].sum():.1f} s")
@@ -179,7 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Entry point of the ``mnistlab`` console script."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     from mnistlab.checkpoint import CheckpointError
     from mnistlab.data import DataError
 

@@ -85,6 +85,10 @@ class Figures:
         arrays = [figure_to_array(f) if hasattr(f, "savefig") else np.asarray(f) for f in frames]
         if not arrays:
             raise ValueError("save_gif needs at least one frame")
+        shapes = {a.shape for a in arrays}
+        if len(shapes) > 1:
+            raise ValueError(f"GIF frames must all have one shape, got {sorted(shapes)}; draw every frame "
+                             "on a figure of the same size.")
         path = self.dir / f"{name}.gif"
         iio.imwrite(path, np.stack(arrays), duration=1000.0 / fps, loop=loop)
         return path

@@ -1,0 +1,66 @@
+import subprocess
+import sys
+
+import pytest
+from PIL import Image, ImageDraw
+
+import mnistlab as ml
+from mnistlab.cli import main
+from conftest import requires_data
+
+
+def test_data_command(capsys, synthetic_root):
+    assert main(["data"]) in (0, 1)
+    out = capsys.readouterr().out
+    assert "data root" in out and "mnist:" in out
+    assert main(["data", "--dataset", "mnist", "--root", str(synthetic_root)]) == 1  # wrong record counts
+    assert "BAD" in capsys.readouterr().out
+
+
+@requires_data
+def test_data_command_real(capsys):
+    assert main(["data", "--dataset", "mnist"]) == 0
+    assert "4/4 files sound" in capsys.readouterr().out
+
+
+def test_models_command(capsys):
+    assert main(["models"]) == 0
+    assert "lenet5" in capsys.readouterr().out
+
+
+@requires_data
+def test_train_evaluate_predict_end_to_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["train", "--model", "fast", "--num-epochs", "2", "--batch-size", "32", "--learning-rate", "0.05",
+               "--limit", "2000", "--test-limit", "500", "--out", str(out), "--quiet"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "test accuracy" in text and (out / "model.pt").is_file() and (out / "history.csv").is_file()
+    ckpt = ml.load_checkpoint(out / "model.pt")
+    assert ckpt.metrics["test_acc"] > 0.5 and "--num-epochs" in ckpt.extra["command"]
+    assert main(["evaluate", str(out / "model.pt"), "--limit", "500"]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    # a drawn one, black on white, any size
+    img = Image.new("RGB", (90, 160), "white")
+    ImageDraw.Draw(img).line([(45, 15), (45, 145)], fill="black", width=14)
+    png = tmp_path / "one.png"
+    img.save(png)
+    assert main(["predict", str(out / "model.pt"), str(png)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    path, cls, prob = line.split("\t")[:3]
+    assert path == str(png) and cls in "0123456789" and 0 < float(prob) <= 1
+
+
+def test_clear_errors(tmp_path, capsys, monkeypatch):
+    assert main(["evaluate", str(tmp_path / "nope.pt")]) == 1
+    assert "No checkpoint" in capsys.readouterr().err
+    monkeypatch.setenv("MNISTLAB_DATA", str(tmp_path))
+    assert main(["train", "--limit", "10", "--out", str(tmp_path / "r")]) == 1
+    assert "MNISTLAB_DATA" in capsys.readouterr().err
+
+
+def test_console_script_runs():
+    res = subprocess.run([sys.executable, "-m", "mnistlab.cli", "--help"], capture_output=True, text=True)
+    assert res.returncode == 0 and "train" in res.stdout
+    with pytest.raises(SystemExit):
+        main(["train", "--epochs", "x"])

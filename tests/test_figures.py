@@ -1,0 +1,77 @@
+"""The notebook machinery: papermill runner, manifest, and the rules committed notebooks follow."""
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from mnistlab.figures import NotebookError, list_notebooks, run_notebooks
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def make_notebook(folder: Path, name: str, body: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('QUICK = False\nDATASET = "mnist"\nSEED = 0\nDEVICE = "auto"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_runner_writes_figures_and_manifest(tmp_path):
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    make_notebook(nbdir, "01_demo", (
+        "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nimport mnistlab as ml\n"
+        "figs = ml.Figures('01_demo'); figs.reset()\n"
+        "fig, ax = plt.subplots(); ax.plot([1, 2])\nfigs.save(fig, 'line')\n"
+        "figs.record(quick=QUICK, seed=SEED, answer=42)"))
+    make_notebook(nbdir, "02_other", "x = 1")
+    assert [p.stem for p in list_notebooks(notebooks_dir=nbdir)] == ["01_demo", "02_other"]
+    assert [p.stem for p in list_notebooks("02", notebooks_dir=nbdir)] == ["02_other"]
+    with pytest.raises(ValueError, match="No notebook"):
+        list_notebooks("07", notebooks_dir=nbdir)
+    figures = tmp_path / "figures"
+    (figures / "01_demo").mkdir(parents=True)
+    (figures / "01_demo" / "stale.png").write_bytes(b"old")
+    manifest = run_notebooks(only="01", quick=True, seed=3, figures_dir=figures, executed_dir=tmp_path / "exec",
+                             notebooks_dir=nbdir, progress=False)
+    entry = manifest["notebooks"]["01_demo"]
+    assert entry["numbers"] == {"quick": True, "seed": 3, "answer": 42}
+    assert entry["parameters"] == {"QUICK": True, "DATASET": "mnist", "SEED": 3, "DEVICE": "auto"}
+    assert entry["figures"] == ["01_demo/line.png"] and not (figures / "01_demo" / "stale.png").exists()
+    assert manifest["figures"]["01_demo/line.png"]["notebook"] == "01_demo"
+    assert entry["seconds"] > 0 and entry["version"]
+    on_disk = json.loads((figures / "manifest.json").read_text())
+    assert on_disk["notebooks"]["01_demo"]["numbers"]["answer"] == 42
+    assert (tmp_path / "exec" / "01_demo.ipynb").is_file()
+
+
+def test_failing_notebook_names_the_cell(tmp_path):
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    make_notebook(nbdir, "01_broken", "raise RuntimeError('boom at cell two')")
+    with pytest.raises(NotebookError, match=r"01_broken.ipynb failed in cell \d+ \(RuntimeError: boom at cell two\)"):
+        run_notebooks(figures_dir=tmp_path / "f", executed_dir=tmp_path / "e", notebooks_dir=nbdir, progress=False)
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebooks in notebooks/"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_committed_notebooks_are_clean_and_parameterised(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    dirty = [i for i, c in enumerate(code) if c.get("outputs") or c.get("execution_count")]
+    assert not dirty, f"{path.name} is committed with outputs in code cells {dirty}; clear them before committing"
+    first = code[0]
+    assert "parameters" in first.metadata.get("tags", []), f"{path.name}: first code cell is not tagged 'parameters'"
+    for name in ("QUICK", "DATASET", "SEED", "DEVICE"):
+        assert f"{name} =" in first.source, f"{path.name}: parameters cell lacks {name}"
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+    assert any(c.cell_type == "markdown" for c in nb.cells), f"{path.name} has no narrative"
