@@ -35,6 +35,8 @@ __all__ = [
     "kfold_indices",
     "normalization",
     "check_files",
+    "as_imageset",
+    "sample_indices",
 ]
 
 
