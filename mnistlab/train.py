@@ -110,7 +110,12 @@ def make_scheduler(name_or_sched, optimizer, epochs: int, steps_per_epoch: int):
 
 @dataclass
 class TrainState:
-    """What callbacks see: the model, optimizer, counters, last batch loss and epoch logs."""
+    """What callbacks see: the model, optimizer, counters, last batch loss and epoch logs.
+
+    ``step`` counts finished optimizer steps: in ``on_after_backward`` it is the number of
+    steps before the current one (0 for the first batch), in ``on_batch_end`` it includes the
+    current one. Recording every N steps: ``if state.step % N == 0`` in ``on_after_backward``.
+    """
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
