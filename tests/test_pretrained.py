@@ -1,0 +1,53 @@
+"""The pretrained model shipped inside the package."""
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import requires_data
+
+import mnistlab as ml
+from mnistlab.pretrained import PRETRAINED, load_pretrained, pretrained_info, pretrained_path
+
+
+def test_shipped_files_exist_and_are_small():
+    path = pretrained_path()
+    assert path.is_file(), f"{path} missing: run `python -m mnistlab.pretrained`"
+    assert path.with_suffix(".json").is_file()
+    assert path.stat().st_size < 1_000_000
+
+
+def test_shipped_file_loads_with_weights_only():
+    payload = torch.load(pretrained_path(), map_location="cpu", weights_only=True)
+    assert payload["format"] == "mnistlab-checkpoint"
+
+
+def test_load_pretrained_gives_an_eval_model():
+    model = load_pretrained()
+    assert not model.training
+    assert model.normalization == pytest.approx((0.1307, 0.3081))
+    out = model(torch.zeros(2, 1, 28, 28))
+    assert out.shape == (2, 10)
+
+
+def test_info_records_how_it_was_made():
+    info = pretrained_info()
+    for key in ("test_acc", "recipe", "recipe_settings", "seed", "date", "torch", "command"):
+        assert key in info, key
+    assert info["file"] == pretrained_path().name
+    assert info["file_bytes"] == pretrained_path().stat().st_size
+    assert info["test_acc"] > 0.99
+    assert info["command"].startswith("python -m mnistlab.pretrained")
+
+
+@requires_data
+def test_scores_its_recorded_accuracy_on_the_real_test_set():
+    info = pretrained_info()
+    acc = ml.evaluate(load_pretrained(), ml.load_dataset("mnist", "test"))["acc"]
+    assert acc == pytest.approx(info["test_acc"], abs=1e-4)
+
+
+def test_unknown_name_raises_clearly():
+    for fn in (load_pretrained, pretrained_info, pretrained_path):
+        with pytest.raises(ValueError, match="Unknown pretrained model 'nope'.*mnist"):
+            fn("nope")
+    assert "mnist" in PRETRAINED
