@@ -1,0 +1,250 @@
+"""mnistlab.experiments: runs over seeds, statistics, cross-validation and the disk cache (tiny data)."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mnistlab as ml
+import mnistlab.experiments as ex
+from conftest import requires_data
+
+pytestmark = requires_data
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("MNISTLAB_CACHE", str(folder))
+    return folder
+
+
+def tiny(name="logreg", **kw):
+    base = dict(model="logreg", epochs=1, optimizer="adam", lr=1e-2, batch_size=64,
+                train_limit=400, test_limit=300, val="test")
+    return ex.Config(name, **{**base, **kw})
+
+
+def count_fits(monkeypatch):
+    calls = []
+    real = ex.fit
+
+    def spy(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(ex, "fit", spy)
+    return calls
+
+
+def test_run_returns_tidy_history(cache):
+    df = ex.run(tiny(epochs=2), seed=3)
+    assert list(df["epoch"]) == [1, 2] and set(df["seed"]) == {3} and set(df["config"]) == {"logreg"}
+    for col in ("train_loss", "train_acc", "val_loss", "val_acc", "seconds", "test_acc", "test_loss", "train_seconds"):
+        assert col in df and df[col].notna().all(), col
+    assert df["test_n"].iloc[0] == 300
+    assert df["test_acc"].iloc[0] == pytest.approx(df["val_acc"].iloc[-1])  # val="test": last epoch is the test score
+    assert 0.5 < df["test_acc"].iloc[0] <= 1.0  # logistic regression learns something from 400 images
+    assert not df["cached"].any() and len(list(cache.glob("*.json"))) == 1
+
+
+def test_same_seed_reproduces_and_seeds_differ():
+    a = ex.run(tiny(), 0, cache=False)
+    b = ex.run(tiny(), 0, cache=False)
+    c = ex.run(tiny(), 1, cache=False)
+    assert a["train_loss"].tolist() == b["train_loss"].tolist()
+    assert a["train_loss"].tolist() != c["train_loss"].tolist()
+
+
+def test_untrained_baseline_is_near_chance():
+    df = ex.run_many(tiny("untrained", model="lenet5", epochs=0), [0, 1], progress=False)
+    assert len(df) == 2 and (df["epoch"] == 0).all()
+    assert (df["test_acc"] < 0.3).all() and df["val_acc"].notna().all()
+
+
+def test_cache_hit_does_not_retrain(monkeypatch):
+    calls = count_fits(monkeypatch)
+    first = ex.run_many(tiny(), [0, 1], progress=False)
+    assert len(calls) == 2
+    again = ex.run_many(tiny(), [0, 1], progress=False)
+    assert len(calls) == 2 and again["cached"].all()
+    cols = ["config", "seed", "epoch", "train_loss", "val_acc", "test_acc", "seconds"]
+    pd.testing.assert_frame_equal(first[cols], again[cols])
+    # the display name is not part of the key: a renamed recipe reuses the cached runs
+    renamed = ex.run(tiny("another name"), 0)
+    assert len(calls) == 2 and renamed["config"].iloc[0] == "another name"
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "empty"])
+def test_corrupt_cache_entry_is_detected_and_recomputed(cache, monkeypatch, damage):
+    ex.run(tiny(), 0)
+    (path,) = cache.glob("*.json")
+    text = path.read_text()
+    if damage == "truncate":
+        path.write_text(text[: len(text) // 2])
+    elif damage == "flip":  # still valid JSON, but the numbers no longer match the checksum
+        outer = json.loads(text)
+        outer["body"] = outer["body"].replace('"test_acc":0.', '"test_acc":1.', 1)
+        assert outer["body"] != json.loads(text)["body"]
+        path.write_text(json.dumps(outer))
+    elif damage == "garbage":
+        path.write_bytes(b"\x00\xff not json")
+    else:
+        path.write_text("")
+    calls = count_fits(monkeypatch)
+    with pytest.warns(RuntimeWarning, match="damaged"):
+        df = ex.run(tiny(), 0)
+    assert len(calls) == 1 and not df["cached"].any() and df["test_acc"].iloc[0] <= 1.0
+    assert ex.run(tiny(), 0)["cached"].all()  # rewritten, sound again
+
+
+def test_cache_writes_are_atomic(cache):
+    ex.run(tiny(), 0)
+    assert [p.name for p in cache.iterdir() if p.suffix != ".json"] == []  # no temporary files left behind
+
+
+def test_hash_depends_on_recipe_and_seed_not_name():
+    c = tiny()
+    h = ex.config_hash(c, 0)
+    assert h == ex.config_hash(tiny(), 0) and len(h) == 64
+    assert h == ex.config_hash(c.but(name="other"), 0)
+    assert h != ex.config_hash(c, 1)
+    assert h != ex.config_hash(c.but(lr=2e-2), 0)
+    assert h != ex.config_hash(c.but(augment=ml.Augment()), 0)
+    assert h != ex.config_hash(c, 0, kind="cv", fold=0)
+    assert ex.config_hash(dict(c.to_dict()), 0) == h  # dicts and Configs hash alike
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="Unknown config keys"):
+        ex.as_config({"name": "x", "learning_rate": 0.1})
+    with pytest.raises(ValueError, match="val must be"):
+        ex.Config("x", val="train")
+    with pytest.raises(ValueError, match="early_stopping needs"):
+        ex.Config("x", val=None, early_stopping={"patience": 2})
+    with pytest.raises(TypeError, match="plain JSON"):
+        ex.Config("x", model_kwargs={"act": object()})
+    aug = ex.Config("x", augment=ml.Augment(rotation=45)).make_augment()
+    assert isinstance(aug, ml.Augment) and aug.rotation == 45 and aug.scale == (0.9, 1.1)
+
+
+def test_summarize_mean_std_ci():
+    df = pd.DataFrame({"config": ["a"] * 3 + ["b"] * 3, "seed": [0, 1, 2] * 2, "epoch": 1,
+                       "test_acc": [0.90, 0.92, 0.94, 0.5, 0.5, 0.5]})
+    s = ex.summarize(df)
+    assert list(s.index) == ["a", "b"]  # order of appearance
+    assert s.loc["a", "mean"] == pytest.approx(0.92) and s.loc["a", "std"] == pytest.approx(0.02)
+    half = 4.302652729911275 * 0.02 / np.sqrt(3)  # t(0.975, 2)
+    assert s.loc["a", "ci_low"] == pytest.approx(0.92 - half) and s.loc["a", "ci_high"] == pytest.approx(0.92 + half)
+    assert s.loc["b", "std"] == 0 and s.loc["a", "n"] == 3
+    with pytest.raises(KeyError, match="nope"):
+        ex.summarize(df, "nope")
+
+
+def test_summarize_uses_last_epoch_of_each_run():
+    df = pd.DataFrame({"config": "a", "seed": [0, 0, 1, 1], "epoch": [1, 2, 1, 2], "val_acc": [0.1, 0.8, 0.2, 0.6]})
+    assert ex.summarize(df, "val_acc").loc["a", "mean"] == pytest.approx(0.7)
+
+
+def frame(name, values):
+    return pd.DataFrame({"config": name, "seed": range(len(values)), "epoch": 1, "test_acc": values})
+
+
+def test_compare_paired_verdicts():
+    a = frame("a", [0.970, 0.975, 0.972, 0.968, 0.971])
+    better = frame("b", [0.980, 0.986, 0.981, 0.979, 0.982])  # +1 point on every seed
+    r = ex.compare(a, better)
+    assert r["verdict"] == "differs beyond noise" and r["p_value"] < 0.001
+    assert r["diff"] == pytest.approx(0.0104, abs=1e-4) and r["ci_low"] < r["diff"] < r["ci_high"] and r["n"] == 5
+    noisy = frame("c", [0.975, 0.969, 0.973, 0.970, 0.969])
+    assert ex.compare(a, noisy)["verdict"] == "within noise"
+    assert ex.compare(a, a)["verdict"] == "within noise"
+    assert ex.compare(a.head(1), better.head(1))["verdict"] == "too few seeds"
+    with pytest.raises(ValueError, match="one config"):
+        ex.compare(pd.concat([a, better]), a)
+
+
+def test_compare_steps_and_real_runs():
+    df = ex.run_grid([tiny("untrained", epochs=0), tiny("trained", epochs=2)], [0, 1, 2], progress=False)
+    steps = ex.compare_steps(df)
+    assert len(steps) == 1 and steps.loc[0, "a"] == "untrained" and steps.loc[0, "b"] == "trained"
+    assert steps.loc[0, "diff"] > 0.3 and steps.loc[0, "verdict"] == "differs beyond noise"
+    with pytest.raises(ValueError, match="distinct"):
+        ex.run_grid([tiny("x"), tiny("x")], [0])
+
+
+def test_cross_validate_folds(monkeypatch):
+    cv = ex.cross_validate(tiny("cv", epochs=2), k=3, seed=0, progress=False)
+    assert sorted(cv["fold"].unique()) == [0, 1, 2] and len(cv) == 6
+    assert cv["val_acc"].notna().all() and cv["train_loss"].notna().all()
+    last = cv.groupby("fold").tail(1)
+    assert (last["fold_acc"] == last["val_acc"]).all() and (last["fold_acc"] > 0.4).all()
+    calls = count_fits(monkeypatch)
+    again = ex.cross_validate(tiny("cv", epochs=2), k=3, seed=0, progress=False)
+    assert not calls and again["cached"].all()
+    other = ex.cross_validate(tiny("cv", epochs=2), k=3, seed=1, progress=False)  # other folds
+    assert len(calls) == 3 and not np.allclose(other["fold_acc"].to_numpy(), cv["fold_acc"].to_numpy())
+
+
+def test_early_stopping_columns():
+    cfg = tiny("es", epochs=8, val=0.25, lr=0.5, optimizer="sgd",
+               early_stopping={"monitor": "val_acc", "patience": 1, "min_delta": 0.5})
+    df = ex.run(cfg, 0)
+    assert len(df) == 2  # min_delta 0.5 can never be met: stops after patience 1
+    assert df["stopped_epoch"].iloc[0] == 2 and df["best_epoch"].iloc[0] == 1
+
+
+def test_diverged_run_is_a_result_not_a_crash():
+    df = ex.run(tiny("diverges", model="mlp", optimizer="sgd", lr=1e6, epochs=2), 0)
+    assert df["diverged"].all() and np.isnan(df["test_acc"].iloc[0]) and "Loss became" in df["error"].iloc[0]
+    assert ex.run(tiny("diverges", model="mlp", optimizer="sgd", lr=1e6, epochs=2), 0)["cached"].all()
+
+
+def test_lr_sweep_and_best_lrs():
+    sweep = ex.lr_sweep(tiny(), ["sgd", "adam"], {"sgd": [1e-4, 0.5], "adam": [1e-6, 1e-2]}, seeds=[0], progress=False)
+    assert set(sweep["optimizer"]) == {"sgd", "adam"} and sweep["lr_value"].nunique() == 4
+    best = ex.best_lrs(sweep)
+    assert best["sgd"] == 0.5 and best["adam"] == 1e-2
+
+
+def test_load_model_and_ensemble(cache, monkeypatch):
+    cfg = tiny("ens", epochs=2)
+    res = ex.run_many(cfg, [0, 1], keep_model=True, progress=False)
+    assert len(list(cache.glob("*.pt"))) == 2
+    calls = count_fits(monkeypatch)
+    model = ex.load_model(cfg, 0)
+    assert not calls
+    test = ml.load_dataset("mnist", "test", limit=300)
+    acc = (ml.predict_classes(model, test) == test.labels.numpy()).mean()
+    assert acc == pytest.approx(res[res["seed"] == 0]["test_acc"].iloc[0], abs=1e-6)
+    ens = ex.ensemble(cfg, [0, 1])
+    assert ens["probs"].shape == (300, 10) and np.allclose(ens["probs"].sum(1), 1, atol=1e-5)
+    assert ens["member_mean"] == pytest.approx(ex.summarize(res).loc["ens", "mean"], abs=1e-6)
+    assert ens["ensemble_errors"] == round((1 - ens["ensemble_acc"]) * 300)
+    # a damaged weights file is detected and the model retrained
+    (cache / f"{ex.config_hash(cfg, 0)}.pt").write_bytes(b"broken")
+    with pytest.warns(RuntimeWarning, match="damaged"):
+        again = ex.load_model(cfg, 0)
+    assert len(calls) == 1
+    assert (ml.predict_classes(again, test) == test.labels.numpy()).mean() == pytest.approx(acc, abs=1e-6)
+
+
+def test_from_recipe():
+    cfg = ex.from_recipe("best", epochs=2, train_limit=100)
+    assert cfg.model == "best" and cfg.epochs == 2 and cfg.scheduler == "onecycle" and cfg.augment is not None
+    with pytest.raises(ValueError):
+        ex.from_recipe("pt_example")
+
+
+def test_plots_return_figures():
+    import matplotlib.pyplot as plt
+
+    df = ex.run_grid([tiny("a", epochs=2), tiny("b", epochs=2, lr=3e-2)], [0, 1], progress=False)
+    cv = ex.cross_validate(tiny("cv"), k=2, progress=False)
+    sweep = ex.lr_sweep(tiny(), ["sgd"], [1e-2, 1e-1], seeds=[0], progress=False)
+    figs = [ex.plot_summary(ex.summarize(df), published={"a": 0.9}), ex.plot_differences(ex.compare_steps(df)),
+            ex.plot_curves(df), ex.plot_train_vs_val(df), ex.plot_fold_curves(cv), ex.plot_fold_box(cv),
+            ex.plot_lr_sweep(sweep)]
+    for fig in figs:
+        assert fig.axes and any(ax.has_data() for ax in fig.axes)
+        plt.close(fig)

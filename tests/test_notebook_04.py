@@ -1,0 +1,53 @@
+"""Notebook 04 (optimizers) runs in QUICK mode and writes its figures, tables and numbers."""
+import json
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from conftest import requires_data
+
+OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "adadelta"]
+FIGURES = ["default_curves", "lr_sweep", "tuned_curves", "default_vs_tuned", "seconds"]
+TABLES = ["default_table", "lr_sweep", "final_table", "comparisons", "seconds"]
+
+pytestmark = [pytest.mark.notebook, requires_data]
+
+
+@pytest.fixture(scope="module")
+def entry(quick_notebook, tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MNISTLAB_CACHE", str(tmp_path_factory.mktemp("cache04")))  # the kernel inherits it
+    try:
+        yield quick_notebook("04_optimizers")
+    finally:
+        mp.undo()
+
+
+def test_figures_and_tables(entry):
+    folder = entry["dir"]
+    for name in FIGURES:
+        path = folder / f"{name}.png"
+        assert path.is_file(), f"missing figure {name}"
+        w, h = Image.open(path).size
+        assert w > 300 and h > 200 and path.stat().st_size > 5000, name
+        assert f"04_optimizers/{name}.png" in entry["manifest"]["figures"]
+    for name in TABLES:
+        assert (folder / f"{name}.csv").is_file(), name
+    assert entry["numbers"] == json.loads((folder / "numbers.json").read_text())
+
+
+def test_numbers(entry):
+    n = entry["numbers"]
+    assert n["quick"] is True and n["seeds"] == 2
+    assert set(n["best_lr"]) == set(OPTIMIZERS) == set(n["default_acc"]) == set(n["tuned_acc"])
+    assert n["best_lr_factor"]["adam"] in (0.3, 1.0, 3.0)  # the 2-point grid plus the default
+    assert all(0 < v <= 1 for v in n["default_acc"].values()) and all(0 < v <= 1 for v in n["tuned_acc"].values())
+    assert n["default_leader"] in OPTIMIZERS and n["tuned_leader"] in OPTIMIZERS
+    assert n["default_acc"][n["default_leader"]] == max(n["default_acc"].values())
+    assert set(n["tuned_beaten"]) | set(n["tuned_within_noise"]) | {n["tuned_leader"]} == set(OPTIMIZERS)
+    assert all(v > 0 for v in n["seconds_per_epoch"].values())
+    final = pd.read_csv(entry["dir"] / "final_table.csv", index_col=0)
+    assert list(final.index) == OPTIMIZERS and (final["tuned_rank"] >= 1).all()
+    sweep = pd.read_csv(entry["dir"] / "lr_sweep.csv", index_col=0)
+    assert len(sweep) == 8 and sweep.shape[1] >= 3  # 3 rates per optimizer
