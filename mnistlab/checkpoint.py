@@ -12,7 +12,7 @@ from torch import nn
 
 from .models import create_model
 
-__all__ = ["Checkpoint", "CheckpointError", "save_checkpoint", "load_checkpoint"]
+__all__ = ["Checkpoint", "CheckpointError", "atomic_write", "save_checkpoint", "load_checkpoint"]
 
 FORMAT = "mnistlab-checkpoint"
 VERSION = 1
@@ -47,6 +47,27 @@ def _plain(value):
     return value
 
 
+def atomic_write(path, write) -> Path:
+    """Write ``path`` atomically: ``write(fh)`` fills a temporary file beside it, which then replaces it.
+
+    Readers (and a crash half-way) never leave or see half a file: the rename is atomic on POSIX
+    and Windows. The temporary file is removed if ``write`` fails.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def save_checkpoint(path, model: nn.Module, *, dataset: str | None = None, metrics: dict | None = None,
                     history: pd.DataFrame | None = None, normalization=None, **extra) -> Path:
     """Write ``model`` and its metadata to ``path`` atomically (temporary file, then rename).
@@ -59,7 +80,6 @@ def save_checkpoint(path, model: nn.Module, *, dataset: str | None = None, metri
     if not config or "name" not in config:
         raise ValueError("save_checkpoint needs a model built by mnistlab.create_model (it has no .config).")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     norm = normalization or getattr(model, "normalization", None) or (0.0, 1.0)
     payload = {
         "format": FORMAT, "version": VERSION,
@@ -71,16 +91,7 @@ def save_checkpoint(path, model: nn.Module, *, dataset: str | None = None, metri
         "history": _plain(history.to_dict(orient="list")) if history is not None else {},
         "extra": _plain(extra),
     }
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)  # atomic on POSIX and Windows: readers never see half a file
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: torch.save(payload, fh))
     return path
 
 

@@ -28,7 +28,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
 from .data import Augment, ImageSet, kfold_indices, load_dataset, train_val_split
 from .models import create_model
 from .train import EarlyStopping, TrainingError, evaluate, fit, predict, resolve_device
@@ -254,26 +253,13 @@ def clear_cache() -> int:
     return n
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _cache_write(key: str, body: dict) -> Path:
     """Write ``{"sha256": ..., "body": body}`` atomically; the checksum covers the body's canonical JSON."""
     path = cache_dir() / f"{key}.json"
     text = json.dumps(body, sort_keys=True, separators=(",", ":"))  # NaN written as NaN (Python reads it)
     payload = json.dumps({"format": "mnistlab-result", "sha256": hashlib.sha256(text.encode()).hexdigest(),
                           "body": text})
-    _atomic_write(path, payload.encode())
+    atomic_write(path, lambda fh: fh.write(payload.encode()))
     return path
 
 

@@ -58,7 +58,9 @@ def quick_notebook(tmp_path_factory):
     """Run one notebook in QUICK mode into a temporary figures folder; return its manifest entry.
 
     Usage: ``entry = quick_notebook("01_data_statistics")``; ``entry["dir"]`` is the folder of its
-    figures, ``entry["numbers"]`` its recorded key numbers.
+    figures, ``entry["numbers"]`` its recorded key numbers. Each run gets an empty experiment cache
+    (``MNISTLAB_CACHE``, inherited by the kernel), so the notebook really trains instead of reading
+    results left by an earlier run.
     """
     from mnistlab.figures import run_notebooks
 
@@ -69,8 +71,13 @@ def quick_notebook(tmp_path_factory):
         key = (name, tuple(sorted(params.items())))
         if key not in cache:
             figures_dir = base / f"{name}-{len(cache)}"
-            manifest = run_notebooks(only=[name[:2]], quick=True, figures_dir=figures_dir,
-                                     executed_dir=figures_dir / "executed", progress=False, **params)
+            mp = pytest.MonkeyPatch()
+            mp.setenv("MNISTLAB_CACHE", str(figures_dir / "cache"))
+            try:
+                manifest = run_notebooks(only=[name[:2]], quick=True, figures_dir=figures_dir,
+                                         executed_dir=figures_dir / "executed", progress=False, **params)
+            finally:
+                mp.undo()
             entry = dict(manifest["notebooks"][name])
             entry["dir"] = figures_dir / name
             entry["manifest"] = json.loads((figures_dir / "manifest.json").read_text())
@@ -78,3 +85,25 @@ def quick_notebook(tmp_path_factory):
         return cache[key]
 
     return run
+
+
+def check_written(entry: dict, figures=(), tables=()) -> dict:
+    """Assert a notebook run wrote every named figure and table; return its recorded numbers.
+
+    A figure must be a real picture (over 300x200 pixels and 5 kB) listed in the manifest, and
+    ``numbers.json`` must hold exactly what the manifest recorded.
+    """
+    from PIL import Image
+
+    folder, notebook = entry["dir"], entry["dir"].name
+    for name in figures:
+        path = folder / f"{name}.png"
+        assert path.is_file(), f"missing figure {name}"
+        w, h = Image.open(path).size
+        assert w > 300 and h > 200 and path.stat().st_size > 5000, f"{name}.png is (nearly) empty"
+        assert f"{notebook}/{name}.png" in entry["figures"]
+        assert f"{notebook}/{name}.png" in entry["manifest"]["figures"]
+    for name in tables:
+        assert (folder / f"{name}.csv").is_file(), f"missing table {name}"
+    assert entry["numbers"] == json.loads((folder / "numbers.json").read_text())
+    return entry["numbers"]

@@ -76,3 +76,18 @@ def test_failed_write_keeps_old_file(tmp_path, monkeypatch):
 def test_model_without_config_is_refused(tmp_path):
     with pytest.raises(ValueError, match="create_model"):
         ml.save_checkpoint(tmp_path / "m.pt", torch.nn.Linear(2, 2))
+
+
+def test_atomic_write_replaces_whole_file_or_nothing(tmp_path):
+    from mnistlab.checkpoint import atomic_write
+
+    path = atomic_write(tmp_path / "sub" / "f.bin", lambda fh: fh.write(b"first"))
+    assert path.read_bytes() == b"first"
+
+    def half_then_fail(fh):
+        fh.write(b"half")
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        atomic_write(path, half_then_fail)
+    assert path.read_bytes() == b"first" and [p.name for p in path.parent.iterdir()] == ["f.bin"]

@@ -1,12 +1,9 @@
 """Notebook 01 (data statistics) runs in QUICK mode, for MNIST and Fashion-MNIST, and writes its figures."""
-import json
-
 import pandas as pd
 import pytest
-from PIL import Image
 
 import mnistlab as ml
-from conftest import requires_data
+from conftest import check_written, requires_data
 
 FIGURES = ["samples", "class_counts", "class_means", "pixel_std", "pixel_histograms", "mean_intensity",
            "most_typical", "least_typical"]
@@ -16,20 +13,10 @@ pytestmark = [pytest.mark.notebook, requires_data]
 
 
 def check_outputs(entry, classes):
+    numbers = check_written(entry, FIGURES, TABLES)
     folder = entry["dir"]
-    for name in FIGURES:
-        path = folder / f"{name}.png"
-        assert path.is_file(), f"missing figure {name}"
-        w, h = Image.open(path).size
-        assert w > 300 and h > 200 and path.stat().st_size > 5000, name
-        assert f"01_data_statistics/{name}.png" in entry["figures"]
-        assert f"01_data_statistics/{name}.png" in entry["manifest"]["figures"]
-    for name in TABLES:
-        assert (folder / f"{name}.csv").is_file()
     counts = pd.read_csv(folder / "class_counts.csv")
     assert counts["class"].astype(str).tolist() == list(classes)
-    numbers = entry["numbers"]
-    assert numbers == json.loads((folder / "numbers.json").read_text())
     assert counts["train"].sum() == numbers["n_train"] and counts["test"].sum() == numbers["n_test"]
     return numbers
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from conftest import requires_data
+from conftest import check_written, requires_data
 
 NAME = "02_dimensionality_reduction"
 FIGURES = ["pca_explained_variance", "pca_2d", "pca_3d", "pca_reconstructions", "tsne_all",
@@ -20,11 +20,7 @@ def entry(quick_notebook):
 
 
 def test_every_figure_written(entry):
-    for name in FIGURES:
-        path = entry["dir"] / f"{name}.png"
-        assert path.is_file(), f"{name}.png missing"
-        assert path.stat().st_size > 1000, f"{name}.png is (nearly) empty"
-        assert f"{NAME}/{name}.png" in entry["figures"]
+    check_written(entry, FIGURES, ["backends"])
 
 
 def test_backend_table(entry):

@@ -1,12 +1,10 @@
 """Notebook 03 (model search) runs in QUICK mode and writes its figures, tables and numbers."""
-import json
-
 import pandas as pd
 import pytest
-from PIL import Image
 
-from conftest import requires_data
+from conftest import check_written, requires_data
 
+NAME = "03_model_search"
 FIGURES = ["progression", "small_networks", "failure_ideas", "cv_curves", "cv_box", "early_stopping",
            "strongest_recipe", "new_digits"]
 TABLES = ["progression", "small_networks", "failure_ideas", "cv_histories", "strongest_recipe"]
@@ -16,26 +14,12 @@ pytestmark = [pytest.mark.notebook, requires_data]
 
 
 @pytest.fixture(scope="module")
-def entry(quick_notebook, tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MNISTLAB_CACHE", str(tmp_path_factory.mktemp("cache03")))  # the kernel inherits it
-    try:
-        yield quick_notebook("03_model_search")
-    finally:
-        mp.undo()
+def entry(quick_notebook):
+    return quick_notebook(NAME)
 
 
 def test_figures_and_tables(entry):
-    folder = entry["dir"]
-    for name in FIGURES:
-        path = folder / f"{name}.png"
-        assert path.is_file(), f"missing figure {name}"
-        w, h = Image.open(path).size
-        assert w > 300 and h > 200 and path.stat().st_size > 5000, name
-        assert f"03_model_search/{name}.png" in entry["manifest"]["figures"]
-    for name in TABLES:
-        assert (folder / f"{name}.csv").is_file(), name
-    assert entry["numbers"] == json.loads((folder / "numbers.json").read_text())
+    check_written(entry, FIGURES, TABLES)
 
 
 def test_progression_table(entry):

@@ -1,13 +1,11 @@
 """Notebook 04 (optimizers) runs in QUICK mode and writes its figures, tables and numbers."""
-import json
-
 import pandas as pd
 import pytest
-from PIL import Image
 
-from conftest import requires_data
+from conftest import check_written, requires_data
 
 OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "adadelta"]
+NAME = "04_optimizers"
 FIGURES = ["default_curves", "lr_sweep", "tuned_curves", "default_vs_tuned", "seconds"]
 TABLES = ["default_table", "lr_sweep", "final_table", "comparisons", "seconds"]
 
@@ -15,26 +13,12 @@ pytestmark = [pytest.mark.notebook, requires_data]
 
 
 @pytest.fixture(scope="module")
-def entry(quick_notebook, tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MNISTLAB_CACHE", str(tmp_path_factory.mktemp("cache04")))  # the kernel inherits it
-    try:
-        yield quick_notebook("04_optimizers")
-    finally:
-        mp.undo()
+def entry(quick_notebook):
+    return quick_notebook(NAME)
 
 
 def test_figures_and_tables(entry):
-    folder = entry["dir"]
-    for name in FIGURES:
-        path = folder / f"{name}.png"
-        assert path.is_file(), f"missing figure {name}"
-        w, h = Image.open(path).size
-        assert w > 300 and h > 200 and path.stat().st_size > 5000, name
-        assert f"04_optimizers/{name}.png" in entry["manifest"]["figures"]
-    for name in TABLES:
-        assert (folder / f"{name}.csv").is_file(), name
-    assert entry["numbers"] == json.loads((folder / "numbers.json").read_text())
+    check_written(entry, FIGURES, TABLES)
 
 
 def test_numbers(entry):
