@@ -5,7 +5,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 import mnistlab as ml
-from mnistlab.cli import main
+from mnistlab.cli import build_parser, main
 from conftest import requires_data
 
 
@@ -64,3 +64,12 @@ def test_console_script_runs():
     assert res.returncode == 0 and "train" in res.stdout
     with pytest.raises(SystemExit):
         main(["train", "--epochs", "x"])
+
+
+def test_parser_accepts_the_documented_spellings():
+    args = build_parser().parse_args(["train", "--model", "fast", "--num-epochs", "3", "--batch-size", "64",
+                                      "--learning-rate", "0.1", "--scheduler", "none", "--out", "runs/x"])
+    assert (args.model, args.epochs, args.batch_size, args.learning_rate, args.scheduler) == ("fast", 3, 64, 0.1, None)
+    assert build_parser().parse_args(["train", "--epochs", "2"]).epochs == 2
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["evaluate"])  # the checkpoint is required

@@ -248,3 +248,20 @@ def test_plots_return_figures():
     for fig in figs:
         assert fig.axes and any(ax.has_data() for ax in fig.axes)
         plt.close(fig)
+
+
+def test_cache_dir_and_clear_cache(cache):
+    assert ex.cache_dir(create=False) == cache and not cache.exists()
+    assert ex.clear_cache() == 0  # nothing there yet, no error
+    ex.run(tiny(), 0, keep_model=True)
+    assert ex.cache_dir() == cache and {p.suffix for p in cache.iterdir()} == {".json", ".pt"}
+    assert ex.clear_cache() == 2 and list(cache.iterdir()) == []
+    assert not ex.run(tiny(), 0)["cached"].any()  # cleared: trained again
+
+
+def test_final_rows_keeps_last_epoch_of_each_run():
+    df = pd.DataFrame({"config": ["a"] * 3 + ["b"] * 2, "seed": [0, 0, 1, 0, 0], "epoch": [1, 2, 1, 1, 2],
+                       "val_acc": [0.1, 0.2, 0.3, 0.4, 0.5]})
+    last = ex.final_rows(df)
+    assert list(zip(last["config"], last["seed"], last["epoch"], last["val_acc"])) == [
+        ("a", 0, 2, 0.2), ("a", 1, 1, 0.3), ("b", 0, 2, 0.5)]

@@ -5,7 +5,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mnistlab.figures import NotebookError, list_notebooks, run_notebooks
+from mnistlab.figures import NotebookError, list_notebooks, project_root, run_notebook, run_notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -57,6 +57,21 @@ def test_failing_notebook_names_the_cell(tmp_path):
     make_notebook(nbdir, "01_broken", "raise RuntimeError('boom at cell two')")
     with pytest.raises(NotebookError, match=r"01_broken.ipynb failed in cell \d+ \(RuntimeError: boom at cell two\)"):
         run_notebooks(figures_dir=tmp_path / "f", executed_dir=tmp_path / "e", notebooks_dir=nbdir, progress=False)
+
+
+def test_run_notebook_injects_parameters_and_returns_its_entry(tmp_path):
+    path = make_notebook(tmp_path, "05_params", (
+        "import mnistlab as ml\nfigs = ml.Figures('05_params'); figs.reset()\n"
+        "figs.record(quick=QUICK, dataset=DATASET, seed=SEED, device=DEVICE)"))
+    params = {"QUICK": True, "DATASET": "fashion-mnist", "SEED": 7, "DEVICE": "cpu"}
+    entry = run_notebook(path, params, tmp_path / "figs", tmp_path / "exec", progress=False)
+    assert entry["notebook"] == "05_params" and entry["parameters"] == params
+    assert entry["numbers"] == {"quick": True, "dataset": "fashion-mnist", "seed": 7, "device": "cpu"}
+    assert entry["figures"] == [] and (tmp_path / "exec" / "05_params.ipynb").is_file()
+
+
+def test_project_root_is_the_checkout():
+    assert project_root() == ROOT and (project_root() / "pyproject.toml").is_file()
 
 
 def test_there_are_notebooks():

@@ -34,6 +34,13 @@ def test_count_macs_of_a_conv():
     assert ml.count_macs(conv) == 4 * 26 * 26 * 9 + 4 * 26 * 26 * 10
 
 
+def test_count_parameters_counts_trainable_only():
+    model = ml.create_model("logreg")
+    assert ml.count_parameters(model) == 784 * 10 + 10
+    model.head.bias.requires_grad_(False)
+    assert ml.count_parameters(model) == 784 * 10
+
+
 def test_seed_fixes_weights_without_touching_global_rng():
     torch.manual_seed(123)
     before = torch.rand(1)

@@ -51,3 +51,21 @@ def test_unknown_name_raises_clearly():
         with pytest.raises(ValueError, match="Unknown pretrained model 'nope'.*mnist"):
             fn("nope")
     assert "mnist" in PRETRAINED
+
+
+@requires_data
+def test_train_pretrained_writes_a_loadable_model_and_its_record(tmp_path, monkeypatch):
+    import json
+
+    from mnistlab import pretrained
+
+    # The real entry trains `best` for half an hour; the same code path with the one-epoch `fast` recipe.
+    monkeypatch.setitem(pretrained.PRETRAINED, "tiny", ("mnist_tiny", "fast", {}, 0))
+    info = pretrained.train_pretrained(tmp_path, name="tiny", device="cpu", progress=False, command="test")
+    pt, record = tmp_path / "mnist_tiny.pt", tmp_path / "mnist_tiny.json"
+    assert pt.is_file() and (pt.stat().st_mode & 0o777) == 0o644
+    assert json.loads(record.read_text()) == json.loads(json.dumps(info, default=list))
+    assert info["recipe"] == "fast" and info["command"] == "test" and info["file_bytes"] == pt.stat().st_size
+    assert info["test_acc"] > 0.97  # one epoch of `fast` reaches about 99%
+    ckpt = ml.load_checkpoint(pt)
+    assert ckpt.name == "fast" and ckpt.metrics["test_acc"] == pytest.approx(info["test_acc"])
