@@ -24,7 +24,8 @@ def test_figures_and_tables(entry):
 
 def test_progression_table(entry):
     n = entry["numbers"]
-    assert n["quick"] is True and n["seeds"] == 2 and n["n_train"] == 1500 and n["n_test"] == 1000
+    assert n["quick"] is True and n["seeds"] == 2 and n["n_train"] == n["n_train_progression"] == 1500
+    assert n["n_test"] == 1000
     table = pd.read_csv(entry["dir"] / "progression.csv", index_col=0)
     assert list(table.index) == ["untrained", "vanilla LeNet-5", "+ inputs in [-1, 1]", "+ batch 64", "+ batch 32",
                                  "+ lr 5e-4", "+ deeper ReLU/max-pool net", "+ SGD momentum 0.9, lr 1e-3"]
