@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from conftest import check_written, requires_data
+from mnistlab.train import DEFAULT_LR
 
 OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "adadelta"]
 NAME = "04_optimizers"
@@ -25,7 +26,11 @@ def test_numbers(entry):
     n = entry["numbers"]
     assert n["quick"] is True and n["seeds"] == 2
     assert set(n["best_lr"]) == set(OPTIMIZERS) == set(n["default_acc"]) == set(n["tuned_acc"])
-    assert n["best_lr_factor"]["adam"] in (0.3, 1.0, 3.0)  # the 2-point grid plus the default
+    for opt in OPTIMIZERS:  # the 2-point grid plus the default, widened by x3 where the best was on an edge
+        grid = n["lr_grid"][opt]
+        assert n["best_lr"][opt] in grid and 3 <= len(grid) <= 5
+        assert min(grid) >= DEFAULT_LR[opt] * 0.3 / 9 - 1e-12 and max(grid) <= DEFAULT_LR[opt] * 3.0 * 9 + 1e-12
+    assert set(n["best_lr_at_grid_edge"]) <= set(OPTIMIZERS)
     assert all(0 < v <= 1 for v in n["default_acc"].values()) and all(0 < v <= 1 for v in n["tuned_acc"].values())
     assert n["default_leader"] in OPTIMIZERS and n["tuned_leader"] in OPTIMIZERS
     assert n["default_acc"][n["default_leader"]] == max(n["default_acc"].values())
