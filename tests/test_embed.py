@@ -149,6 +149,28 @@ def test_opentsne_seed_reproducible_and_overridable(blobs):
     assert not np.allclose(a, c)
 
 
+def test_opentsne_neighbour_and_gradient_choice_follows_size(blobs, monkeypatch):
+    openTSNE = pytest.importorskip("openTSNE")
+    seen = []
+
+    class Spy:
+        def __init__(self, **kw):
+            seen.append(kw)
+
+        def fit(self, X):
+            return np.zeros((len(X), 2))
+
+    monkeypatch.setattr(openTSNE, "TSNE", Spy)
+    X, _ = blobs
+    embed.tsne(X, backend="opentsne", n_jobs=1)
+    assert seen[-1]["neighbors"] == "exact" and seen[-1]["negative_gradient_method"] == "bh"  # small input
+    monkeypatch.setattr(embed, "EXACT_NEIGHBORS_MAX_POINTS", len(X) - 1)
+    monkeypatch.setattr(embed, "FFT_MIN_POINTS", len(X))
+    embed.tsne(X, backend="opentsne", n_jobs=1)
+    assert seen[-1]["neighbors"] == "annoy" and seen[-1]["negative_gradient_method"] == "fft"  # "large" input
+    assert seen[-1]["n_iter"] == embed.OPENTSNE_TUNED["n_iter"]
+
+
 def test_opentsne_fft_path(mnist_small):
     """The FFT gradient (used for >= 10,000 points) on a small input, forced through **kw."""
     pytest.importorskip("openTSNE")
