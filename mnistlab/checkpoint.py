@@ -50,8 +50,8 @@ def _plain(value):
 def atomic_write(path, write) -> Path:
     """Write ``path`` atomically: ``write(fh)`` fills a temporary file beside it, which then replaces it.
 
-    Readers (and a crash half-way) never leave or see half a file: the rename is atomic on POSIX
-    and Windows. The temporary file is removed if ``write`` fails.
+    Readers never see half a file and a crash half-way leaves the old file intact: the rename is
+    atomic on POSIX and Windows. The temporary file is removed if ``write`` fails.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
