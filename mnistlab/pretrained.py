@@ -19,7 +19,6 @@ import argparse
 import datetime as _dt
 import json
 import sys
-from contextlib import ExitStack
 from importlib import resources
 from pathlib import Path
 
@@ -47,6 +46,16 @@ def _resource(filename: str):
     return resources.files("mnistlab").joinpath("pretrained", filename)
 
 
+def _shipped(name: str, suffix: str):
+    """The packaged ``<stem><suffix>`` resource of ``name``; a clear error if it is missing."""
+    stem = _entry(name)[0]
+    res = _resource(stem + suffix)
+    if not res.is_file():
+        raise FileNotFoundError(f"{stem}{suffix} is missing from the installed mnistlab package; reinstall it "
+                                f"or retrain with `{RETRAIN_COMMAND}`.")
+    return res
+
+
 def pretrained_path(name: str = "mnist") -> Path:
     """Path of the shipped checkpoint file of ``name`` (it may not exist if the package is broken).
 
@@ -69,12 +78,7 @@ def pretrained_info(name: str = "mnist") -> dict:
     FileNotFoundError
         The package was installed without its data files.
     """
-    stem = _entry(name)[0]
-    res = _resource(f"{stem}.json")
-    if not res.is_file():
-        raise FileNotFoundError(f"{stem}.json is missing from the installed mnistlab package; reinstall it "
-                                f"or retrain with `{RETRAIN_COMMAND}`.")
-    return json.loads(res.read_text())
+    return json.loads(_shipped(name, ".json").read_text())
 
 
 def load_pretrained(name: str = "mnist", device="cpu") -> nn.Module:
@@ -101,13 +105,7 @@ def load_pretrained(name: str = "mnist", device="cpu") -> nn.Module:
     """
     from .checkpoint import load_checkpoint
 
-    stem = _entry(name)[0]
-    with ExitStack() as stack:
-        res = _resource(f"{stem}.pt")
-        if not res.is_file():
-            raise FileNotFoundError(f"{stem}.pt is missing from the installed mnistlab package; reinstall it "
-                                    f"or retrain with `{RETRAIN_COMMAND}`.")
-        path = stack.enter_context(resources.as_file(res))
+    with resources.as_file(_shipped(name, ".pt")) as path:
         return load_checkpoint(path, device=device).model.eval()
 
 

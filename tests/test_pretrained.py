@@ -69,3 +69,12 @@ def test_train_pretrained_writes_a_loadable_model_and_its_record(tmp_path, monke
     assert info["test_acc"] > 0.97  # one epoch of `fast` reaches about 99%
     ckpt = ml.load_checkpoint(pt)
     assert ckpt.name == "fast" and ckpt.metrics["test_acc"] == pytest.approx(info["test_acc"])
+
+
+def test_missing_shipped_files_name_the_fix(monkeypatch):
+    from mnistlab import pretrained
+
+    monkeypatch.setitem(pretrained.PRETRAINED, "gone", ("mnist_gone", "best", {}, 0))
+    for fn, suffix in ((load_pretrained, ".pt"), (pretrained_info, ".json")):
+        with pytest.raises(FileNotFoundError, match=rf"mnist_gone\{suffix} is missing .*python -m mnistlab.pretrained"):
+            fn("gone")
