@@ -674,6 +674,15 @@ def best_lrs(sweep: pd.DataFrame, metric: str = "val_acc", mode: str = "max") ->
 # Plots (take DataFrames, return figures)
 # --------------------------------------------------------------------------------------------
 
+def _row_chart(n_rows: int, ax=None):
+    """(figure, axes, y positions top to bottom) for a chart with one horizontal row per item."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7.5, 0.45 * n_rows + 1.4))
+    else:
+        fig = ax.figure
+    return fig, ax, np.arange(n_rows)[::-1]
+
+
 def plot_summary(summary: pd.DataFrame, title: str | None = None, published: Mapping[str, float] | None = None,
                  xlabel: str = "test accuracy", percent: bool = True, ax=None):
     """Horizontal chart of config means with 95% CI error bars (from :func:`summarize`).
@@ -681,11 +690,7 @@ def plot_summary(summary: pd.DataFrame, title: str | None = None, published: Map
     ``published`` maps config names to a reference value drawn as a red cross.
     """
     scale = 100.0 if percent else 1.0
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(summary) + 1.4))
-    else:
-        fig = ax.figure
-    y = np.arange(len(summary))[::-1]
+    fig, ax, y = _row_chart(len(summary), ax)
     err = summary["ci_half"].fillna(0).to_numpy() * scale
     ax.errorbar(summary["mean"] * scale, y, xerr=err, fmt="o", color="C0", capsize=4, label="mean, 95% CI")
     if published:
@@ -708,11 +713,7 @@ def plot_differences(comparisons: pd.DataFrame, title: str | None = None, percen
     """Paired differences (b - a) with their 95% intervals from :func:`compare_steps`, one row per
     comparison, coloured by verdict (green: gain beyond noise, red: loss beyond noise, grey: within noise)."""
     scale = 100.0 if percent else 1.0
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(comparisons) + 1.4))
-    else:
-        fig = ax.figure
-    y = np.arange(len(comparisons))[::-1]
+    fig, ax, y = _row_chart(len(comparisons), ax)
     for yi, (_, r) in zip(y, comparisons.iterrows()):
         beyond = r["verdict"] == "differs beyond noise"
         color = ("C2" if r["diff"] > 0 else "C3") if beyond else "0.5"
