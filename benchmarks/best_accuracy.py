@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     import mnistlab as ml
-    from mnistlab.recipes import get_recipe, train_recipe
+    from mnistlab.training.recipes import get_recipe, train_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     rows = []
     for seed in args.seeds:
         t0 = time.perf_counter()
-        model, hist = train_recipe(args.recipe, train, test, seed=seed, device=args.device, **overrides)
+        model, hist = train_model(get_recipe(args.recipe, **overrides), train, test, seed=seed, device=args.device)
         wall = time.perf_counter() - t0
         acc = ml.evaluate(model, test)["acc"]
         rows.append({"seed": seed, "test_acc": acc, "train_seconds": float(hist["seconds"].sum()), "wall_seconds": wall,

@@ -4,7 +4,7 @@ Both are measured in the same run, under the same rule: test accuracy is checked
 quarter epoch (``--checks-per-epoch``) and at the end of training; the evaluation time is
 excluded from the clock; the clock stops at the first check at or above ``--target``.
 
-* ours: ``mnistlab.recipes.train_recipe("fast", ...)`` (TensorLoader, one-cycle, ...).
+* ours: ``mnistlab.train_model(get_recipe("fast"), ...)`` (TensorLoader, one-cycle, ...).
 * reference: pytorch/examples ``mnist/main.py`` as it trains: torchvision ``MNIST`` with
   ``ToTensor()`` + ``Normalize((0.1307,), (0.3081,))`` through a ``DataLoader`` (batch 64,
   shuffle), its conv32-conv64-fc128 network (``pt_example``), Adadelta lr 1.0, StepLR gamma
@@ -69,9 +69,9 @@ class AccuracyClock:
 
 
 def run_fast(train, test, seed: int, target: float, checks: int, recipe: str = "fast", **overrides) -> AccuracyClock:
-    """Train a recipe with :func:`train_recipe` under an :class:`AccuracyClock`."""
+    """Train a recipe with :func:`train_model` under an :class:`AccuracyClock`."""
     import mnistlab as ml
-    from mnistlab.recipes import get_recipe, train_recipe
+    from mnistlab.training.recipes import get_recipe, train_model
 
     r = get_recipe(recipe, **overrides)
     spe = math.ceil(len(train) / r["batch_size"])
@@ -87,7 +87,7 @@ def run_fast(train, test, seed: int, target: float, checks: int, recipe: str = "
             holder["clock"].step()
 
     try:
-        train_recipe(recipe, train, seed=seed, device="cpu", callbacks=[_CB()], **overrides)
+        train_model(get_recipe(recipe, **overrides), train, seed=seed, device="cpu", callbacks=[_CB()])
     except TargetReached:
         pass
     return holder["clock"]

@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     import mnistlab as ml
-    from mnistlab import embed
+    from mnistlab.studies import embed
 
     jobs = args.jobs or os.cpu_count() or 1
     ds = ml.load_dataset(args.dataset, "all")

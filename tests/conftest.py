@@ -62,7 +62,7 @@ def quick_notebook(tmp_path_factory):
     (``MNISTLAB_CACHE``, inherited by the kernel), so the notebook really trains instead of reading
     results left by an earlier run.
     """
-    from mnistlab.figures import run_notebooks
+    from mnistlab.runner import run_notebooks
 
     base = tmp_path_factory.mktemp("quick-figures")
     cache = {}

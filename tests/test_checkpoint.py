@@ -6,19 +6,18 @@ import mnistlab as ml
 
 
 def trained():
-    model = ml.create_model("lenet5", seed=0, activation="relu")
-    model.normalization = (0.5, 0.5)
-    return model
+    return ml.create_model("lenet5", seed=0, activation="relu", normalize="symmetric")
 
 
 def test_round_trip(tmp_path):
     model = trained()
     hist = pd.DataFrame({"epoch": [1, 2], "val_acc": [0.9, 0.95]})
-    path = ml.save_checkpoint(tmp_path / "sub" / "m.pt", model, dataset="mnist", metrics={"test_acc": 0.95},
+    path = ml.save_checkpoint(tmp_path / "sub" / "m.pt", model, metrics={"test_acc": 0.95},
                               history=hist, note="hello")
     ckpt = ml.load_checkpoint(path)
     assert ckpt.name == "lenet5" and ckpt.kwargs == {"activation": "relu"}
-    assert ckpt.normalization == (0.5, 0.5) and ckpt.model.normalization == (0.5, 0.5)
+    assert ckpt.preprocessing == model.preprocessing == ckpt.model.preprocessing
+    assert (ckpt.preprocessing.mean, ckpt.preprocessing.std, ckpt.dataset) == (0.5, 0.5, "mnist")
     assert ckpt.metrics == {"test_acc": 0.95} and ckpt.extra == {"note": "hello"}
     pd.testing.assert_frame_equal(ckpt.history, hist)
     x = torch.randn(2, 1, 28, 28)
@@ -79,7 +78,7 @@ def test_model_without_config_is_refused(tmp_path):
 
 
 def test_atomic_write_replaces_whole_file_or_nothing(tmp_path):
-    from mnistlab.checkpoint import atomic_write
+    from mnistlab.training.checkpoint import atomic_write
 
     path = atomic_write(tmp_path / "sub" / "f.bin", lambda fh: fh.write(b"first"))
     assert path.read_bytes() == b"first"

@@ -52,10 +52,10 @@ def test_train_evaluate_predict_end_to_end(tmp_path, capsys):
 
 
 def test_clear_errors(tmp_path, capsys, monkeypatch):
-    assert main(["evaluate", str(tmp_path / "nope.pt")]) == 1
+    assert main(["evaluate", str(tmp_path / "nope.pt")]) == 2
     assert "No checkpoint" in capsys.readouterr().err
     monkeypatch.setenv("MNISTLAB_DATA", str(tmp_path))
-    assert main(["train", "--limit", "10", "--out", str(tmp_path / "r")]) == 1
+    assert main(["train", "--limit", "10", "--out", str(tmp_path / "r")]) == 2
     assert "MNISTLAB_DATA" in capsys.readouterr().err
 
 
@@ -69,7 +69,7 @@ def test_console_script_runs():
 def test_parser_accepts_the_documented_spellings():
     args = build_parser().parse_args(["train", "--model", "fast", "--num-epochs", "3", "--batch-size", "64",
                                       "--learning-rate", "0.1", "--scheduler", "none", "--out", "runs/x"])
-    assert (args.model, args.epochs, args.batch_size, args.learning_rate, args.scheduler) == ("fast", 3, 64, 0.1, None)
+    assert (args.model, args.epochs, args.batch_size, args.lr, args.scheduler) == ("fast", 3, 64, 0.1, None)
     assert build_parser().parse_args(["train", "--epochs", "2"]).epochs == 2
     with pytest.raises(SystemExit):
         build_parser().parse_args(["evaluate"])  # the checkpoint is required

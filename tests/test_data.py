@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import mnistlab as ml
-from mnistlab.data import DataError
+from mnistlab.data.datasets import DataError
 from conftest import requires_data, write_idx
 
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import mnistlab as ml
-from mnistlab import datastats as ds
+from mnistlab.studies import datastats as ds
+from mnistlab.viz import datastats as draw
 from conftest import requires_data
 
 
@@ -234,41 +235,41 @@ def test_plots_return_figures(mnist_small, tmp_path):
     train, test = mnist_small
     figs = ml.Figures("01_test", root=tmp_path)
     x, y = ds.sample_batch(train, n=25)
-    fig = ds.plot_samples(x, y, classes=train.classes, title="t")
+    fig = draw.plot_samples(x, y, classes=train.classes, title="t")
     assert len([a for a in fig.axes if a.images]) == 25
     assert fig.axes[0].get_title() == train.classes[int(y[0])]
-    fig = ds.plot_class_counts(ds.class_counts(train, test))
+    fig = draw.plot_class_counts(ds.class_counts(train, test))
     assert len(fig.axes) == 2 and len(fig.axes[0].patches) == 20
-    fig = ds.plot_class_counts(ds.class_counts(train))
+    fig = draw.plot_class_counts(ds.class_counts(train))
     assert len(fig.axes[0].patches) == 10
-    fig = ds.plot_class_means(ds.class_means(train), train.classes)
+    fig = draw.plot_class_means(ds.class_means(train), train.classes)
     assert len([a for a in fig.axes if a.images]) == 10
-    fig = ds.plot_pixel_std(ds.pixel_std(train), mean=ds.class_means(train).mean(0))
+    fig = draw.plot_pixel_std(ds.pixel_std(train), mean=ds.class_means(train).mean(0))
     assert len([a for a in fig.axes if a.images]) == 2
-    assert len([a for a in ds.plot_pixel_std(ds.pixel_std(train)).axes if a.images]) == 1
-    fig = ds.plot_pixel_histograms(ds.pixel_histograms(train, bins=16))
+    assert len([a for a in draw.plot_pixel_std(ds.pixel_std(train)).axes if a.images]) == 1
+    fig = draw.plot_pixel_histograms(ds.pixel_histograms(train, bins=16))
     panels = [a for a in fig.axes if a.patches]
     assert len(panels) == 10 and panels[0].get_yscale() == "log"
     ink = ds.mean_intensity(train)
-    fig = ds.plot_mean_intensity(ink)
+    fig = draw.plot_mean_intensity(ink)
     bars = fig.axes[0].patches
     assert len(bars) == 10
     assert bars[int(ink["mean"].idxmin())].get_facecolor() != bars[int(ink["mean"].idxmax())].get_facecolor()
     t = ds.typical_examples(train, n=4)
     for kind in ("most", "least"):
-        fig = ds.plot_typical_examples(train.images, t, kind=kind)
+        fig = draw.plot_typical_examples(train.images, t, kind=kind)
         labels = [tick.get_text() for tick in fig.axes[0].get_yticklabels()]
         assert labels == list(train.classes)
         assert len(fig.axes[0].texts) == 40  # one distance per image
         assert figs.save(fig, kind).stat().st_size > 5000
     with pytest.raises(ValueError):
-        ds.plot_typical_examples(train.images, t, kind="middle")
+        draw.plot_typical_examples(train.images, t, kind="middle")
 
 
 def test_plot_typical_examples_places_the_right_images():
     data = constant_set({0: [100, 110, 140], 1: [0, 30]})
     t = ds.typical_examples(data, n=2)
-    fig = ds.plot_typical_examples(data.images, t, kind="least")
+    fig = draw.plot_typical_examples(data.images, t, kind="least")
     mosaic = fig.axes[0].images[0].get_array()
     cell = mosaic[4:32, 4:32]  # class 0, rank 0: the farthest image, value 140
     assert np.allclose(cell, 140 / 255)

@@ -13,7 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import mnistlab as ml  # noqa: E402
-from mnistlab import embed  # noqa: E402
+from mnistlab.studies import embed  # noqa: E402
+from mnistlab.viz import embed as draw  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -272,30 +273,30 @@ def test_plots_return_figures(blobs):
     X, y = blobs
     classes = ["a", "b", "c", "d"]
     Y = X[:, :3]
-    assert _nonempty(embed.plot_scatter(Y, y, classes, title="t"))
-    fig = embed.plot_scatter(Y, y, classes)
+    assert _nonempty(draw.plot_scatter(Y, y, classes, title="t"))
+    fig = draw.plot_scatter(Y, y, classes)
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == classes
-    assert _nonempty(embed.plot_scatter_3d(Y, y, classes))
+    assert _nonempty(draw.plot_scatter_3d(Y, y, classes))
     _, model = embed.pca(X, None)
-    assert _nonempty(embed.plot_explained_variance(model))
+    assert _nonempty(draw.plot_explained_variance(model))
     imgs = np.random.default_rng(0).random((20, 784))
     rec = embed.pca_reconstruct(imgs, (2, 10))
-    assert len(embed.plot_reconstructions(imgs[:3], {k: r[:3] for k, r in rec.items()}).axes) == 9
-    fig = embed.plot_class_highlights(Y, y, classes, ncols=2)
+    assert len(draw.plot_reconstructions(imgs[:3], {k: r[:3] for k, r in rec.items()}).axes) == 9
+    fig = draw.plot_class_highlights(Y, y, classes, ncols=2)
     assert sum(ax.collections != [] for ax in fig.axes) == 4
-    assert len(embed.plot_axis_distributions(Y[:, :2], y, classes).axes) == 2
+    assert len(draw.plot_axis_distributions(Y[:, :2], y, classes).axes) == 2
     df = pd.DataFrame({"backend": ["x", "y"], "seconds": [1.0, 2.0], "knn_acc": [0.9, 0.95],
                        "trustworthiness": [0.97, 0.99]})
-    assert len(embed.plot_backends(df).axes) == 3
-    fig = embed.plot_representations({"a": Y[:, :2], "b": Y[:, 1:]}, y, {"a": {"silhouette": 0.5, "knn_acc": 0.9}})
+    assert len(draw.plot_backends(df).axes) == 3
+    fig = draw.plot_representations({"a": Y[:, :2], "b": Y[:, 1:]}, y, {"a": {"silhouette": 0.5, "knn_acc": 0.9}})
     assert "silhouette 0.500" in fig.axes[0].get_title()
 
 
 def test_plot_errors(blobs):
     X, y = blobs
     with pytest.raises(ValueError, match="class names"):
-        embed.plot_scatter(X, y, classes=["a"])
+        draw.plot_scatter(X, y, classes=["a"])
     with pytest.raises(ValueError, match="three"):
-        embed.plot_scatter_3d(X[:, :2], y)
+        draw.plot_scatter_3d(X[:, :2], y)
     with pytest.raises(ValueError, match="missing"):
-        embed.plot_backends(pd.DataFrame({"backend": ["x"]}))
+        draw.plot_backends(pd.DataFrame({"backend": ["x"]}))

@@ -22,18 +22,20 @@ def cache(tmp_path, monkeypatch):
 def tiny(name="logreg", **kw):
     base = dict(model="logreg", epochs=1, optimizer="adam", lr=1e-2, batch_size=64,
                 train_limit=400, test_limit=300, val="test")
-    return ex.Config(name, **{**base, **kw})
+    return ml.TrainConfig(name, **{**base, **kw})
 
 
 def count_fits(monkeypatch):
     calls = []
-    real = ex.fit
+    import mnistlab.experiments.runs as runs
+
+    real = runs.train_model
 
     def spy(*a, **k):
         calls.append(1)
         return real(*a, **k)
 
-    monkeypatch.setattr(ex, "fit", spy)
+    monkeypatch.setattr(runs, "train_model", spy)
     return calls
 
 
@@ -118,13 +120,13 @@ def test_hash_depends_on_recipe_and_seed_not_name():
 def test_config_validation():
     with pytest.raises(ValueError, match="Unknown config keys"):
         ex.as_config({"name": "x", "learning_rate": 0.1})
-    with pytest.raises(ValueError, match="val must be"):
-        ex.Config("x", val="train")
+    with pytest.raises(ValueError, match="val"):
+        ml.TrainConfig("x", val="train")
     with pytest.raises(ValueError, match="early_stopping needs"):
-        ex.Config("x", val=None, early_stopping={"patience": 2})
+        ml.TrainConfig("x", val=None, early_stopping={"patience": 2})
     with pytest.raises(TypeError, match="plain JSON"):
-        ex.Config("x", model_kwargs={"act": object()})
-    aug = ex.Config("x", augment=ml.Augment(rotation=45)).make_augment()
+        ml.TrainConfig("x", model_kwargs={"act": object()})
+    aug = ml.TrainConfig("x", augment=ml.Augment(rotation=45)).make_augment()
     assert isinstance(aug, ml.Augment) and aug.rotation == 45 and aug.scale == (0.9, 1.1)
 
 
@@ -154,7 +156,7 @@ def test_compare_paired_verdicts():
     a = frame("a", [0.970, 0.975, 0.972, 0.968, 0.971])
     better = frame("b", [0.980, 0.986, 0.981, 0.979, 0.982])  # +1 point on every seed
     r = ex.compare(a, better)
-    assert r["verdict"] == "differs beyond noise" and r["p_value"] < 0.001
+    assert r["verdict"] == ex.Verdict.HELPS and r["p_value"] < 0.001
     assert r["diff"] == pytest.approx(0.0104, abs=1e-4) and r["ci_low"] < r["diff"] < r["ci_high"] and r["n"] == 5
     noisy = frame("c", [0.975, 0.969, 0.973, 0.970, 0.969])
     assert ex.compare(a, noisy)["verdict"] == "within noise"
@@ -168,7 +170,7 @@ def test_compare_steps_and_real_runs():
     df = ex.run_grid([tiny("untrained", epochs=0), tiny("trained", epochs=2)], [0, 1, 2], progress=False)
     steps = ex.compare_steps(df)
     assert len(steps) == 1 and steps.loc[0, "a"] == "untrained" and steps.loc[0, "b"] == "trained"
-    assert steps.loc[0, "diff"] > 0.3 and steps.loc[0, "verdict"] == "differs beyond noise"
+    assert steps.loc[0, "diff"] > 0.3 and steps.loc[0, "verdict"] == ex.Verdict.HELPS
     with pytest.raises(ValueError, match="distinct"):
         ex.run_grid([tiny("x"), tiny("x")], [0])
 
@@ -195,9 +197,9 @@ def test_early_stopping_columns():
 
 
 def test_diverged_run_is_a_result_not_a_crash():
-    df = ex.run(tiny("diverges", model="mlp", optimizer="sgd", lr=1e6, epochs=2), 0)
+    df = ex.run(tiny("diverges", model="mlp", optimizer="sgd", lr=100.0, epochs=2), 0)
     assert df["diverged"].all() and np.isnan(df["test_acc"].iloc[0]) and "Loss became" in df["error"].iloc[0]
-    assert ex.run(tiny("diverges", model="mlp", optimizer="sgd", lr=1e6, epochs=2), 0)["cached"].all()
+    assert ex.run(tiny("diverges", model="mlp", optimizer="sgd", lr=100.0, epochs=2), 0)["cached"].all()
 
 
 def test_lr_sweep_and_best_lrs():
@@ -229,11 +231,10 @@ def test_load_model_and_ensemble(cache, monkeypatch):
     assert (ml.predict_classes(again, test) == test.labels.numpy()).mean() == pytest.approx(acc, abs=1e-6)
 
 
-def test_from_recipe():
-    cfg = ex.from_recipe("best", epochs=2, train_limit=100)
+def test_recipes_are_configs_of_the_harness():
+    cfg = ex.get_recipe("best", epochs=2, train_limit=100)
     assert cfg.model == "best" and cfg.epochs == 2 and cfg.scheduler == "onecycle" and cfg.augment is not None
-    with pytest.raises(ValueError):
-        ex.from_recipe("pt_example")
+    assert ex.get_recipe("pt_example").scheduler == "steplr"  # expressible now
 
 
 def test_plots_return_figures():
@@ -242,9 +243,10 @@ def test_plots_return_figures():
     df = ex.run_grid([tiny("a", epochs=2), tiny("b", epochs=2, lr=3e-2)], [0, 1], progress=False)
     cv = ex.cross_validate(tiny("cv"), k=2, progress=False)
     sweep = ex.lr_sweep(tiny(), ["sgd"], [1e-2, 1e-1], seeds=[0], progress=False)
-    figs = [ex.plot_summary(ex.summarize(df), published={"a": 0.9}), ex.plot_differences(ex.compare_steps(df)),
-            ex.plot_curves(df), ex.plot_train_vs_val(df), ex.plot_fold_curves(cv), ex.plot_fold_box(cv),
-            ex.plot_lr_sweep(sweep)]
+    v = ml.viz.experiments
+    figs = [v.plot_summary(ex.summarize(df), published={"a": 0.9}), v.plot_differences(ex.compare_steps(df)),
+            v.plot_curves(df), v.plot_train_vs_val(df), v.plot_fold_curves(cv), v.plot_fold_box(cv),
+            v.plot_lr_sweep(sweep)]
     for fig in figs:
         assert fig.axes and any(ax.has_data() for ax in fig.axes)
         plt.close(fig)

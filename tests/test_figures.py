@@ -5,7 +5,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mnistlab.figures import NotebookError, list_notebooks, project_root, run_notebook, run_notebooks
+from mnistlab.runner import NotebookError, list_notebooks, project_root, run_notebook, run_notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

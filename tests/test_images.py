@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from mnistlab.images import load_images, to_mnist
+from mnistlab.data.images import load_images, to_mnist
 
 
 def drawing(size=(240, 320), color="white", ink="black", offset=(0, 0)):

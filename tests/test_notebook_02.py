@@ -24,7 +24,7 @@ def test_every_figure_written(entry):
 
 
 def test_backend_table(entry):
-    from mnistlab import embed
+    from mnistlab.studies import embed
 
     df = pd.read_csv(entry["dir"] / "backends.csv", index_col=0)
     assert list(df.columns) == ["backend", "seconds", "knn_acc", "trustworthiness"]
@@ -50,7 +50,7 @@ def test_pca_numbers(entry):
 def test_tsne_numbers(entry):
     nums = entry["numbers"]
     assert nums["tsne_n_points"] == 2000
-    from mnistlab import embed
+    from mnistlab.studies import embed
 
     assert nums["tsne_backend"] == embed.available_backends()[0]  # "auto" took the fastest installed
     assert 0.8 < nums["tsne_knn_acc"] <= 1.0

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from conftest import check_written, requires_data
-from mnistlab.train import DEFAULT_LR
+from mnistlab.training.optim import DEFAULT_LR
 
 OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "adadelta"]
 NAME = "04_optimizers"

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 import mnistlab as ml
-from mnistlab.plots import figure_to_array, figures_root
+from mnistlab.viz.store import figure_to_array, figures_root
 
 
 def test_figures_save_png_gif_table_and_numbers(tmp_path):
@@ -39,8 +39,9 @@ def test_figures_root_env(monkeypatch, tmp_path):
     assert figures_root() == tmp_path
     assert ml.Figures("01_x").dir == tmp_path / "01_x"
     monkeypatch.delenv("MNISTLAB_FIGURES")
-    monkeypatch.chdir(tmp_path)
-    assert figures_root() == tmp_path / "figures"
+    from mnistlab._util import project_root
+
+    assert figures_root() == project_root() / "figures"  # the checkout's, wherever the notebook runs from
 
 
 def test_learning_curves_and_figure_to_array():

@@ -6,12 +6,12 @@ import torch
 from conftest import requires_data
 
 import mnistlab as ml
-from mnistlab.pretrained import PRETRAINED, load_pretrained, pretrained_info, pretrained_path
+from mnistlab.training.pretrained import PRETRAINED, load_pretrained, pretrained_info, pretrained_path
 
 
 def test_shipped_files_exist_and_are_small():
     path = pretrained_path()
-    assert path.is_file(), f"{path} missing: run `python -m mnistlab.pretrained`"
+    assert path.is_file(), f"{path} missing: run `python -m mnistlab.training.pretrained`"
     assert path.with_suffix(".json").is_file()
     assert path.stat().st_size < 1_000_000
 
@@ -24,7 +24,7 @@ def test_shipped_file_loads_with_weights_only():
 def test_load_pretrained_gives_an_eval_model():
     model = load_pretrained()
     assert not model.training
-    assert model.normalization == pytest.approx((0.1307, 0.3081))
+    assert (model.preprocessing.mean, model.preprocessing.std) == pytest.approx((0.1307, 0.3081))
     out = model(torch.zeros(2, 1, 28, 28))
     assert out.shape == (2, 10)
 
@@ -36,7 +36,7 @@ def test_info_records_how_it_was_made():
     assert info["file"] == pretrained_path().name
     assert info["file_bytes"] == pretrained_path().stat().st_size
     assert info["test_acc"] > 0.99
-    assert info["command"].startswith("python -m mnistlab.pretrained")
+    assert info["command"].startswith("python -m mnistlab.")  # recorded when it was trained (module since moved)
 
 
 @requires_data
@@ -57,7 +57,7 @@ def test_unknown_name_raises_clearly():
 def test_train_pretrained_writes_a_loadable_model_and_its_record(tmp_path, monkeypatch):
     import json
 
-    from mnistlab import pretrained
+    from mnistlab.training import pretrained
 
     # The real entry trains `best` for half an hour; the same code path with the one-epoch `fast` recipe.
     monkeypatch.setitem(pretrained.PRETRAINED, "tiny", ("mnist_tiny", "fast", {}, 0))
@@ -72,9 +72,9 @@ def test_train_pretrained_writes_a_loadable_model_and_its_record(tmp_path, monke
 
 
 def test_missing_shipped_files_name_the_fix(monkeypatch):
-    from mnistlab import pretrained
+    from mnistlab.training import pretrained
 
     monkeypatch.setitem(pretrained.PRETRAINED, "gone", ("mnist_gone", "best", {}, 0))
     for fn, suffix in ((load_pretrained, ".pt"), (pretrained_info, ".json")):
-        with pytest.raises(FileNotFoundError, match=rf"mnist_gone\{suffix} is missing .*python -m mnistlab.pretrained"):
+        with pytest.raises(FileNotFoundError, match=rf"mnist_gone\{suffix} is missing .*python -m mnistlab.training.pretrained"):
             fn("gone")

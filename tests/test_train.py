@@ -47,14 +47,17 @@ def test_same_seed_same_history_on_cpu():
 def test_nan_loss_stops_with_epoch_and_step():
     data = tiny(64)
     model = ml.create_model("logreg", seed=0)
-    with pytest.raises(ml.TrainingError, match=r"epoch 1, step 1 .*learning rate"):
-        ml.fit(model, data, epochs=1, optimizer="sgd", lr=1.0, normalize=(0.0, 0.0), progress=False)
+    with pytest.raises(ml.TrainingError, match=r"epoch 1, step \d+ .*learning rate"):
+        ml.fit(model, data, epochs=1, batch_size=8, progress=False,
+               loss_fn=lambda logits, y: torch.nn.functional.cross_entropy(logits, y) * float("nan"))
+    with pytest.raises(ValueError, match="positive, finite std"):  # caught before training starts
+        ml.fit(model, data, epochs=1, normalize=(0.0, 0.0), progress=False)
 
 
-@pytest.mark.parametrize("name", sorted(ml.train.DEFAULT_LR))
+@pytest.mark.parametrize("name", sorted(ml.training.DEFAULT_LR))
 def test_optimizers_by_name(name):
     opt = ml.make_optimizer(name, ml.create_model("logreg").parameters())
-    assert opt.param_groups[0]["lr"] == ml.train.DEFAULT_LR[name]
+    assert opt.param_groups[0]["lr"] == ml.training.DEFAULT_LR[name]
     if name == "nesterov":
         assert opt.param_groups[0]["nesterov"] and opt.param_groups[0]["momentum"] == 0.9
 
@@ -139,7 +142,7 @@ def test_predict_and_classes():
     classes = ml.predict_classes(model, data)
     assert classes.dtype == np.int64 and (classes == probs.argmax(1)).all()
     assert (classes == data.labels.numpy()).mean() > 0.9
-    assert model.normalization == (0.1307, 0.3081)
+    assert (model.preprocessing.mean, model.preprocessing.std) == (0.1307, 0.3081)
 
 
 def test_resolve_device():

@@ -15,19 +15,16 @@ import struct
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 __all__ = [
     "DATASETS",
     "DatasetInfo",
     "DataError",
     "ImageSet",
-    "Augment",
-    "TensorLoader",
     "data_root",
     "load_dataset",
     "dataset_info",
@@ -258,7 +255,8 @@ def load_dataset(
     Returns
     -------
     ImageSet
-        uint8 images (N, 28, 28) and int64 labels, cached in memory for the session.
+        uint8 images (N, 28, 28) and int64 labels: a fresh copy on every call, safe to edit (the files
+        are read once per process and kept in memory).
 
     Raises
     ------
@@ -266,6 +264,8 @@ def load_dataset(
         Files missing (offline), truncated or corrupt; the message names the file and the fix.
     """
     info = dataset_info(name)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive number of images (or None for all), not {limit!r}.")
     if split == "all":
         tr, te = load_dataset(name, "train", root, download), load_dataset(name, "test", root, download)
         out = ImageSet(torch.cat([tr.images, te.images]), torch.cat([tr.labels, te.labels]), info.name)
@@ -274,7 +274,10 @@ def load_dataset(
         if download is None:
             download = root is None and not os.environ.get("MNISTLAB_DATA")
         images, labels = _load_cached(info.name, split, str(resolved), bool(download))
-        out = ImageSet(images, labels, info.name)
+        # hand out copies: the cached tensors are shared by every later call in this process, so an
+        # in-place edit by a caller must not reach them (a copy of all 60,000 images costs ~10 ms)
+        n = len(images) if limit is None else max(0, min(int(limit), len(images)))
+        return ImageSet(images[:n].clone(), labels[:n].clone(), info.name)
     else:
         raise ValueError(f"split must be 'train', 'test' or 'all', not {split!r}.")
     return out.head(limit) if limit is not None else out
@@ -353,120 +356,6 @@ def normalization(spec="standard", dataset: str = "mnist") -> tuple[float, float
     if spec == "symmetric":
         return 0.5, 0.5
     raise ValueError(f"normalize must be 'standard', 'unit', 'symmetric' or (mean, std), not {spec!r}.")
-
-
-@dataclass(frozen=True)
-class Augment:
-    """Random augmentation applied to whole batches on their device.
-
-    Parameters
-    ----------
-    rotation : float
-        Maximum rotation in degrees (uniform in [-rotation, rotation]).
-    translate : float
-        Maximum shift in pixels along each axis.
-    scale : (float, float)
-        Range of the zoom factor.
-    shear : float
-        Maximum shear in degrees.
-    hflip : float
-        Probability of a horizontal flip (hurts digits; here to test that claim).
-    """
-
-    rotation: float = 10.0
-    translate: float = 2.0
-    scale: tuple[float, float] = (0.9, 1.1)
-    shear: float = 0.0
-    hflip: float = 0.0
-
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Augment a float batch ``x`` of shape (B, C, H, W); returns a new tensor."""
-        b, _, h, w = x.shape
-        dev = x.device
-
-        def uniform(lo, hi):
-            r = torch.rand(b, generator=generator, device=generator.device if generator is not None else "cpu")
-            return (lo + (hi - lo) * r).to(dev)
-
-        angle = uniform(-self.rotation, self.rotation) * (math.pi / 180)
-        shear = uniform(-self.shear, self.shear) * (math.pi / 180)
-        zoom = uniform(*self.scale)
-        tx = uniform(-self.translate, self.translate) * (2.0 / w)
-        ty = uniform(-self.translate, self.translate) * (2.0 / h)
-        flip = torch.where(uniform(0, 1) < self.hflip, -1.0, 1.0)
-        cos, sin = torch.cos(angle), torch.sin(angle)
-        # affine_grid maps output -> input coordinates, so we build the inverse transform
-        theta = torch.zeros(b, 2, 3, device=dev)
-        theta[:, 0, 0] = cos / zoom * flip
-        theta[:, 0, 1] = (-sin + torch.tan(shear) * cos) / zoom
-        theta[:, 1, 0] = sin / zoom * flip
-        theta[:, 1, 1] = (cos + torch.tan(shear) * sin) / zoom
-        theta[:, 0, 2] = tx
-        theta[:, 1, 2] = ty
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-
-class TensorLoader:
-    """Iterate normalised batches cut directly from in-memory uint8 tensors.
-
-    Parameters
-    ----------
-    data : ImageSet
-    batch_size : int
-    shuffle : bool
-        Reshuffle every epoch with the loader's own generator (seeded by ``seed``).
-    normalize : "standard", "unit", "symmetric" or (mean, std)
-    augment : Augment or callable, optional
-        Applied to each whole float batch in [0, 1] before normalisation.
-    device : str or torch.device
-        Where the images are kept and the batches are produced.
-    drop_last : bool
-    seed : int
-
-    Yields
-    ------
-    (x, y)
-        ``x`` float32 (B, 1, 28, 28), normalised, on ``device``; ``y`` int64 (B,).
-    """
-
-    def __init__(self, data: ImageSet, batch_size: int = 128, shuffle: bool = True, normalize="standard",
-                 augment=None, device="cpu", drop_last: bool = False, seed: int = 0):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-        self.device = torch.device(device)
-        self.images = data.images.to(self.device)
-        self.labels = data.labels.to(self.device)
-        self.dataset = data.dataset
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.mean, self.std = normalization(normalize, data.dataset)
-        self.augment = augment
-        self.drop_last = drop_last
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __len__(self) -> int:
-        n = len(self.images)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
-
-    def transform(self, images_u8: torch.Tensor, train: bool = True) -> torch.Tensor:
-        """uint8 (B, 28, 28) -> normalised float (B, 1, 28, 28), augmented if ``train``."""
-        x = images_u8.unsqueeze(1).float().div_(255.0)
-        if train and self.augment is not None:
-            x = self.augment(x, self.generator)
-        return (x - self.mean) / self.std
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.images)
-        order = torch.randperm(n, generator=self.generator).to(self.device) if self.shuffle else None
-        stop = n - n % self.batch_size if self.drop_last else n
-        for start in range(0, stop, self.batch_size):
-            if order is None:
-                imgs, ys = self.images[start:start + self.batch_size], self.labels[start:start + self.batch_size]
-            else:
-                idx = order[start:start + self.batch_size]
-                imgs, ys = self.images[idx], self.labels[idx]
-            yield self.transform(imgs), ys
 
 
 def as_imageset(data, dataset: str = "mnist") -> ImageSet:

@@ -1,28 +1,25 @@
-"""Model registry: ``create_model(name, **kwargs)`` and ``list_models()``.
+"""The classifiers of the registry: from logistic regression to the conv-BN ``best`` network.
 
 Every model is a :class:`Classifier`: ``features(x)`` returns the penultimate representation
 (used by the embedding and transfer-learning notebooks) and ``head`` maps it to logits.
-Inputs are normalised float batches (B, 1, 28, 28). This module knows nothing of data files
-or training.
+Inputs are normalised float batches (B, 1, 28, 28).
 """
 from __future__ import annotations
 
-from typing import Callable
-
-import pandas as pd
 import torch
 from torch import nn
 
-__all__ = ["Classifier", "register_model", "create_model", "list_models", "count_parameters", "count_macs"]
+from .registry import register_model
 
-_REGISTRY: dict[str, tuple[Callable[..., "Classifier"], str]] = {}
+__all__ = ["Classifier", "logreg", "mlp", "lenet5", "deeper", "conv_fc", "conv2_fc2", "pt_example", "fast", "best"]
 
 
 class Classifier(nn.Module):
     """Base class: ``body`` gives features, ``head`` gives logits.
 
-    ``config`` holds the registry name and constructor arguments so checkpoints can rebuild
-    the model.
+    :func:`mnistlab.create_model` sets ``config`` (the registry name and constructor arguments, so
+    checkpoints can rebuild the model) and ``preprocessing`` (what the model expects its inputs
+    normalised with).
     """
 
     def __init__(self, body: nn.Module, head: nn.Module):
@@ -37,88 +34,6 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))
-
-
-def register_model(name: str, description: str = ""):
-    """Decorator adding a model constructor to the registry under ``name``."""
-
-    def wrap(fn):
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is already registered")
-        _REGISTRY[name] = (fn, description or (fn.__doc__ or "").strip().splitlines()[0])
-        return fn
-
-    return wrap
-
-
-def create_model(name: str, seed: int | None = None, **kwargs) -> Classifier:
-    """Build a registered model.
-
-    Parameters
-    ----------
-    name : str
-        One of ``list_models().index``.
-    seed : int, optional
-        Seed for the initial weights (the global RNG is left untouched).
-    **kwargs
-        Passed to the model's constructor (e.g. ``activation="relu"`` for ``lenet5``).
-    """
-    if name not in _REGISTRY:
-        raise ValueError(f"Unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}.")
-    fn = _REGISTRY[name][0]
-    if seed is None:
-        model = fn(**kwargs)
-    else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = fn(**kwargs)
-    model.config = {"name": name, "kwargs": dict(kwargs)}
-    return model
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def count_macs(model: nn.Module, input_shape=(1, 1, 28, 28)) -> int:
-    """Multiply-accumulates of one forward pass of one image (conv and linear layers)."""
-    macs = 0
-
-    def conv_hook(m: nn.Conv2d, inp, out):
-        nonlocal macs
-        k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
-        macs += out[0].numel() * k
-
-    def linear_hook(m: nn.Linear, inp, out):
-        nonlocal macs
-        macs += out[0].numel() * m.in_features
-
-    hooks = []
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            hooks.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.Linear):
-            hooks.append(m.register_forward_hook(linear_hook))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(input_shape, device=next(model.parameters()).device))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
-    return macs
-
-
-def list_models() -> pd.DataFrame:
-    """Table of registered models: description, parameters and MACs per image."""
-    rows = []
-    for name, (fn, desc) in _REGISTRY.items():
-        m = create_model(name, seed=0)
-        rows.append({"model": name, "parameters": count_parameters(m), "macs": count_macs(m), "description": desc})
-    return pd.DataFrame(rows).set_index("model")
 
 
 def _act(name: str) -> nn.Module:

@@ -4,7 +4,7 @@
 (loaded with ``torch.load(weights_only=True)``), and ``mnist_<name>.json`` beside it records
 its test accuracy, the recipe, seed, date, torch version and the command that retrains it::
 
-    python -m mnistlab.pretrained            # retrain and overwrite the shipped files
+    python -m mnistlab.training.pretrained   # retrain and overwrite the shipped files
 
 Examples
 --------
@@ -33,7 +33,7 @@ PRETRAINED = {
 }
 """Shipped models. ``"mnist"``: the ``best`` recipe (width 16, augmentation), seed 0."""
 
-RETRAIN_COMMAND = "python -m mnistlab.pretrained --name mnist"
+RETRAIN_COMMAND = "python -m mnistlab.training.pretrained --name mnist"
 
 
 def _entry(name: str):
@@ -93,7 +93,7 @@ def load_pretrained(name: str = "mnist", device="cpu") -> nn.Module:
     Returns
     -------
     Classifier
-        In eval mode, with ``normalization`` and ``dataset`` set, so :func:`mnistlab.predict`
+        In eval mode, with its declared ``preprocessing``, so :func:`mnistlab.predict`
         applies the right preprocessing.
 
     Raises
@@ -128,39 +128,42 @@ def train_pretrained(out=None, name: str = "mnist", device="auto", progress: boo
     dict
         The JSON record that was written.
     """
-    import mnistlab as ml
-    from .recipes import get_recipe, train_recipe
+    from .. import __version__
+    from ..data.datasets import load_dataset
+    from ..models.registry import count_parameters
+    from .checkpoint import save_checkpoint
+    from .loop import evaluate, resolve_device
+    from .recipes import get_recipe, train_model
 
     stem, recipe_name, overrides, seed = _entry(name)
-    out = Path(out) if out is not None else Path(__file__).resolve().parent / "pretrained"
-    train, test = ml.load_dataset("mnist", "train"), ml.load_dataset("mnist", "test")
-    model, history = train_recipe(recipe_name, train, None, seed=seed, device=device, progress=progress, **overrides)
-    model.cpu().eval()
-    result = ml.evaluate(model, test, device="cpu")
+    out = Path(out) if out is not None else Path(str(_resource(""))).resolve()
+    train, test = load_dataset("mnist", "train"), load_dataset("mnist", "test")
     recipe = get_recipe(recipe_name, **overrides)
-    pt = ml.save_checkpoint(out / f"{stem}.pt", model, dataset="mnist", history=history,
-                            metrics={"test_acc": result["acc"], "test_loss": result["loss"]},
-                            recipe=recipe_name, seed=seed, command=command or RETRAIN_COMMAND)
-    pt.chmod(0o644)  # mkstemp creates 0600; package data must be world-readable
+    model, history = train_model(recipe, train, None, seed=seed, device=device, progress=progress)
+    model.cpu().eval()
+    result = evaluate(model, test, device="cpu")
+    pt = save_checkpoint(out / f"{stem}.pt", model, history=history,
+                         metrics={"test_acc": result["acc"], "test_loss": result["loss"]},
+                         recipe=recipe_name, seed=seed, command=command or RETRAIN_COMMAND)
     info = {
         "name": name, "file": pt.name, "model": model.config["name"], "model_kwargs": model.config["kwargs"],
-        "parameters": ml.count_parameters(model), "file_bytes": pt.stat().st_size,
+        "parameters": count_parameters(model), "file_bytes": pt.stat().st_size,
         "test_acc": result["acc"], "test_loss": result["loss"], "test_images": result["n"],
-        "recipe": recipe_name, "recipe_settings": recipe, "seed": seed,
-        "train_seconds": float(history["seconds"].sum()), "device": str(ml.resolve_device(device)),
+        "recipe": recipe_name, "recipe_settings": recipe.to_dict(), "seed": seed,
+        "train_seconds": float(history["seconds"].sum()), "device": str(resolve_device(device)),
         "torch_threads": torch.get_num_threads(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "torch": torch.__version__, "mnistlab": ml.__version__, "command": command or RETRAIN_COMMAND,
-        "python_api": f"mnistlab.recipes.train_recipe({recipe_name!r}, train, seed={seed}"
-                      + "".join(f", {k}={v!r}" for k, v in overrides.items()) + ")",
+        "torch": torch.__version__, "mnistlab": __version__, "command": command or RETRAIN_COMMAND,
+        "python_api": f"mnistlab.train_model(mnistlab.get_recipe({recipe_name!r}"
+                      + "".join(f", {k}={v!r}" for k, v in overrides.items()) + f"), train, seed={seed})",
     }
     (out / f"{stem}.json").write_text(json.dumps(info, indent=1, default=list) + "\n")
     return info
 
 
 def main(argv=None) -> int:
-    """``python -m mnistlab.pretrained``: retrain the shipped model (needs MNIST, see ``mnistlab data``)."""
-    p = argparse.ArgumentParser(prog="python -m mnistlab.pretrained", description="retrain the shipped model")
+    """``python -m mnistlab.training.pretrained``: retrain the shipped model (needs MNIST, see ``mnistlab data``)."""
+    p = argparse.ArgumentParser(prog="python -m mnistlab.training.pretrained", description="retrain the shipped model")
     p.add_argument("--name", default="mnist", choices=sorted(PRETRAINED))
     p.add_argument("--out", default=None, help="folder (default: the package's mnistlab/pretrained/)")
     p.add_argument("--device", default="auto")
@@ -169,7 +172,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    command = " ".join(["python -m mnistlab.pretrained", *(sys.argv[1:] if argv is None else argv)])
+    command = " ".join(["python -m mnistlab.training.pretrained", *(sys.argv[1:] if argv is None else argv)])
     info = train_pretrained(args.out, args.name, args.device, progress=not args.quiet, command=command)
     print(json.dumps(info, indent=1, default=list))
     return 0

@@ -1,21 +1,27 @@
 """Execute the notebooks with papermill and regenerate ``figures/`` plus ``figures/manifest.json``.
 
-Each notebook writes its figures through :class:`mnistlab.plots.Figures` into
+Each notebook writes its figures through :class:`mnistlab.viz.store.Figures` into
 ``<figures>/<notebook>/`` and its key numbers into ``numbers.json`` there; this module runs
 the notebooks in order, collects both into the manifest, and names the failing cell when a
-notebook breaks.
+notebook breaks. Parameters are checked before anything is touched; a notebook writes into a
+temporary folder that replaces its old figures only when the run succeeded, and the manifest
+is updated under a lock, atomically.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-__all__ = ["NotebookError", "project_root", "list_notebooks", "run_notebook", "run_notebooks"]
+from ._util import project_root as _project_root
+
+__all__ = ["NotebookError", "project_root", "list_notebooks", "check_parameters", "run_notebook", "run_notebooks"]
 
 
 class NotebookError(RuntimeError):
@@ -24,12 +30,48 @@ class NotebookError(RuntimeError):
 
 def project_root() -> Path:
     """The folder holding ``notebooks/`` and ``pyproject.toml`` (the source checkout)."""
-    here = Path(__file__).resolve().parent.parent
-    for folder in (here, Path.cwd().resolve(), *Path.cwd().resolve().parents):
-        if (folder / "notebooks").is_dir() and (folder / "pyproject.toml").is_file():
-            return folder
-    raise FileNotFoundError("Cannot find the mnistlab checkout (a folder with notebooks/ and pyproject.toml); "
-                            "run from inside it.")
+    root = _project_root()
+    if root is None or not (root / "notebooks").is_dir():
+        raise FileNotFoundError("Cannot find the mnistlab checkout (a folder with notebooks/ and pyproject.toml); "
+                                "run from inside it.")
+    return root
+
+
+def check_parameters(parameters: dict) -> dict:
+    """Validate the notebook parameters (QUICK, DATASET, SEED, DEVICE) before any work starts.
+
+    Raises ``ValueError`` naming the parameter and what it may be.
+    """
+    from .data.datasets import dataset_info
+
+    p = dict(parameters)
+    if not isinstance(p.get("QUICK", False), bool):
+        raise ValueError(f"QUICK must be True or False, not {p['QUICK']!r}.")
+    try:
+        p["DATASET"] = dataset_info(str(p.get("DATASET", "mnist"))).name
+    except ValueError as exc:
+        raise ValueError(f"--dataset: {exc}") from None
+    seed = p.get("SEED", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"--seed must be a whole number >= 0, not {seed!r}.")
+    device = str(p.get("DEVICE", "auto"))
+    if device != "auto" and device.split(":")[0] not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device must be auto, cpu, cuda, cuda:N or mps, not {device!r}.")
+    return p
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive lock on ``path`` (a lock file) while the manifest is read, merged and rewritten."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            import fcntl
+
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        except ImportError:  # Windows: no flock; runs there are one at a time anyway
+            pass
+        yield
 
 
 def list_notebooks(only=None, notebooks_dir=None) -> list[Path]:
@@ -64,25 +106,39 @@ def run_notebook(path, parameters: dict, figures_dir, executed_dir, progress: bo
     from . import __version__
 
     path = Path(path)
+    parameters = check_parameters(parameters)
     figures_dir, executed_dir = Path(figures_dir), Path(executed_dir)
     executed_dir.mkdir(parents=True, exist_ok=True)
+    figures_dir.mkdir(parents=True, exist_ok=True)
     out_dir = figures_dir / path.stem
-    shutil.rmtree(out_dir, ignore_errors=True)  # stale figures of a renamed plot must not survive
+    # the run writes into a fresh folder; the old figures stay until it has succeeded
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=".tmp", dir=figures_dir))
     old_env = os.environ.get("MNISTLAB_FIGURES")
-    os.environ["MNISTLAB_FIGURES"] = str(figures_dir.resolve())
+    os.environ["MNISTLAB_FIGURES"] = str(staging.resolve())  # the kernel inherits it
     t0 = time.perf_counter()
     try:
         pm.execute_notebook(str(path), str(executed_dir / path.name), parameters=parameters, cwd=str(path.parent),
                             kernel_name="python3", progress_bar=progress, log_output=False)
     except pm.PapermillExecutionError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
         raise NotebookError(f"{path.name} failed in cell {exc.exec_count} ({exc.ename}: {exc.evalue}). "
                             f"The executed copy with the traceback is {executed_dir / path.name}.") from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     finally:
         if old_env is None:
             os.environ.pop("MNISTLAB_FIGURES", None)
         else:
             os.environ["MNISTLAB_FIGURES"] = old_env
     seconds = time.perf_counter() - t0
+    new_dir = staging / path.stem
+    new_dir.mkdir(exist_ok=True)
+    if out_dir.exists():  # swap: stale figures of a renamed plot must not survive
+        trash = staging / "old"
+        out_dir.rename(trash)
+    new_dir.rename(out_dir)
+    shutil.rmtree(staging, ignore_errors=True)
     numbers_file = out_dir / "numbers.json"
     numbers = json.loads(numbers_file.read_text()) if numbers_file.is_file() else {}
     files = sorted(str(p.relative_to(figures_dir)) for p in out_dir.glob("*") if p.suffix in (".png", ".gif", ".csv"))
@@ -107,20 +163,31 @@ def run_notebooks(only=None, quick: bool = False, dataset: str = "mnist", seed: 
     executed_dir : path, optional
         Where executed copies go; default ``<project>/notebooks/executed`` (git-ignored).
     """
+    params = check_parameters({"QUICK": bool(quick), "DATASET": dataset, "SEED": seed, "DEVICE": device})
     paths = list_notebooks(only, notebooks_dir)
     root = Path(notebooks_dir).parent if notebooks_dir else project_root()
     figures_dir = Path(figures_dir) if figures_dir else root / "figures"
     executed_dir = Path(executed_dir) if executed_dir else root / "notebooks" / "executed"
     figures_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = figures_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    manifest.setdefault("notebooks", {})
-    params = {"QUICK": bool(quick), "DATASET": dataset, "SEED": int(seed), "DEVICE": device}
+    manifest = {}
     for path in paths:
         entry = run_notebook(path, params, figures_dir, executed_dir, progress=progress)
-        manifest["notebooks"][path.stem] = entry
-        # per-figure view, as the README gallery and the tests read it
+        manifest = _update_manifest(manifest_path, entry)
+    return manifest
+
+
+def _update_manifest(manifest_path: Path, entry: dict) -> dict:
+    """Merge one notebook's entry into the manifest, under a lock and atomically (runs may be concurrent)."""
+    from .training.checkpoint import atomic_write
+
+    with _locked(manifest_path.with_name(".manifest.lock")):
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+        manifest.setdefault("notebooks", {})[entry["notebook"]] = entry
+        # per-figure view, as the README gallery and the tests read it; only files that exist
+        folder = manifest_path.parent
         manifest["figures"] = {f: {k: e[k] for k in ("notebook", "parameters", "version", "commit", "seconds", "numbers")}
-                               for e in manifest["notebooks"].values() for f in e["figures"]}
-        manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+                               for e in manifest["notebooks"].values() for f in e["figures"] if (folder / f).is_file()}
+        text = json.dumps(manifest, indent=2, sort_keys=True)
+        atomic_write(manifest_path, lambda fh: fh.write(text.encode()))
     return manifest

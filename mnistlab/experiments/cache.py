@@ -1,0 +1,95 @@
+"""The experiment cache: one JSON file per training run, keyed by the config, the seed and a format number.
+
+A key is the SHA-256 of the canonical JSON of the run's settings (:meth:`TrainConfig.recipe`:
+the config without its name), the seed and :data:`CACHE_VERSION`, nothing else: bumping the
+package version for a docstring keeps every result. Entries carry a checksum and are written
+atomically; a corrupt or truncated entry is detected, discarded and recomputed. Two workers
+writing the same key write the same bytes, and the rename makes the last one win whole.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+
+from .._util import cache_root, to_jsonable
+from ..training.checkpoint import atomic_write
+from ..training.config import as_config
+
+__all__ = ["CACHE_VERSION", "config_hash", "cache_dir", "clear_cache", "read", "write", "artifact_path"]
+
+CACHE_VERSION = 2
+"""Bump when the meaning of a cached result changes (training loop, metrics, file layout)."""
+
+
+def _canonical_json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def config_hash(config, seed: int, kind: str = "run", **extra) -> str:
+    """Stable SHA-256 (hex) of the run's settings (config without its name), the seed and the cache version.
+
+    ``kind`` and ``extra`` separate other uses of the same recipe (e.g. a cross-validation fold).
+    """
+    cfg = as_config(config)
+    key = {"kind": kind, "recipe": cfg.recipe(), "seed": int(seed), "cache_version": CACHE_VERSION,
+           **to_jsonable(extra, strict=True)}
+    return hashlib.sha256(_canonical_json(key).encode()).hexdigest()
+
+
+
+def cache_dir(create: bool = True) -> Path:
+    """The cache folder: ``$MNISTLAB_CACHE`` if set, else ``<project>/.mnistlab-cache`` in a source
+    checkout, else ``~/.cache/mnistlab/experiments``."""
+    return cache_root(create)
+
+
+def clear_cache() -> int:
+    """Delete every cached result and model in :func:`cache_dir`; return how many files went."""
+    n = 0
+    folder = cache_dir(create=False)
+    for p in folder.glob("*") if folder.is_dir() else []:
+        if p.is_file() and (p.suffix in (".json", ".pt", ".npz") or p.name.endswith(".tmp")):
+            p.unlink()
+            n += 1
+    return n
+
+
+def write(key: str, body: dict) -> Path:
+    """Write ``{"sha256": ..., "body": body}`` atomically; the checksum covers the body's canonical JSON."""
+    path = cache_dir() / f"{key}.json"
+    text = json.dumps(to_jsonable(body), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    payload = json.dumps({"format": "mnistlab-result", "sha256": hashlib.sha256(text.encode()).hexdigest(),
+                          "body": text})
+    atomic_write(path, lambda fh: fh.write(payload.encode()))
+    return path
+
+
+def read(key: str) -> dict | None:
+    """The cached body for ``key``, or ``None`` if absent. A damaged entry is deleted (with a warning)."""
+    path = cache_dir() / f"{key}.json"
+    if not path.is_file():
+        return None
+    try:
+        outer = json.loads(path.read_text())
+        text = outer["body"]
+        if outer.get("format") != "mnistlab-result" or hashlib.sha256(text.encode()).hexdigest() != outer["sha256"]:
+            raise ValueError("checksum mismatch")
+        body = json.loads(text)
+        if body.get("key") != key:
+            raise ValueError("entry belongs to another key")
+        return body
+    except Exception as exc:  # truncated, edited, not JSON, wrong layout...
+        warnings.warn(f"Cache entry {path.name} is damaged ({exc}); it is discarded and the run is recomputed.",
+                      RuntimeWarning, stacklevel=3)
+        path.unlink(missing_ok=True)
+        (path.with_suffix(".pt")).unlink(missing_ok=True)
+        return None
+
+
+def artifact_path(key: str, name: str) -> Path:
+    """Where a callback's artifact of the run ``key`` lives (``<key>.<name>.npz``, beside the result)."""
+    return cache_dir() / f"{key}.{name}.npz"
+
+

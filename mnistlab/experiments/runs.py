@@ -1,0 +1,393 @@
+"""Repeated training runs: one run, many seeds, grids, cross-validation, saved models, ensembles, sweeps.
+
+:func:`run` trains a :class:`TrainConfig` once for one seed and returns a tidy DataFrame (one row
+per epoch); :func:`run_many` and :func:`run_grid` repeat it over seeds and configs, in ``workers``
+processes or on a Ray cluster (:mod:`mnistlab.experiments.executors`). Every run is cached on disk
+(:mod:`mnistlab.experiments.cache`): re-running a notebook reads results instead of retraining.
+
+Examples
+--------
+>>> import mnistlab as ml, mnistlab.experiments as ex                          # doctest: +SKIP
+>>> base = ml.TrainConfig("lenet5 vanilla", model="lenet5", optimizer="adam", lr=2e-4, normalize="unit")
+>>> df = ex.run_many(base, seeds=range(5), workers=2)                          # doctest: +SKIP
+>>> ex.summarize(df)                                                           # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..data.datasets import ImageSet, kfold_indices, load_dataset, train_val_split
+from ..training.callbacks import EarlyStopping
+from ..training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..training.config import TrainConfig, as_config
+from ..training.loop import TrainingError, evaluate, predict, resolve_device
+from ..training.recipes import train_model
+from . import cache as _cache
+from .cache import cache_dir, config_hash
+from .executors import map_tasks
+from .stats import final_rows
+
+__all__ = ["run", "run_many", "run_grid", "cross_validate", "out_of_fold_probs", "load_model", "ensemble",
+           "lr_sweep", "best_lrs"]
+
+_FINAL_ORDER = ["val_loss", "val_acc", "test_loss", "test_acc", "test_n", "train_seconds", "run_seconds",
+                "best_epoch", "stopped_epoch", "fold_loss", "fold_acc", "diverged"]
+_HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "elapsed"]
+
+
+def _datasets(cfg: TrainConfig) -> tuple[ImageSet, ImageSet | None, ImageSet]:
+    """(train, per-epoch validation or None, test) for a config."""
+    train = load_dataset(cfg.dataset, "train", limit=cfg.train_limit)
+    test = load_dataset(cfg.dataset, "test", limit=cfg.test_limit)
+    if cfg.val is None:
+        return train, None, test
+    if cfg.val == "test":
+        return train, test, test
+    train, val = train_val_split(train, cfg.val, seed=cfg.split_seed)
+    return train, val, test
+
+
+def _train(cfg: TrainConfig, train: ImageSet, val: ImageSet | None, seed: int, device, progress: bool,
+           callbacks=()):
+    """Train one model; return (model, history, early-stopping callback or None)."""
+    stopper = EarlyStopping(**cfg.early_stopping) if cfg.early_stopping else None
+    model, history = train_model(cfg, train, val, seed=seed, device=device, progress=progress,
+                                 callbacks=([stopper] if stopper else []) + list(callbacks))
+    return model, history, stopper
+
+
+def _tidy(body: dict, name: str, cached: bool) -> pd.DataFrame:
+    hist = pd.DataFrame(body["history"], columns=_HISTORY_COLUMNS)
+    if hist.empty:  # untrained baseline (or a diverged run): one row at epoch 0
+        hist = pd.DataFrame([{c: np.nan for c in _HISTORY_COLUMNS} | {"epoch": 0, "seconds": 0.0, "elapsed": 0.0}],
+                            columns=_HISTORY_COLUMNS)
+    hist = hist.astype({c: float for c in _HISTORY_COLUMNS}).astype({"epoch": int})
+    out = pd.DataFrame({"config": name, "seed": int(body["seed"])}, index=hist.index)
+    out = pd.concat([out, hist], axis=1)
+    final = {k: (np.nan if v is None else v) for k, v in body["final"].items()}  # JSON null -> NaN
+    for k in [k for k in _FINAL_ORDER if k in final] + sorted(k for k in final if k not in _FINAL_ORDER):
+        out[k] = final[k]
+    out["cached"] = cached
+    out["hash"] = body["key"][:12]
+    return out
+
+
+def _artifacts_present(key: str, callbacks) -> bool:
+    return all(_cache.artifact_path(key, cb.artifact_name).is_file() for cb in callbacks if cb.artifact_name)
+
+
+def run(config, seed: int = 0, *, device="auto", cache: bool = True, keep_model: bool = False,
+        progress: bool = False, callbacks=()) -> pd.DataFrame:
+    """Train ``config`` once with ``seed`` (weights, data order, augmentation, dropout) and evaluate it.
+
+    Parameters
+    ----------
+    config : TrainConfig or dict
+    seed : int
+    device : str
+        "auto" (GPU when present), "cpu", "cuda", ...
+    cache : bool
+        Read and write the disk cache (see :func:`cache_dir`). A cache hit does not train.
+    keep_model : bool
+        Also store the trained weights (a checkpoint next to the result) for :func:`load_model`.
+    progress : bool
+        Show per-epoch progress bars.
+    callbacks : sequence of Callback
+        Passed to :func:`mnistlab.fit`; they do not enter the cache key. A callback with an
+        ``artifact_name`` (a recorder) has what it gathered saved beside the cached result, and
+        loaded back on a cache hit; a hit without the artifact retrains.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per epoch (one row at epoch 0 for an untrained model) with ``config``, ``seed``,
+        ``epoch``, ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``lr``, ``seconds``,
+        ``elapsed``, and per run (repeated on every row): ``test_loss``, ``test_acc``, ``test_n``,
+        ``train_seconds`` (training time), ``run_seconds`` (training plus evaluation),
+        ``best_epoch`` and ``stopped_epoch`` (early stopping; NaN otherwise), ``diverged``, ``cached``
+        and ``hash``. A run whose loss became NaN/infinite (:class:`mnistlab.TrainingError`) is
+        not an error here: it gives one row with ``diverged=True``, NaN metrics and the message in
+        ``error``, and is cached like any other result.
+    """
+    cfg = as_config(config)
+    callbacks = list(callbacks)
+    key = config_hash(cfg, seed)
+    if cache:
+        body = _cache.read(key)
+        model_ok = not keep_model or body is not None and (body["final"].get("diverged")
+                                                           or (cache_dir() / f"{key}.pt").is_file())
+        if body is not None and model_ok and (body["final"].get("diverged") or _artifacts_present(key, callbacks)):
+            for cb in callbacks:
+                if cb.artifact_name and not body["final"].get("diverged"):
+                    cb.load_artifact(_cache.artifact_path(key, cb.artifact_name))
+            return _tidy(body, cfg.name, cached=True)
+    t0 = time.perf_counter()
+    train, val, test = _datasets(cfg)
+    try:
+        model, history, stopper = _train(cfg, train, val, seed, device, progress, callbacks)
+    except TrainingError as exc:  # diverged (NaN/inf loss): a result too, recorded as such
+        final = {"test_loss": np.nan, "test_acc": np.nan, "test_n": len(test), "train_seconds": np.nan,
+                 "run_seconds": time.perf_counter() - t0, "best_epoch": np.nan, "stopped_epoch": np.nan,
+                 "diverged": True, "error": str(exc)}
+        body = {"key": key, "seed": int(seed), "recipe": cfg.recipe(), "history": {}, "final": final}
+        if cache:
+            _cache.write(key, body)
+        return _tidy(body, cfg.name, cached=False)
+    if cfg.val == "test" and stopper is None and not history.empty:
+        test_metrics = {"loss": float(history["val_loss"].iloc[-1]), "acc": float(history["val_acc"].iloc[-1]),
+                        "n": len(test)}
+    else:
+        test_metrics = evaluate(model, test)
+    final = {"test_loss": test_metrics["loss"], "test_acc": test_metrics["acc"], "test_n": int(test_metrics["n"]),
+             "train_seconds": float(history["seconds"].sum()) if not history.empty else 0.0,
+             "best_epoch": float(stopper.best_epoch) if stopper and stopper.best_epoch is not None else np.nan,
+             "stopped_epoch": float(stopper.stopped_epoch) if stopper and stopper.stopped_epoch is not None else np.nan,
+             "diverged": False}
+    if cfg.epochs == 0 and val is not None:  # the untrained baseline still reports its validation metrics
+        v = test_metrics if val is test else evaluate(model, val)
+        final.update(val_loss=v["loss"], val_acc=v["acc"])
+    final["run_seconds"] = time.perf_counter() - t0
+    body = {"key": key, "seed": int(seed), "recipe": cfg.recipe(), "history": history.to_dict(orient="list"),
+            "final": final}
+    if cache:
+        # artifacts and weights first, the result last: a result on disk means its files are complete
+        for cb in callbacks:
+            if cb.artifact_name:
+                cb.save_artifact(_cache.artifact_path(key, cb.artifact_name))
+        if keep_model:
+            save_checkpoint(cache_dir() / f"{key}.pt", model, config=cfg, metrics={"test_acc": final["test_acc"]},
+                            history=history)
+        _cache.write(key, body)
+    return _tidy(body, cfg.name, cached=False)
+
+
+def _run_task(cfg: TrainConfig, seed: int, device, cache: bool, keep_model: bool) -> pd.DataFrame:
+    """One (config, seed) job, as executed by a worker."""
+    return run(cfg, seed, device=device, cache=cache, keep_model=keep_model)
+
+
+def _seeds(seeds) -> list[int]:
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("Give at least one seed.")
+    return seeds
+
+
+def run_many(config, seeds: Iterable[int] = range(5), *, device="auto", cache: bool = True, keep_model: bool = False,
+             progress: bool = True, workers: int = 1, executor: str = "process",
+             address: str | None = None) -> pd.DataFrame:
+    """:func:`run` for every seed; one tidy DataFrame (tqdm bar over seeds).
+
+    ``workers``, ``executor`` and ``address`` are those of :func:`run_grid`.
+    """
+    cfg = as_config(config)
+    return run_grid([cfg], seeds, device=device, cache=cache, keep_model=keep_model, progress=progress,
+                    workers=workers, executor=executor, address=address)
+
+
+def run_grid(configs: Sequence, seeds: Iterable[int] = range(5), *, device="auto", cache: bool = True,
+             keep_model: bool = False, progress: bool = True, workers: int = 1, executor: str = "process",
+             address: str | None = None) -> pd.DataFrame:
+    """:func:`run` for every config and seed (names must be distinct); one tidy DataFrame in config order.
+
+    Parameters
+    ----------
+    configs : sequence of TrainConfig or dict
+    seeds : iterable of int
+    workers : int
+        Run the configs x seeds in this many worker processes (torch threads split so that
+        workers x threads <= cores). Results equal the serial ones; cached runs are read, not
+        re-run. 1 runs in this process.
+    executor : "process" or "ray"
+        ``"ray"`` sends the same tasks to a Ray cluster (``pip install "ray[default]"``).
+    address : str, optional
+        Ray cluster address (``ray.init(address=...)``); default a local Ray instance.
+    """
+    configs = [as_config(c) for c in configs]
+    names = [c.name for c in configs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"Config names must be distinct, got {names}.")
+    seeds = _seeds(seeds)
+    tasks = [(cfg, s, device, cache, keep_model) for cfg in configs for s in seeds]
+    frames = map_tasks(_run_task, tasks, workers=workers, executor=executor, address=address, progress=progress,
+                       desc="runs")
+    return pd.concat(frames, ignore_index=True)
+
+
+def _cv_fold(cfg: TrainConfig, k: int, seed: int, fold: int, device, cache: bool, keep_model: bool) -> dict:
+    """Train fold ``fold`` of a k-fold split; the cached body (with out-of-fold probabilities if asked)."""
+    recipe = cfg.but(val=None, early_stopping=None)
+    key = config_hash(recipe, seed, kind="cv", k=k, fold=fold)
+    body = _cache.read(key) if cache else None
+    if body is not None and (not keep_model or "oof_probs" in body):
+        return body | {"_cached": True}
+    t0 = time.perf_counter()
+    train = load_dataset(cfg.dataset, "train", limit=cfg.train_limit)
+    tr_idx, va_idx = kfold_indices(len(train), k=k, seed=seed)[fold]
+    tr, va = train.subset(tr_idx), train.subset(va_idx)
+    model, history, _ = _train(recipe, tr, va, seed, device, progress=False)
+    final = {"fold_acc": float(history["val_acc"].iloc[-1]), "fold_loss": float(history["val_loss"].iloc[-1]),
+             "train_seconds": float(history["seconds"].sum()), "run_seconds": time.perf_counter() - t0}
+    body = {"key": key, "seed": int(seed), "recipe": recipe.recipe(), "history": history.to_dict(orient="list"),
+            "final": final}
+    if keep_model:  # the fold's predicted probabilities on its held-out part (for out_of_fold_probs)
+        body["oof_index"] = [int(i) for i in va_idx]
+        body["oof_probs"] = np.round(predict(model, va), 6).tolist()
+    if cache:
+        _cache.write(key, body)
+    return body | {"_cached": False}
+
+
+def cross_validate(config, k: int = 5, seed: int = 0, *, device="auto", cache: bool = True, progress: bool = True,
+                   workers: int = 1, executor: str = "process", address: str | None = None) -> pd.DataFrame:
+    """k-fold cross-validation on the training set (``train_limit`` applies; ``val`` is ignored).
+
+    Fold ``i`` trains on the other k-1 folds with seed ``seed`` and is validated after every
+    epoch on fold ``i`` (:func:`mnistlab.kfold_indices`, shuffled with ``seed``). ``workers``,
+    ``executor`` and ``address`` as in :func:`run_grid`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Tidy per-epoch histories with columns ``config``, ``fold``, ``seed``, ``epoch``,
+        ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``seconds``, ..., and
+        ``fold_acc`` (the fold's final validation accuracy, repeated on its rows).
+    """
+    cfg = as_config(config)
+    if cfg.epochs < 1:
+        raise ValueError("cross_validate needs epochs >= 1.")
+    bodies = _folds(cfg, k, seed, device, cache, False, progress, workers, executor, address)
+    frames = []
+    for i, body in enumerate(bodies):
+        df = _tidy(body, cfg.name, body["_cached"])
+        df.insert(1, "fold", i)
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _folds(cfg, k, seed, device, cache, keep, progress, workers, executor, address) -> list[dict]:
+    tasks = [(cfg, k, seed, i, device, cache, keep) for i in range(k)]
+    return map_tasks(_cv_fold, tasks, workers=workers, executor=executor, address=address, progress=progress,
+                     desc=f"{cfg.name} CV")
+
+
+def out_of_fold_probs(config, k: int = 5, seed: int = 0, *, device="auto", cache: bool = True,
+                      progress: bool = True, workers: int = 1, executor: str = "process",
+                      address: str | None = None) -> np.ndarray:
+    """Out-of-fold predicted probabilities of every training image, an array (N_train, classes).
+
+    Image ``i``'s row comes from the model of the fold that held ``i`` out, so no model saw the
+    image it scores (what confident learning needs). Folds are cached like
+    :func:`cross_validate`'s; the arguments are the same.
+    """
+    cfg = as_config(config)
+    if cfg.epochs < 1:
+        raise ValueError("out_of_fold_probs needs epochs >= 1.")
+    bodies = _folds(cfg, k, seed, device, cache, True, progress, workers, executor, address)
+    n = sum(len(b["oof_index"]) for b in bodies)
+    probs = None
+    for b in bodies:
+        p = np.asarray(b["oof_probs"], dtype=np.float32)
+        probs = np.zeros((n, p.shape[1]), np.float32) if probs is None else probs
+        probs[np.asarray(b["oof_index"])] = p
+    return probs
+
+
+def load_model(config, seed: int = 0, *, device="auto"):
+    """The trained model of ``run(config, seed)``, from the cache (trained and stored if absent).
+
+    Returns a model in eval mode on ``device`` with its ``preprocessing`` and ``train_config``
+    set, ready for :func:`mnistlab.predict`.
+    """
+    cfg = as_config(config)
+    key = config_hash(cfg, seed)
+    path = cache_dir() / f"{key}.pt"
+    for attempt in range(2):
+        if not path.is_file():
+            run(cfg, seed, device=device, keep_model=True)  # trains (and stores weights) unless already there
+        try:
+            return load_checkpoint(path, device=resolve_device(device)).model
+        except CheckpointError as exc:
+            warnings.warn(f"Cached model {path.name} is damaged ({exc}); retraining.", RuntimeWarning, stacklevel=2)
+            path.unlink(missing_ok=True)
+    raise CheckpointError(f"Could not store and reload the model for {cfg.name!r}, seed {seed}.")
+
+
+def ensemble(config, seeds: Iterable[int], *, device="auto") -> dict:
+    """Average the predicted probabilities of the models of ``seeds`` on the test set.
+
+    Returns
+    -------
+    dict
+        ``members`` (list of each model's test accuracy), ``member_mean``, ``ensemble_acc``,
+        ``ensemble_errors`` (count of misclassified test images), ``n`` and ``probs`` (the
+        averaged probabilities, N x classes).
+    """
+    cfg = as_config(config)
+    seeds = _seeds(seeds)
+    test = load_dataset(cfg.dataset, "test", limit=cfg.test_limit)
+    y = test.labels.numpy()
+    probs, members = [], []
+    for s in seeds:
+        p = predict(load_model(cfg, s, device=device), test)
+        probs.append(p)
+        members.append(float((p.argmax(1) == y).mean()))
+    mean_p = np.mean(probs, axis=0)
+    correct = mean_p.argmax(1) == y
+    return {"members": members, "member_mean": float(np.mean(members)), "ensemble_acc": float(correct.mean()),
+            "ensemble_errors": int((~correct).sum()), "n": len(y), "probs": mean_p}
+
+
+def lr_sweep(config, optimizers: Sequence[str], lrs: Mapping[str, Sequence[float]] | Sequence[float],
+             seeds: Iterable[int] = (0,), *, widen: int = 0, factor: float = 3.0, metric: str = "val_acc",
+             device="auto", cache: bool = True, progress: bool = True, workers: int = 1,
+             executor: str = "process", address: str | None = None) -> pd.DataFrame:
+    """Train ``config`` with every optimizer at every learning rate; tidy DataFrame with ``optimizer`` and ``lr_value``.
+
+    Parameters
+    ----------
+    lrs : dict or sequence
+        One grid for all optimizers, or a grid per optimizer.
+    widen : int
+        Up to this many times, an optimizer whose best rate (by ``metric``) lies on the edge of
+        its grid gets one more rate beyond that edge (x ``factor`` or / ``factor``); earlier runs
+        come from the cache. The final grid of each optimizer is the set of its ``lr_value``s.
+    factor : float
+    metric : str
+        What "best" means for widening (mean over seeds of the last epoch; higher is better).
+    seeds, device, cache, progress, workers, executor, address
+        As in :func:`run_grid`.
+    """
+    cfg = as_config(config)
+    grids = {opt: sorted(float(v) for v in (lrs[opt] if isinstance(lrs, Mapping) else lrs)) for opt in optimizers}
+    for round_ in range(widen + 1):
+        jobs = [cfg.but(name=f"{opt} lr={lr:g}", optimizer=opt, lr=lr) for opt in optimizers for lr in grids[opt]]
+        df = run_grid(jobs, seeds, device=device, cache=cache, progress=progress, workers=workers, executor=executor,
+                      address=address)
+        meta = pd.DataFrame([{"config": j.name, "optimizer": j.optimizer, "lr_value": j.lr} for j in jobs])
+        df = df.merge(meta, on="config", how="left")
+        best = best_lrs(df, metric)
+        edges = {o: best[o] for o in optimizers if o in best and best[o] in (grids[o][0], grids[o][-1])}
+        if not edges or round_ == widen:
+            return df
+        for o, b in edges.items():
+            grids[o] = sorted(set(grids[o]) | {b * factor if b == grids[o][-1] else b / factor})
+    return df
+
+
+def best_lrs(sweep: pd.DataFrame, metric: str = "val_acc", mode: str = "max") -> pd.Series:
+    """Best learning rate per optimizer from :func:`lr_sweep` (mean of ``metric`` over seeds, last epoch).
+
+    Runs whose metric is NaN (diverged) never win.
+    """
+    last = final_rows(sweep)
+    means = last.groupby(["optimizer", "lr_value"], sort=False)[metric].mean().dropna()
+    pick = means.groupby(level=0, sort=False).idxmax() if mode == "max" else means.groupby(level=0, sort=False).idxmin()
+    return pd.Series({opt: lr for opt, lr in pick.values}, name="best_lr")
+

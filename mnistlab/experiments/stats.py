@@ -1,0 +1,153 @@
+"""Statistics over repeated runs: final rows, summaries with t-intervals, paired comparisons and verdicts."""
+from __future__ import annotations
+
+import enum
+import math
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Verdict", "final_rows", "summarize", "compare", "compare_steps", "split_by_verdict"]
+
+
+class Verdict(str, enum.Enum):
+    """The outcome of a paired comparison of b against a (a ``str`` enum, so it prints and saves as its text)."""
+
+    HELPS = "helps"            # b beats a beyond seed noise
+    HURTS = "hurts"            # b loses to a beyond seed noise
+    WITHIN_NOISE = "within noise"
+    TOO_FEW_SEEDS = "too few seeds"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def beyond_noise(self) -> bool:
+        """True for HELPS and HURTS."""
+        return self in (Verdict.HELPS, Verdict.HURTS)
+
+
+def final_rows(df: pd.DataFrame, by: Sequence[str] = ("config", "seed")) -> pd.DataFrame:
+    """The last epoch's row of every run (one row per config and seed, or per ``by`` group)."""
+    by = [b for b in by if b in df.columns]
+    missing = {"epoch"} - set(df.columns)
+    if missing or not by:
+        raise ValueError("final_rows needs a tidy DataFrame from run/run_many (columns config, seed, epoch).")
+    df = df.reset_index(drop=True)
+    last = df.sort_values("epoch", kind="stable").groupby(by, sort=False).tail(1).index
+    return df.loc[sorted(last)].reset_index(drop=True)  # runs in their order of appearance
+
+
+def _t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float, float]:
+    """(mean, std, half-width, n) of a Student-t confidence interval for the mean."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    n = len(values)
+    if n == 0:
+        return np.nan, np.nan, np.nan, 0
+    mean = float(values.mean())
+    if n == 1:
+        return mean, np.nan, np.nan, 1
+    std = float(values.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * std / math.sqrt(n))
+    return mean, std, half, n
+
+
+def summarize(df: pd.DataFrame, metric: str = "test_acc", confidence: float = 0.95,
+              by: str = "config") -> pd.DataFrame:
+    """Per config: mean, std, 95% t-interval and n of ``metric`` over seeds (last epoch of each run).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by config (first-appearance order), columns ``mean``, ``std``, ``ci_low``,
+        ``ci_high``, ``ci_half`` and ``n``. With one seed, std and the interval are NaN.
+    """
+    if metric not in df.columns:
+        raise KeyError(f"{metric!r} is not a column; available: {sorted(df.columns)}.")
+    per_run = final_rows(df, (by, "seed")) if "epoch" in df.columns else df
+    rows = []
+    for name, g in per_run.groupby(by, sort=False):
+        mean, std, half, n = _t_interval(g[metric].to_numpy(), confidence)
+        rows.append({by: name, "mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half,
+                     "ci_half": half, "n": n})
+    return pd.DataFrame(rows).set_index(by)
+
+
+def _per_seed(df: pd.DataFrame, metric: str) -> pd.Series:
+    if metric not in df.columns:
+        raise KeyError(f"{metric!r} is not a column; available: {sorted(df.columns)}.")
+    if "config" in df.columns and df["config"].nunique() > 1:
+        raise ValueError(f"compare takes one config per DataFrame; this one holds {sorted(df['config'].unique())}.")
+    last = final_rows(df) if "epoch" in df.columns else df
+    return last.groupby("seed")[metric].last()
+
+
+def compare(df_a: pd.DataFrame, df_b: pd.DataFrame, metric: str = "test_acc", alpha: float = 0.05) -> dict:
+    """Paired comparison of two configs over the seeds they share (b minus a).
+
+    The same seed gives both runs the same data order and (for equal models) initial weights,
+    so a paired t-test (:func:`scipy.stats.ttest_rel`) removes that shared noise.
+
+    Returns
+    -------
+    dict
+        ``a``, ``b`` (config names), ``n`` (shared seeds), ``mean_a``, ``mean_b``, ``diff``
+        (mean of b - a), ``ci_low``, ``ci_high`` (95% t-interval of the difference), ``p_value``
+        and ``verdict``: a :class:`Verdict` (HELPS / HURTS when p < alpha, by the sign of the
+        difference, WITHIN_NOISE, or TOO_FEW_SEEDS with fewer than 2 shared seeds).
+    """
+    from scipy import stats
+
+    a, b = _per_seed(df_a, metric), _per_seed(df_b, metric)
+    seeds = a.index.intersection(b.index)
+    name_a = str(df_a["config"].iloc[0]) if "config" in df_a.columns else "a"
+    name_b = str(df_b["config"].iloc[0]) if "config" in df_b.columns else "b"
+    out = {"a": name_a, "b": name_b, "metric": metric, "n": len(seeds),
+           "mean_a": float(a.loc[seeds].mean()) if len(seeds) else np.nan,
+           "mean_b": float(b.loc[seeds].mean()) if len(seeds) else np.nan}
+    d = (b.loc[seeds] - a.loc[seeds]).to_numpy(dtype=float)
+    mean, std, half, n = _t_interval(d, 1 - alpha)
+    out.update(diff=mean, ci_low=mean - half, ci_high=mean + half)
+    if n < 2:
+        out.update(p_value=np.nan, verdict=Verdict.TOO_FEW_SEEDS)
+        return out
+    if std == 0:  # identical differences on every seed: the t statistic is undefined
+        p = 1.0 if mean == 0 else 0.0
+    else:
+        p = float(stats.ttest_rel(b.loc[seeds].to_numpy(float), a.loc[seeds].to_numpy(float)).pvalue)
+    verdict = (Verdict.HELPS if mean > 0 else Verdict.HURTS) if p < alpha else Verdict.WITHIN_NOISE
+    out.update(p_value=p, verdict=verdict)
+    return out
+
+
+def compare_steps(df: pd.DataFrame, metric: str = "test_acc", baseline: str | None = None,
+                  alpha: float = 0.05) -> pd.DataFrame:
+    """:func:`compare` each config with the one before it (or with ``baseline``), in order of appearance.
+
+    Returns one row per comparison with the columns of :func:`compare`.
+    """
+    names = list(dict.fromkeys(df["config"]))
+    if baseline is not None and baseline not in names:
+        raise ValueError(f"baseline {baseline!r} is not among the configs {names}.")
+    rows = []
+    for prev, name in zip(names, names[1:]) if baseline is None else ((baseline, n) for n in names if n != baseline):
+        rows.append(compare(df[df["config"] == prev], df[df["config"] == name], metric, alpha))
+    return pd.DataFrame(rows)
+
+
+
+def split_by_verdict(comparisons: pd.DataFrame, column: str = "b") -> dict[Verdict, list]:
+    """Group the compared configs (``column``) of :func:`compare_steps` output by verdict.
+
+    Returns ``{Verdict.HELPS: [...], Verdict.HURTS: [...], Verdict.WITHIN_NOISE: [...]}``; configs
+    with too few seeds count as within noise.
+    """
+    out = {Verdict.HELPS: [], Verdict.HURTS: [], Verdict.WITHIN_NOISE: []}
+    for name, verdict in zip(comparisons[column], comparisons["verdict"]):
+        v = Verdict(verdict)
+        out[v if v.beyond_noise else Verdict.WITHIN_NOISE].append(name)
+    return out

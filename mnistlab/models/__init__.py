@@ -1,0 +1,7 @@
+"""Models: the registry (``create_model``, ``list_models``) and the classifiers it holds."""
+from .registry import (Preprocessing, count_macs, count_parameters, create_model, list_models, preprocessing_of,
+                       register_model)
+from .classifiers import Classifier  # importing the module registers the classifiers
+
+__all__ = ["Preprocessing", "count_macs", "count_parameters", "create_model", "list_models", "preprocessing_of",
+           "register_model", "Classifier"]

@@ -1,0 +1,177 @@
+"""Model registry: ``create_model(name, **kwargs)`` and ``list_models()`` (after timm's registry).
+
+A model built here declares its preprocessing (:class:`Preprocessing`: the normalisation
+constants, the dataset they come from and the input size); training, prediction and checkpoints
+read it from ``model.preprocessing`` instead of guessing. This layer knows nothing of data files
+or training.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .._util import eval_mode
+from ..data.datasets import dataset_info, normalization
+
+__all__ = ["Preprocessing", "register_model", "create_model", "list_models", "count_parameters", "count_macs",
+           "preprocessing_of"]
+
+_REGISTRY: dict[str, tuple[Callable[..., nn.Module], str]] = {}
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What a model expects: pixels in [0, 1] normalised as ``(x - mean) / std``, from ``dataset``.
+
+    Parameters
+    ----------
+    mean, std : float
+        Normalisation constants (``std`` > 0).
+    dataset : str
+        The dataset the model is for (fixes class names).
+    spec : str
+        How the constants were chosen: "standard" (the dataset's own), "unit", "symmetric" or
+        "custom"; a "standard" model trained on another dataset takes that dataset's constants.
+    input_size : tuple of int
+        (channels, height, width) of one input.
+    """
+
+    mean: float
+    std: float
+    dataset: str = "mnist"
+    spec: str = "standard"
+    input_size: tuple = (1, 28, 28)
+
+    def __post_init__(self):
+        mean, std = float(self.mean), float(self.std)
+        if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+            raise ValueError(f"Preprocessing needs a finite mean and a positive, finite std; got mean={self.mean!r}, "
+                             f"std={self.std!r}.")
+        dataset_info(self.dataset)  # raises on an unknown dataset
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
+        object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
+
+    @classmethod
+    def create(cls, normalize="standard", dataset: str = "mnist", input_size=(1, 28, 28)) -> "Preprocessing":
+        """From a ``normalize`` spec ("standard", "unit", "symmetric" or (mean, std)) and a dataset."""
+        mean, std = normalization(normalize, dataset)
+        spec = normalize if isinstance(normalize, str) else "custom"
+        return cls(mean, std, dataset_info(dataset).name, spec, tuple(input_size))
+
+    def to_dict(self) -> dict:
+        """Plain values (for checkpoints)."""
+        d = asdict(self)
+        d["input_size"] = list(self.input_size)
+        return d
+
+
+def preprocessing_of(model: nn.Module, dataset: str = "mnist") -> Preprocessing:
+    """The model's declared :class:`Preprocessing`; for a model from outside the registry, the dataset's standard one."""
+    pre = getattr(model, "preprocessing", None)
+    return pre if isinstance(pre, Preprocessing) else Preprocessing.create("standard", dataset)
+
+
+def register_model(name: str, description: str = ""):
+    """Decorator adding a model constructor to the registry under ``name``."""
+
+    def wrap(fn):
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is already registered")
+        _REGISTRY[name] = (fn, description or (fn.__doc__ or "").strip().splitlines()[0])
+        return fn
+
+    return wrap
+
+
+def create_model(name: str, seed: int | None = None, *, dataset: str = "mnist", normalize="standard",
+                 **kwargs) -> nn.Module:
+    """Build a registered model.
+
+    Parameters
+    ----------
+    name : str
+        One of ``list_models().index``.
+    seed : int, optional
+        Seed for the initial weights (the global RNG is left untouched).
+    dataset : str
+        The dataset the model is for: fixes the normalisation constants of ``"standard"``.
+    normalize : "standard", "unit", "symmetric" or (mean, std)
+        Declared as ``model.preprocessing``; :func:`mnistlab.fit`, :func:`mnistlab.predict` and
+        checkpoints use it.
+    **kwargs
+        Passed to the model's constructor (e.g. ``activation="relu"`` for ``lenet5``).
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"Unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}.")
+    fn = _REGISTRY[name][0]
+    preprocessing = Preprocessing.create(normalize, dataset)
+    _check_kwargs(name, fn, kwargs)
+    if seed is None:
+        model = fn(**kwargs)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = fn(**kwargs)
+    model.config = {"name": name, "kwargs": dict(kwargs)}
+    model.preprocessing = preprocessing
+    return model
+
+
+def _check_kwargs(name: str, fn, kwargs: dict) -> None:
+    """A clear error for constructor arguments the model does not take (instead of a TypeError deep inside)."""
+    import inspect
+
+    params = inspect.signature(fn).parameters
+    unknown = sorted(set(kwargs) - set(params))
+    if unknown:
+        raise ValueError(f"Model {name!r} takes no argument(s) {unknown}; it takes {sorted(params) or 'none'}.")
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def count_macs(model: nn.Module, input_shape=(1, 1, 28, 28)) -> int:
+    """Multiply-accumulates of one forward pass of one image (conv and linear layers)."""
+    macs = 0
+
+    def conv_hook(m: nn.Conv2d, inp, out):
+        nonlocal macs
+        k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
+        macs += out[0].numel() * k
+
+    def linear_hook(m: nn.Linear, inp, out):
+        nonlocal macs
+        macs += out[0].numel() * m.in_features
+
+    hooks = []
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            hooks.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.Linear):
+            hooks.append(m.register_forward_hook(linear_hook))
+    try:
+        with eval_mode(model), torch.no_grad():
+            model(torch.zeros(input_shape, device=next(model.parameters()).device))
+    finally:
+        for h in hooks:
+            h.remove()
+    return macs
+
+
+def list_models() -> pd.DataFrame:
+    """Table of registered models: description, parameters and MACs per image."""
+    rows = []
+    for name, (fn, desc) in _REGISTRY.items():
+        m = create_model(name, seed=0)
+        rows.append({"model": name, "parameters": count_parameters(m), "macs": count_macs(m), "description": desc})
+    return pd.DataFrame(rows).set_index("model")
+
+

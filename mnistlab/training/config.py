@@ -1,0 +1,198 @@
+"""``TrainConfig``: the one description of a training run (after nanoGPT's config dataclass).
+
+The experiment harness caches runs under a hash of it, the command line builds one from its
+flags (every field is a flag), recipes are named instances, and a checkpoint stores the config
+its model was trained with. Values are plain JSON, so a config hashes and saves reproducibly.
+
+Examples
+--------
+>>> from mnistlab.training.config import TrainConfig
+>>> base = TrainConfig("lenet5 vanilla", model="lenet5", optimizer="adam", lr=2e-4, normalize="unit")
+>>> base.but(name="batch 64", batch_size=64).batch_size
+64
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .._util import to_jsonable
+from ..data.datasets import dataset_info
+from ..data.loader import Augment
+from ..models.registry import _REGISTRY, create_model
+from .optim import OPTIMIZERS, SCHEDULERS
+
+__all__ = ["TrainConfig", "as_config"]
+
+
+def _help(text: str, default=None, factory=None):
+    if factory is not None:
+        return field(default_factory=factory, metadata={"help": text})
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run, as plain values.
+
+    ``name`` and ``description`` label tables and plots and are *not* part of the cache key, so
+    two names for the same settings share their cached runs. Every other field is. Invalid
+    values raise ``ValueError`` naming the field and the allowed range, before any work starts.
+    """
+
+    name: str = _help("label in tables and plots (not part of the cache key)", "run")
+    model: str = _help("registry name of the network (see `mnistlab models`)", "lenet5")
+    model_kwargs: Mapping[str, Any] = _help("constructor arguments of the network, e.g. {\"width\": 32}",
+                                            factory=dict)
+    epochs: int = _help("passes over the training set (0: the untrained baseline, only evaluated)", 10)
+    optimizer: str = _help(f"one of {', '.join(OPTIMIZERS)}", "adam")
+    lr: float | None = _help("learning rate (peak rate for onecycle); default per optimizer", None)
+    momentum: float | None = _help("momentum of sgd/momentum/nesterov/rmsprop; default per optimizer", None)
+    weight_decay: float = _help("L2 weight decay (>= 0)", 0.0)
+    batch_size: int = _help("training batch size", 128)
+    scheduler: str | None = _help(f"learning-rate schedule: {', '.join(SCHEDULERS)} or none", None)
+    gamma: float = _help("learning-rate factor per epoch of the steplr schedule", 0.7)
+    label_smoothing: float = _help("label smoothing of the cross-entropy, in [0, 1)", 0.0)
+    normalize: Any = _help("input normalisation: standard, unit, symmetric or [mean, std]", "standard")
+    augment: Mapping[str, Any] | None = _help("random affine batch augmentation (Augment arguments) or none", None)
+    dataset: str = _help("mnist, fashion-mnist or kmnist", "mnist")
+    train_limit: int | None = _help("train on the first N training images only", None)
+    test_limit: int | None = _help("test on the first N test images only", None)
+    val: Any = _help("per-epoch validation: test, none, a fraction or a count of held-out training images", "test")
+    split_seed: int = _help("seed of the train/validation split", 0)
+    early_stopping: Mapping[str, Any] | None = _help("EarlyStopping arguments (needs val), e.g. {\"patience\": 3}",
+                                                      None)
+    description: str = _help("one line on what the config is for (not part of the cache key)", "")
+
+    def __post_init__(self):
+        aug = self.augment
+        if isinstance(aug, Augment):
+            aug = dataclasses.asdict(aug)
+        if aug is not None and not isinstance(aug, Mapping):
+            raise ValueError(f"augment must be None, a dict of Augment arguments or an Augment, not {aug!r}.")
+        if aug is not None:
+            try:
+                Augment(**{k: tuple(v) if k == "scale" else v for k, v in aug.items()})
+            except TypeError as exc:
+                raise ValueError(f"augment: {exc}; allowed keys: {[f.name for f in dataclasses.fields(Augment)]}.") \
+                    from None
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
+        set_("augment", None if aug is None else to_jsonable(dict(aug), strict=True))
+        if not isinstance(self.model_kwargs or {}, Mapping):
+            raise ValueError(f"model_kwargs must be a dict of constructor arguments, not {self.model_kwargs!r}.")
+        set_("model_kwargs", to_jsonable(dict(self.model_kwargs or {}), strict=True))
+        if self.early_stopping is not None:
+            if not isinstance(self.early_stopping, Mapping):
+                raise ValueError(f"early_stopping must be a dict of EarlyStopping arguments, not {self.early_stopping!r}.")
+            set_("early_stopping", to_jsonable(dict(self.early_stopping), strict=True))
+        if isinstance(self.normalize, (list, tuple)):
+            set_("normalize", [float(v) for v in self.normalize])
+        if isinstance(self.scheduler, str) and self.scheduler.lower() == "none":
+            set_("scheduler", None)
+        self._validate()
+
+    def _validate(self) -> None:
+        def bad(field_name, value, allowed):
+            raise ValueError(f"{field_name} = {value!r} is not allowed: {allowed}.")
+
+        def is_int(v):
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def is_num(v):
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        if self.model not in _REGISTRY:
+            bad("model", self.model, f"choose one of {', '.join(sorted(_REGISTRY))}")
+        if not is_int(self.epochs) or self.epochs < 0:
+            bad("epochs", self.epochs, "a whole number >= 1 (0 for the untrained baseline)")
+        if self.optimizer not in OPTIMIZERS:
+            bad("optimizer", self.optimizer, f"choose one of {', '.join(OPTIMIZERS)}")
+        if self.lr is not None and not (is_num(self.lr) and 0 < self.lr <= 100):
+            bad("lr", self.lr, "a learning rate in (0, 100]")
+        if self.momentum is not None and not (is_num(self.momentum) and 0 <= self.momentum < 1):
+            bad("momentum", self.momentum, "a number in [0, 1)")
+        if not (is_num(self.weight_decay) and 0 <= self.weight_decay < 1):
+            bad("weight_decay", self.weight_decay, "a number in [0, 1)")
+        if not is_int(self.batch_size) or not 1 <= self.batch_size <= 65536:
+            bad("batch_size", self.batch_size, "a whole number from 1 to 65536")
+        if self.scheduler is not None and self.scheduler not in SCHEDULERS:
+            bad("scheduler", self.scheduler, f"choose one of {', '.join(SCHEDULERS)} or none")
+        if not (is_num(self.gamma) and 0 < self.gamma <= 1):
+            bad("gamma", self.gamma, "a factor in (0, 1]")
+        if not (is_num(self.label_smoothing) and 0 <= self.label_smoothing < 1):
+            bad("label_smoothing", self.label_smoothing, "a number in [0, 1)")
+        norm = self.normalize
+        if not (norm in ("standard", "unit", "symmetric") or (isinstance(norm, list) and len(norm) == 2
+                                                               and all(is_num(v) for v in norm) and norm[1] > 0)):
+            bad("normalize", norm, "standard, unit, symmetric or [mean, std] with std > 0")
+        try:
+            dataset_info(self.dataset)
+        except ValueError as exc:
+            raise ValueError(f"dataset: {exc}") from None
+        for name in ("train_limit", "test_limit"):
+            v = getattr(self, name)
+            if v is not None and (not is_int(v) or v < 1):
+                bad(name, v, "a whole number of images >= 1, or none for all")
+        v = self.val
+        if not (v is None or v == "test" or (is_num(v) and (0 < v < 1 or (is_int(v) and v >= 1)))):
+            bad("val", v, "test, none, a fraction in (0, 1) or a count of training images")
+        if self.early_stopping is not None and v is None:
+            raise ValueError("early_stopping needs per-epoch validation: set val='test' or a fraction.")
+
+    def recipe(self) -> dict:
+        """The settings that define the run: :meth:`to_dict` without ``name`` and ``description`` (the cache key)."""
+        d = self.to_dict()
+        d.pop("name")
+        d.pop("description")
+        return d
+
+    def to_dict(self) -> dict:
+        """All fields as a plain, JSON-serialisable dict."""
+        return to_jsonable({f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, strict=True)
+
+    def but(self, **changes) -> "TrainConfig":
+        """A copy with some fields changed, e.g. ``base.but(name="batch 64", batch_size=64)``."""
+        return as_config({**self.to_dict(), **changes})
+
+    def make_augment(self) -> Augment | None:
+        """The :class:`mnistlab.Augment` described by ``augment`` (``None`` if none)."""
+        if self.augment is None:
+            return None
+        return Augment(**{k: tuple(v) if k == "scale" else v for k, v in self.augment.items()})
+
+    def build_model(self, seed: int | None = None):
+        """The untrained network: ``create_model(model, seed, dataset, normalize, **model_kwargs)``."""
+        norm = tuple(self.normalize) if isinstance(self.normalize, list) else self.normalize
+        return create_model(self.model, seed=seed, dataset=self.dataset, normalize=norm, **self.model_kwargs)
+
+    def fit_kwargs(self) -> dict:
+        """The keyword arguments of :func:`mnistlab.fit` this config stands for."""
+        return dict(epochs=self.epochs, optimizer=self.optimizer, lr=self.lr, batch_size=self.batch_size,
+                    scheduler=self.scheduler, gamma=self.gamma, weight_decay=self.weight_decay,
+                    momentum=self.momentum, label_smoothing=self.label_smoothing, augment=self.make_augment())
+
+    @classmethod
+    def fields_help(cls) -> dict[str, tuple[Any, str]]:
+        """``{field: (default, one-line help)}`` (the command line's ``--help`` reads it)."""
+        out = {}
+        for f in dataclasses.fields(cls):
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            out[f.name] = (default, f.metadata.get("help", ""))
+        return out
+
+
+FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def as_config(config) -> TrainConfig:
+    """Accept a :class:`TrainConfig` or a dict of its fields; raise a clear error on unknown keys."""
+    if isinstance(config, TrainConfig):
+        return config
+    if not isinstance(config, Mapping):
+        raise TypeError(f"A config is a mnistlab.TrainConfig or a dict, not {type(config).__name__}.")
+    unknown = sorted(set(config) - FIELDS)
+    if unknown:
+        raise ValueError(f"Unknown config keys {unknown}; allowed keys: {sorted(FIELDS)}.")
+    return TrainConfig(**config)

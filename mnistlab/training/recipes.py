@@ -1,0 +1,111 @@
+"""Named training recipes: :class:`TrainConfig` instances shared by the CLI, the benchmarks and the notebooks.
+
+Keep them here, in one place, so a figure in a notebook, a benchmark and
+``mnistlab train --recipe fast`` all mean the same thing by "the fast recipe".
+
+Recipes
+-------
+fast
+    Time to 99% test accuracy on a CPU: the small conv-BN ``fast`` network, one-cycle
+    learning rate over a fixed budget of one epoch.
+best
+    Top accuracy (>= 99.5%): the conv-BN ``best`` network with batch augmentation
+    (rotation, shift, zoom), label smoothing and a one-cycle schedule.
+pt_example
+    The reference of pytorch/examples' ``mnist/main.py``: its network, Adadelta (lr 1.0)
+    and StepLR (gamma 0.7 every epoch), batch 64.
+
+Examples
+--------
+>>> from mnistlab.training.recipes import get_recipe
+>>> get_recipe("fast").epochs
+1
+>>> train = ml.load_dataset("mnist", "train")                        # doctest: +SKIP
+>>> model, history = train_model(get_recipe("fast"), train, seed=0)  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import pandas as pd
+from torch import nn
+
+from .callbacks import EarlyStopping
+from .config import TrainConfig, as_config
+from .loop import fit
+
+__all__ = ["RECIPES", "get_recipe", "list_recipes", "train_model"]
+
+RECIPES: dict[str, TrainConfig] = {
+    "fast": TrainConfig(
+        name="fast recipe", description="fastest CPU route to 99% test accuracy: conv-BN net, one epoch, one-cycle",
+        model="fast", epochs=1, optimizer="nesterov", lr=0.05, momentum=0.9, weight_decay=5e-4, batch_size=64,
+        scheduler="onecycle"),
+    "best": TrainConfig(
+        name="best recipe", description="top accuracy: conv-BN net, batch augmentation, label smoothing, one-cycle",
+        model="best", model_kwargs={"width": 16, "dropout": 0.1}, epochs=8, optimizer="nesterov", lr=0.1,
+        momentum=0.9, weight_decay=5e-4, batch_size=128, scheduler="onecycle", label_smoothing=0.1,
+        augment=dict(rotation=10.0, translate=2.0, scale=(0.9, 1.1))),
+    "pt_example": TrainConfig(
+        name="pt_example recipe",
+        description="pytorch/examples mnist: its network, Adadelta lr 1.0, StepLR gamma 0.7 per epoch, batch 64",
+        model="pt_example", epochs=14, optimizer="adadelta", lr=1.0, batch_size=64, scheduler="steplr", gamma=0.7),
+}
+
+
+def get_recipe(recipe: str, /, **changes) -> TrainConfig:
+    """The recipe named ``recipe`` as a :class:`TrainConfig`, with ``changes`` applied (e.g. ``epochs=2``).
+
+    Raises
+    ------
+    ValueError
+        Unknown recipe name or unknown field.
+    """
+    if recipe not in RECIPES:
+        raise ValueError(f"Unknown recipe {recipe!r}; available: {', '.join(sorted(RECIPES))}.")
+    return RECIPES[recipe].but(**changes) if changes else RECIPES[recipe]
+
+
+def list_recipes() -> pd.DataFrame:
+    """Table of the recipes: one row per name, one column per setting."""
+    return pd.DataFrame.from_dict({k: v.to_dict() for k, v in RECIPES.items()}, orient="index")
+
+
+def train_model(config, train, val=None, *, seed: int = 0, device="auto", callbacks=(),
+                progress: bool = False) -> tuple[nn.Module, pd.DataFrame]:
+    """Build the config's model and train it with :func:`mnistlab.fit`.
+
+    Parameters
+    ----------
+    config : TrainConfig, dict or str
+        A config, its fields as a dict, or a recipe name.
+    train : ImageSet, (images, labels) or TensorLoader
+    val : ImageSet, optional
+        Evaluated after every epoch (its time is not counted in ``seconds``).
+    seed : int
+        Seeds the initial weights, shuffling, augmentation and dropout.
+    device : str
+    callbacks : sequence of Callback
+        The config's ``early_stopping`` adds an :class:`EarlyStopping` unless one is among them
+        (pass your own to read its ``best_epoch`` afterwards).
+    progress : bool
+
+    Returns
+    -------
+    model : Classifier
+        The trained model on ``device``; ``model.train_config`` holds the config.
+    history : pandas.DataFrame
+        One row per epoch, as returned by :func:`mnistlab.fit` (empty for ``epochs=0``).
+    """
+    cfg = get_recipe(config) if isinstance(config, str) else as_config(config)
+    model = cfg.build_model(seed)
+    model.train_config = cfg
+    cbs = list(callbacks)
+    if cfg.early_stopping and not any(isinstance(cb, EarlyStopping) for cb in cbs):
+        cbs.insert(0, EarlyStopping(**cfg.early_stopping))
+    if cfg.epochs == 0:
+        from .loop import resolve_device
+
+        model.to(resolve_device(device))
+        return model, pd.DataFrame(columns=["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
+                                            "seconds", "elapsed"])
+    history = fit(model, train, val, **cfg.fit_kwargs(), callbacks=cbs, device=device, seed=seed, progress=progress)
+    return model, history
