@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -14,36 +15,73 @@ def _train_config(args):
     """The run's TrainConfig: the recipe, with every flag the user gave applied on top."""
     from mnistlab.training.recipes import get_recipe
 
-    changes = {}
-    for name in _CONFIG_FLAGS:
-        value = getattr(args, name, None)
-        if value is not None:
-            changes[name] = value
+    # flags left out are absent from args (default=SUPPRESS), so an explicit "none" (e.g.
+    # `--scheduler none`) overrides the recipe instead of being mistaken for "not given"
+    changes = {name: getattr(args, name) for name in _CONFIG_FLAGS if hasattr(args, name)}
     changes.setdefault("name", f"{args.recipe} recipe (cli)" if changes else get_recipe(args.recipe).name)
     return get_recipe(args.recipe, **changes)
 
 
+def _check_out(out: Path) -> None:
+    """The output folder exists (or is created) and is a folder, before any work starts."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder for model.pt and history.csv.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--out {out} cannot be created ({exc.strerror or exc}); give another folder.") from None
+    if not os.access(out, os.W_OK):
+        raise ValueError(f"--out {out} is not writable; give another folder.")
+
+
+_ONECYCLE_MIN_STEPS = 5
+"""torch's OneCycleLR divides by zero unless its warm-up phase (a quarter of the steps here) exceeds one step."""
+
+
+def _check_steps(cfg, n_train: int) -> None:
+    """The one-cycle schedule needs a few optimizer steps (torch divides by zero otherwise)."""
+    steps = cfg.epochs * math.ceil(n_train / cfg.batch_size)
+    if cfg.scheduler == "onecycle" and steps < _ONECYCLE_MIN_STEPS:
+        raise ValueError(f"--scheduler onecycle needs at least {_ONECYCLE_MIN_STEPS} optimizer steps, but "
+                         f"{cfg.epochs} epoch(s) of "
+                         f"{n_train} images in batches of {cfg.batch_size} make {steps}: raise --limit or --epochs, "
+                         "lower --batch-size, or pass --scheduler none.")
+
+
 def _cmd_train(args) -> int:
     import mnistlab as ml
+    from mnistlab.training.checkpoint import atomic_write, clean_stale_temporaries
 
     cfg = _train_config(args)  # validated here, before any data is read or any file written
     if cfg.epochs < 1:
         raise ValueError(f"--epochs must be a whole number >= 1, not {cfg.epochs}.")
     device = ml.resolve_device(args.device)
+    out = Path(args.out)
+    _check_out(out)
+    for name in ("model.pt", "history.csv"):  # what a run killed during its save left behind
+        clean_stale_temporaries(out / name)
     train = ml.load_dataset(cfg.dataset, "train", limit=cfg.train_limit)
     test = ml.load_dataset(cfg.dataset, "test", limit=cfg.test_limit)
+    if cfg.val is None or cfg.val == "test":
+        val = test if cfg.val == "test" else None
+    else:  # a fraction or a count of the training images, held out
+        try:
+            train, val = ml.train_val_split(train, cfg.val, seed=cfg.split_seed)
+        except ValueError as exc:
+            raise ValueError(f"--val {cfg.val}: {exc}") from None
+    _check_steps(cfg, len(train))
     model = cfg.build_model(args.seed)
     print(f"Training {cfg.model} ({ml.count_parameters(model):,} parameters) on {len(train):,} {cfg.dataset} images "
           f"for {cfg.epochs} epochs on {device} (recipe {args.recipe!r})")
-    model, history = ml.train_model(cfg, train, test, seed=args.seed, device=device, progress=not args.quiet)
+    model, history = ml.train_model(cfg, train, val, seed=args.seed, device=device, progress=not args.quiet)
     result = ml.evaluate(model, test)
-    out = Path(args.out)
-    # the checkpoint holds the history too, so its files always agree; history.csv is written after it
+    # The run's files must agree whenever the process dies: model.pt holds the history too and is
+    # the record; the old history.csv goes first, so a kill between the two writes leaves the new
+    # model.pt alone, never beside the previous run's history.csv. Each write is atomic.
+    (out / "history.csv").unlink(missing_ok=True)
     ckpt = ml.save_checkpoint(out / "model.pt", model, config=cfg, history=history,
                               metrics={"test_acc": result["acc"], "test_loss": result["loss"]},
                               seed=args.seed, command=" ".join(["mnistlab", *args.argv]))
-    from mnistlab.training.checkpoint import atomic_write
-
     atomic_write(out / "history.csv", lambda fh: fh.write(history.to_csv(index=False).encode()))
     print(history.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"test accuracy {result['acc']:.4f}  test loss {result['loss']:.4f}  "
@@ -55,9 +93,11 @@ def _cmd_train(args) -> int:
 def _cmd_evaluate(args) -> int:
     import mnistlab as ml
 
-    ckpt = ml.load_checkpoint(args.checkpoint)
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be a whole number >= 1, not {args.limit}.")
+    if args.dataset is not None:
+        ml.dataset_info(args.dataset)  # an unknown name fails before the checkpoint is read
+    ckpt = ml.load_checkpoint(args.checkpoint)
     data = ml.load_dataset(args.dataset or ckpt.dataset, args.split, limit=args.limit)
     result = ml.evaluate(ckpt.model, data)
     print(f"{args.checkpoint}: {ckpt.name} on {len(data):,} {data.dataset} {args.split} images: "
@@ -66,18 +106,26 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_predict(args) -> int:
+    """Predict every image; one that cannot be read is named on stderr and marked in the output."""
+    import torch
+
     import mnistlab as ml
-    from mnistlab.data.images import load_images
+    from mnistlab.data.images import to_mnist
     from mnistlab.training.checkpoint import is_checkpoint
 
     paths = list(args.inputs)
     checkpoint = args.checkpoint
-    if checkpoint is None and paths and (Path(paths[0]).suffix.lower() in (".pt", ".pth", ".ckpt")
-                                         or is_checkpoint(paths[0])):
-        checkpoint, paths = paths[0], paths[1:]  # `mnistlab predict CKPT IMAGE...`
+    if checkpoint is None:  # `mnistlab predict CKPT IMAGE...`: a checkpoint is recognised by its content
+        found = [p for p in paths if is_checkpoint(p)]
+        if not found and Path(paths[0]).suffix.lower() in (".pt", ".pth", ".ckpt"):
+            found = [paths[0]]  # an unreadable checkpoint still gets the checkpoint's error
+        if len(found) > 1:
+            raise ValueError(f"several checkpoints given ({', '.join(found)}); predict with one at a time.")
+        if found:
+            checkpoint = found[0]
+            paths.remove(checkpoint)
     if not paths:
-        print("error: give at least one image", file=sys.stderr)
-        return 2
+        raise ValueError("give at least one image: mnistlab predict [CKPT] IMAGE...")
     if checkpoint is None:
         from mnistlab.training.pretrained import load_pretrained
 
@@ -85,12 +133,28 @@ def _cmd_predict(args) -> int:
     else:
         model = ml.load_checkpoint(checkpoint).model
     classes = ml.dataset_info(model.preprocessing.dataset).classes
-    images = ml.as_imageset(load_images(paths))
-    probs = ml.predict(model, images)
-    for path, p in zip(paths, probs):
+    images, failed = {}, {}
+    for path in paths:
+        try:
+            images[path] = to_mnist(path)
+        except (ValueError, FileNotFoundError, TypeError) as exc:
+            failed[path] = " ".join(str(exc).split())
+    probs = ml.predict(model, ml.as_imageset(torch.stack(list(images.values())))) if images else []
+    by_path = dict(zip(images, probs))
+    for path in paths:
+        if path in failed:
+            print(f"{path}\t-\t-\t(not predicted: {failed[path].replace(path + ': ', '')})")
+            continue
+        p = by_path[path]
         k = int(p.argmax())
         top = ", ".join(f"{classes[j]}:{p[j]:.3f}" for j in p.argsort()[::-1][:3])
         print(f"{path}\t{classes[k]}\t{p[k]:.4f}\t(top 3: {top})")
+    for path, reason in failed.items():
+        message = reason if path in reason else f"{path}: {reason}"
+        print(f"error: {message}", file=sys.stderr)
+    if failed:
+        sys.stdout.flush()
+        return 2 if not images else 1
     return 0
 
 
@@ -138,8 +202,9 @@ def _cmd_figures(args) -> int:
     return 0
 
 
-_CONFIG_FLAGS = ("model", "model_kwargs", "dataset", "epochs", "batch_size", "lr", "optimizer", "scheduler", "gamma",
-                 "momentum", "weight_decay", "label_smoothing", "normalize", "augment", "train_limit", "test_limit")
+_CONFIG_FLAGS = ("name", "model", "model_kwargs", "dataset", "epochs", "batch_size", "lr", "optimizer", "scheduler",
+                 "gamma", "momentum", "weight_decay", "label_smoothing", "normalize", "augment", "train_limit",
+                 "test_limit", "val", "split_seed", "early_stopping")
 _ALIASES = {"lr": ("--learning-rate",), "epochs": ("--num-epochs",), "train_limit": ("--limit",)}
 
 
@@ -164,6 +229,13 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
+def _seed(text: str) -> int:
+    value = _positive_int(text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {2**32 - 1}, got {text!r}")
+    return value
+
+
 def _finite_float(text: str) -> float:
     try:
         value = float(text)
@@ -174,17 +246,44 @@ def _finite_float(text: str) -> float:
     return value
 
 
-_FLAG_TYPES = {"epochs": _positive_int, "batch_size": _positive_int, "train_limit": _positive_int,
+def _val(text: str):
+    """--val: test, none, a fraction or a count."""
+    low = text.strip().lower()
+    if low in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(low)
+        except ValueError:
+            pass
+    return low
+
+
+_FLAG_TYPES = {"name": str, "val": _val, "split_seed": _seed, "epochs": _positive_int, "batch_size": _positive_int, "train_limit": _positive_int,
                "test_limit": _positive_int, "lr": _finite_float, "gamma": _finite_float, "momentum": _finite_float,
                "weight_decay": _finite_float, "label_smoothing": _finite_float}
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (the usage text is one ``--help`` away)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``mnistlab`` command."""
+    """The argument parser of the ``mnistlab`` command.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Sub-commands train, evaluate, predict, data, models and figures; a usage error prints
+        one line and exits with code 2.
+    """
     from mnistlab.training.config import TrainConfig
     from mnistlab.training.recipes import RECIPES
 
-    p = argparse.ArgumentParser(prog="mnistlab", description="MNIST experiments from the command line.")
+    p = _Parser(prog="mnistlab", description="MNIST experiments from the command line.")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a recipe (any setting overridable) and save its checkpoint and history",
@@ -194,10 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     fields, fast = TrainConfig.fields_help(), RECIPES["fast"].to_dict()
     for name in _CONFIG_FLAGS:
         text = fields[name][1]
-        t.add_argument(f"--{name.replace('_', '-')}", *_ALIASES.get(name, ()), dest=name, default=None,
+        t.add_argument(f"--{name.replace('_', '-')}", *_ALIASES.get(name, ()), dest=name, default=argparse.SUPPRESS,
                        type=_FLAG_TYPES.get(name, _json_or_str(name)), metavar=name.upper(),
                        help=f"{text} (default: the recipe's; fast: {json.dumps(fast[name])})")
-    t.add_argument("--seed", type=int, default=0, help="seeds weights, data order, augmentation and dropout (default: 0)")
+    t.add_argument("--seed", type=_seed, default=0, help="seeds weights, data order, augmentation and dropout (default: 0)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     t.add_argument("--out", default="runs/latest", help="folder for model.pt and history.csv (default: runs/latest)")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -207,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoint")
     e.add_argument("--dataset", default=None)
     e.add_argument("--split", default="test", choices=["train", "test"])
-    e.add_argument("--limit", type=int, default=None)
+    e.add_argument("--limit", type=_positive_int, default=None)
     e.set_defaults(func=_cmd_evaluate)
 
     pr = sub.add_parser("predict", help="classify image files (any size or colour)",
@@ -228,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--quick", action="store_true")
     f.add_argument("--only", default=None, help="e.g. 01,02")
     f.add_argument("--dataset", default="mnist")
-    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--seed", type=_seed, default=0)
     f.add_argument("--device", default="auto")
     f.add_argument("--out", default=None, help="figures folder (default: figures/)")
     f.set_defaults(func=_cmd_figures)
@@ -238,9 +337,22 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Entry point of the ``mnistlab`` console script.
 
-    The package's own errors (bad data, bad checkpoints, a diverging run, invalid settings) print
-    one line to stderr and exit with code 2; ``--debug`` or ``MNISTLAB_DEBUG=1`` shows the traceback.
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success; 1 when ``data`` finds bad files or ``predict`` could not read some of its
+        images (the others are predicted); 2 for an error: the package's own errors (bad data,
+        bad checkpoints, a diverging run, invalid settings, files that cannot be read or
+        written) print one line to stderr, and ``--debug`` or ``MNISTLAB_DEBUG=1`` shows the
+        traceback instead; 130 when interrupted with Ctrl-C.
     """
+    import torch
+
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv or os.environ.get("MNISTLAB_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
@@ -253,8 +365,19 @@ def main(argv=None) -> int:
 
     try:
         return args.func(args)
-    except (DataError, CheckpointError, TrainingError, NotebookError, FileNotFoundError, PermissionError, ValueError,
-            TypeError) as exc:
+    except BrokenPipeError:  # `mnistlab models | head`
+        return 0
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("error: interrupted; files already written are complete (every save is atomic).", file=sys.stderr)
+        return 130
+    except torch.OutOfMemoryError:
+        if debug:
+            raise
+        print("error: out of memory; lower --batch-size or use a smaller model.", file=sys.stderr)
+        return 2
+    except (DataError, CheckpointError, TrainingError, NotebookError, OSError, ValueError, TypeError) as exc:
         if debug:
             raise
         message = " ".join(str(exc).split())  # one line

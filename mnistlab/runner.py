@@ -94,6 +94,29 @@ def _git_commit(root: Path) -> str | None:
         return None
 
 
+def _clean_stale_staging(figures_dir: Path) -> None:
+    """Remove the staging folders (``.<notebook>.<pid>.<random>.tmp``) of runs that were killed.
+
+    A run killed between the two renames of its swap left no ``<notebook>/`` folder: the new
+    figures (complete: the swap starts only after success), else the old ones, are put back first.
+    """
+    from .training.checkpoint import _pid_alive
+
+    for folder in figures_dir.glob(".*.tmp"):
+        parts = folder.name.split(".")
+        if not (folder.is_dir() and len(parts) >= 5 and parts[-3].isdigit()) or _pid_alive(int(parts[-3])):
+            continue
+        stem = ".".join(parts[1:-3])
+        target = figures_dir / stem
+        if stem and not target.exists():
+            complete = (folder / ".complete").exists()  # written once the notebook had succeeded
+            for candidate in ((folder / stem) if complete else None, folder / "old"):
+                if candidate is not None and candidate.is_dir():
+                    candidate.rename(target)
+                    break
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def run_notebook(path, parameters: dict, figures_dir, executed_dir, progress: bool = True) -> dict:
     """Execute one notebook with papermill; return its manifest entry.
 
@@ -112,7 +135,8 @@ def run_notebook(path, parameters: dict, figures_dir, executed_dir, progress: bo
     figures_dir.mkdir(parents=True, exist_ok=True)
     out_dir = figures_dir / path.stem
     # the run writes into a fresh folder; the old figures stay until it has succeeded
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=".tmp", dir=figures_dir))
+    _clean_stale_staging(figures_dir)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.stem}.{os.getpid()}.", suffix=".tmp", dir=figures_dir))
     old_env = os.environ.get("MNISTLAB_FIGURES")
     os.environ["MNISTLAB_FIGURES"] = str(staging.resolve())  # the kernel inherits it
     t0 = time.perf_counter()
@@ -134,6 +158,7 @@ def run_notebook(path, parameters: dict, figures_dir, executed_dir, progress: bo
     seconds = time.perf_counter() - t0
     new_dir = staging / path.stem
     new_dir.mkdir(exist_ok=True)
+    (staging / ".complete").touch()
     if out_dir.exists():  # swap: stale figures of a renamed plot must not survive
         trash = staging / "old"
         out_dir.rename(trash)

@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import pandas as pd
 import pytest
 import torch
@@ -90,3 +94,67 @@ def test_atomic_write_replaces_whole_file_or_nothing(tmp_path):
     with pytest.raises(RuntimeError, match="interrupted"):
         atomic_write(path, half_then_fail)
     assert path.read_bytes() == b"first" and [p.name for p in path.parent.iterdir()] == ["f.bin"]
+
+
+def test_atomic_write_gives_the_usual_mode(tmp_path):
+    from mnistlab.training.checkpoint import atomic_write
+
+    umask = os.umask(0o022)
+    try:
+        path = atomic_write(tmp_path / "f.bin", lambda fh: fh.write(b"x"))
+        ckpt = ml.save_checkpoint(tmp_path / "m.pt", trained())
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644 and ckpt.stat().st_mode & 0o777 == 0o644
+
+
+def test_temporaries_of_killed_writers_are_removed_live_ones_kept(tmp_path):
+    from mnistlab.training.checkpoint import atomic_write, clean_stale_temporaries
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = tmp_path / f".m.pt.{dead}.abc123.tmp"
+    live = tmp_path / f".m.pt.{os.getpid()}.def456.tmp"
+    other = tmp_path / f".n.pt.{dead}.ghi789.tmp"
+    for p in (stale, live, other):
+        p.write_bytes(b"half")
+    assert clean_stale_temporaries(tmp_path / "m.pt") == [stale]
+    atomic_write(tmp_path / "n.pt", lambda fh: fh.write(b"x"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "n.pt"])
+
+
+def test_check_model_refuses_before_allocating():
+    from mnistlab.training.config import check_model
+
+    shell = check_model("fast", {"width": 8})
+    assert all(p.device.type == "meta" for p in shell.parameters())
+    for kwargs, match in [({"width": 10**6}, "limit"), ({"width": "8"}, "whole number"), ({"width": 0}, "empty"),
+                          ({"num_classes": 4}, "10 classes"), ({"nope": 1}, "no argument 'nope'")]:
+        with pytest.raises(ValueError, match=match):
+            check_model("fast", kwargs)
+    with pytest.raises(ValueError, match="model = 'nosuch'"):
+        check_model("nosuch", {})
+
+
+def test_crafted_metadata_is_refused_before_building(tmp_path):
+    path = ml.save_checkpoint(tmp_path / "m.pt", trained())
+    payload = torch.load(path, weights_only=True)
+    for change, match in [({"kwargs": {"activation": "relu", "width": 10**6}}, "takes no argument|limit"),
+                          ({"preprocessing": {**payload["preprocessing"], "std": 0.0}}, "std"),
+                          ({"state_dict": {k: v.fill_(float("inf")) if v.is_floating_point() else v
+                                           for k, v in payload["state_dict"].items()}}, "NaN or infinite"),
+                          ({"history": [1, 2]}, "history is malformed")]:
+        torch.save({**torch.load(path, weights_only=True), **change}, tmp_path / "bad.pt")
+        with pytest.raises(ml.CheckpointError, match=match):
+            ml.load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_random_bytes_never_suggest_unsafe_loading(tmp_path):
+    bad = tmp_path / "random.pt"
+    bad.write_bytes(bytes(range(256)) * 20)
+    with pytest.raises(ml.CheckpointError, match="not an mnistlab checkpoint") as err:
+        ml.load_checkpoint(bad)
+    assert "weights_only" not in str(err.value)
+    from mnistlab.training.checkpoint import is_checkpoint
+
+    assert not is_checkpoint(bad) and is_checkpoint(ml.save_checkpoint(tmp_path / "model.weights", trained()))

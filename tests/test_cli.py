@@ -73,3 +73,40 @@ def test_parser_accepts_the_documented_spellings():
     assert build_parser().parse_args(["train", "--epochs", "2"]).epochs == 2
     with pytest.raises(SystemExit):
         build_parser().parse_args(["evaluate"])  # the checkpoint is required
+
+
+def test_an_explicit_none_overrides_the_recipe():
+    from mnistlab.cli import _train_config
+
+    args = build_parser().parse_args(["train", "--recipe", "fast", "--scheduler", "none", "--augment", "none"])
+    cfg = _train_config(args)
+    assert cfg.scheduler is None and cfg.augment is None
+    assert _train_config(build_parser().parse_args(["train", "--recipe", "fast"])).scheduler == "onecycle"
+
+
+def test_usage_errors_are_one_line(capsys):
+    for argv in (["train", "--epochs", "x"], ["frobnicate"], ["evaluate"], ["train", "--nope"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and len(err.strip().splitlines()) == 1 and "--help" in err
+
+
+def test_val_split_seed_early_stopping_and_name_flags():
+    from mnistlab.cli import _train_config
+
+    args = build_parser().parse_args(["train", "--val", "0.1", "--split-seed", "3", "--name", "mine",
+                                      "--early-stopping", '{"patience": 2}'])
+    cfg = _train_config(args)
+    assert (cfg.val, cfg.split_seed, cfg.name, cfg.early_stopping) == (0.1, 3, "mine", {"patience": 2})
+    assert _train_config(build_parser().parse_args(["train", "--val", "500"])).val == 500
+    assert _train_config(build_parser().parse_args(["train", "--val", "none"])).val is None
+
+
+def test_train_with_a_held_out_fraction(tmp_path, capsys, synthetic_root, monkeypatch):
+    monkeypatch.setenv("MNISTLAB_DATA", str(synthetic_root))
+    rc = main(["train", "--model", "logreg", "--val", "0.25", "--batch-size", "15", "--scheduler", "none",
+               "--epochs", "2", "--out", str(tmp_path / "r"), "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    assert "on 45 mnist images" in capsys.readouterr().out  # 60 minus the 15 held out
+    assert ml.load_checkpoint(tmp_path / "r" / "model.pt").history["val_acc"].notna().all()

@@ -172,3 +172,41 @@ def test_imageset_helpers(synthetic_root):
     flat = ds.float()
     assert flat.shape == (20, 784) and flat.dtype == np.float32 and 0 <= flat.min() and flat.max() <= 1
     assert ds.to("cpu").images.device.type == "cpu"
+
+
+def test_a_split_loads_without_the_other_splits_files(synthetic_root):
+    raw = synthetic_root / "MNIST" / "raw"
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        (raw / name).unlink()
+    assert len(ml.load_dataset("mnist", "test", root=synthetic_root)) == 20
+    with pytest.raises(DataError, match="train-images-idx3-ubyte"):
+        ml.load_dataset("mnist", "train", root=synthetic_root)
+
+
+def test_gz_files_are_unpacked_atomically_and_checked(synthetic_root):
+    import gzip
+
+    raw = synthetic_root / "MNIST" / "raw"
+    original = (raw / "t10k-images-idx3-ubyte").read_bytes()
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (raw / (name + ".gz")).write_bytes(gzip.compress((raw / name).read_bytes()))
+        (raw / name).unlink()
+    rows = [r for r in ml.check_files("mnist", synthetic_root) if r["split"] == "test"]
+    assert all(r["path"].endswith(".gz") and r["present"] for r in rows)
+    test = ml.load_dataset("mnist", "test", root=synthetic_root)
+    assert len(test) == 20 and (raw / "t10k-images-idx3-ubyte").read_bytes() == original
+    assert not list(raw.glob(".*.tmp"))
+
+
+def test_check_files_finds_bad_labels_and_disagreeing_counts(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    labels = np.arange(10000) % 10
+    labels[5] = 200
+    write_idx(raw / "t10k-images-idx3-ubyte", np.zeros((10000, 28, 28)))
+    write_idx(raw / "t10k-labels-idx1-ubyte", labels)
+    rows = {r["file"]: r for r in ml.check_files("mnist", tmp_path)}
+    assert rows["t10k-images-idx3-ubyte"]["ok"]
+    assert "outside 0..9 (e.g. 200)" in rows["t10k-labels-idx1-ubyte"]["problem"]
+    assert rows["train-images-idx3-ubyte"]["problem"] == "missing"
+

@@ -90,3 +90,57 @@ def test_committed_notebooks_are_clean_and_parameterised(path):
         assert f"{name} =" in first.source, f"{path.name}: parameters cell lacks {name}"
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
     assert any(c.cell_type == "markdown" for c in nb.cells), f"{path.name} has no narrative"
+
+
+def test_failed_run_keeps_the_old_figures_and_manifest(tmp_path):
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    make_notebook(nbdir, "01_demo", "raise RuntimeError('half-way')")
+    figures = tmp_path / "figures"
+    (figures / "01_demo").mkdir(parents=True)
+    (figures / "01_demo" / "old.png").write_bytes(b"old figure")
+    (figures / "manifest.json").write_text('{"notebooks": {"01_demo": {}}, "figures": {}}')
+    before = {p: p.read_bytes() for p in figures.rglob("*") if p.is_file()}
+    with pytest.raises(NotebookError, match="half-way"):
+        run_notebooks(figures_dir=figures, executed_dir=tmp_path / "e", notebooks_dir=nbdir, progress=False)
+    assert {p: p.read_bytes() for p in figures.rglob("*") if p.is_file()} == before
+    assert not list(figures.glob(".*.tmp"))  # its staging folder is gone
+
+
+def test_staging_folders_of_killed_runs_are_removed(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from mnistlab.runner import _clean_stale_staging
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = tmp_path / f".01_demo.{dead}.abc.tmp"
+    live = tmp_path / f".01_demo.{os.getpid()}.def.tmp"
+    for folder in (stale, live):
+        (folder / "01_demo").mkdir(parents=True)
+    _clean_stale_staging(tmp_path)
+    assert not stale.exists() and live.exists()
+
+
+def test_a_kill_inside_the_swap_is_repaired(tmp_path):
+    import subprocess
+    import sys
+
+    from mnistlab.runner import _clean_stale_staging
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    # killed after moving the old figures aside, before moving the new ones in
+    done = tmp_path / f".01_demo.{dead}.a.tmp"
+    (done / "01_demo").mkdir(parents=True)
+    (done / "01_demo" / "new.png").write_bytes(b"new")
+    (done / "old").mkdir()
+    (done / ".complete").touch()
+    # a first run killed half-way: its figures are incomplete and must not appear
+    half = tmp_path / f".02_other.{dead}.b.tmp"
+    (half / "02_other").mkdir(parents=True)
+    _clean_stale_staging(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["01_demo"]
+    assert [p.name for p in (tmp_path / "01_demo").iterdir()] == ["new.png"]

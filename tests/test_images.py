@@ -66,3 +66,112 @@ def test_not_readable_image(tmp_path):
     bad.write_text("not a png")
     with pytest.raises(ValueError, match="not a readable image"):
         to_mnist(bad)
+
+
+# ---- every mode Pillow can write, as real files: the right digit or a clear error -------------------
+
+def seven_l(size=(120, 160)):
+    img = Image.new("L", size, 255)
+    ImageDraw.Draw(img).line([(20, 20), (100, 20), (45, 150)], fill=0, width=12)
+    return img
+
+
+def _alpha_only(colour):
+    """Ink only in the alpha channel: every pixel has the same colour, the digit is its opacity."""
+    arr = np.zeros((160, 120, 4), np.uint8)
+    arr[..., :3] = colour
+    arr[..., 3] = 255 - np.asarray(seven_l())
+    return Image.fromarray(arr, "RGBA")
+
+
+def _la_white():
+    return Image.fromarray(np.stack([np.full((160, 120), 255, np.uint8), 255 - np.asarray(seven_l())], -1), "LA")
+
+
+MODES = {
+    "16-bit png": (lambda: Image.fromarray(np.asarray(seven_l()).astype(np.uint16) * 257), "png"),
+    "16-bit png, 12-bit values": (lambda: Image.fromarray(np.asarray(seven_l()).astype(np.uint16) * 16), "png"),
+    "16-bit png, grey ink on grey paper": (
+        lambda: Image.fromarray(np.asarray(seven_l()).astype(np.uint16) * 200 + 5000), "png"),  # all above 255
+    "16-bit tiff": (lambda: Image.fromarray(np.asarray(seven_l()).astype(np.uint16) * 257), "tif"),
+    "32-bit integer tiff": (lambda: Image.fromarray(np.asarray(seven_l()).astype(np.int32) * 100_000), "tif"),
+    "float tiff in [0, 1]": (lambda: Image.fromarray(np.asarray(seven_l()).astype(np.float32) / 255), "tif"),
+    "float tiff, any range": (lambda: Image.fromarray(np.asarray(seven_l()).astype(np.float32) * 1e4 - 7), "tif"),
+    "1-bit png": (lambda: seven_l().convert("1"), "png"),
+    "palette png": (lambda: seven_l().convert("RGB").convert("P"), "png"),
+    "palette gif": (lambda: seven_l().convert("P"), "gif"),
+    "CMYK jpeg": (lambda: seven_l().convert("CMYK"), "jpg"),
+    "LAB tiff": (lambda: Image.merge("LAB", [seven_l(), Image.new("L", (120, 160), 128),
+                                             Image.new("L", (120, 160), 128)]), "tif"),
+    "black ink in alpha only": (lambda: _alpha_only(0), "png"),
+    "white ink in alpha only": (lambda: _alpha_only(255), "png"),
+    "white ink in alpha only, webp": (lambda: _alpha_only(255), "webp"),
+    "grey + alpha, white ink": (_la_white, "png"),
+    "palette with transparency": (lambda: _la_white().convert("RGBA").convert("P"), "png"),
+}
+
+
+@pytest.mark.parametrize("name", list(MODES))
+def test_every_mode_gives_the_same_digit(name, tmp_path):
+    make, ext = MODES[name]
+    path = tmp_path / f"digit.{ext}"
+    make().save(path)
+    reference = to_mnist(seven_l()).float()
+    got = to_mnist(path).float()
+    assert (got - reference).abs().mean() < 6, f"{name}: differs from the 8-bit grey version"
+
+
+def test_arrays_of_any_depth():
+    gray = np.asarray(seven_l())
+    reference = to_mnist(gray).float()
+    for arr in (gray.astype(np.uint16) * 257, gray.astype(np.uint16) * 200 + 5000, gray.astype(np.float64) / 255,
+                gray.astype(np.int64) * 1000, gray > 127):
+        assert (to_mnist(arr).float() - reference).abs().mean() < 8, arr.dtype
+
+
+@pytest.mark.parametrize("make,reason", [
+    (lambda: Image.new("L", (40, 40), 255), "same value (255 of 255)"),
+    (lambda: Image.new("I;16", (40, 40), 4000), "same value"),
+    (lambda: Image.new("RGBA", (40, 40), (255, 255, 255, 0)), "fully transparent"),
+], ids=["white page", "flat 16-bit", "fully transparent"])
+def test_blank_images_say_why(make, reason, tmp_path):
+    path = tmp_path / "blank.png"
+    make().save(path)
+    with pytest.raises(ValueError, match="blank") as err:
+        to_mnist(path)
+    assert reason in str(err.value) and str(path) in str(err.value)
+
+
+def test_multi_frame_and_folders_are_refused(tmp_path):
+    anim = tmp_path / "anim.gif"
+    seven_l().save(anim, save_all=True, append_images=[seven_l().rotate(30)])
+    with pytest.raises(ValueError, match="2 frames"):
+        to_mnist(anim)
+    (tmp_path / "dir.png").mkdir()
+    with pytest.raises(FileNotFoundError, match="is a folder"):
+        to_mnist(tmp_path / "dir.png")
+
+
+def test_photo_orientation_from_exif(tmp_path):
+    upright = seven_l()
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # how a phone stores a photo taken sideways
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to view
+    path = tmp_path / "photo.jpg"
+    stored.convert("RGB").save(path, exif=exif)
+    assert (to_mnist(path).float() - to_mnist(upright).float()).abs().mean() < 6
+
+
+def test_decompression_bomb_limit_holds(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
+    big = tmp_path / "big.png"
+    seven_l((200, 300)).save(big)  # 60,000 pixels: over twice the limit
+    with pytest.raises(ValueError, match="too large"):
+        to_mnist(big)
+    fair = tmp_path / "fair.png"
+    seven_l((120, 160)).save(fair)  # 19,200 pixels: between the warning and the error, read quietly
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert to_mnist(fair).shape == (28, 28)

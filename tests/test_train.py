@@ -160,3 +160,9 @@ def test_fit_on_real_subset(mnist_small):
                   batch_size=64, progress=False)
     assert hist["val_acc"].iloc[0] > 0.7
     assert math.isfinite(hist["train_loss"].iloc[0])
+
+
+def test_onecycle_with_too_few_steps_says_so():
+    opt = torch.optim.SGD(ml.create_model("logreg").parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="at least 5 optimizer steps"):
+        ml.make_scheduler("onecycle", opt, epochs=1, steps_per_epoch=3)

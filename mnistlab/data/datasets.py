@@ -9,9 +9,11 @@ This module imports no other module of the package.
 """
 from __future__ import annotations
 
+import gzip
 import math
 import os
 import struct
+import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -104,16 +106,35 @@ def _read_idx_header(path: Path, kind: str) -> tuple[int, ...]:
     wrong shape on a truncated file, so we check before handing the file to it.
     """
     expected_ndim = 3 if kind == "images" else 1
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(4 + 4 * expected_ndim)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(4 + 4 * expected_ndim)
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    return _check_idx(path, head, size, kind)
+
+
+def _unreadable(path: Path, exc: OSError) -> DataError:
+    if isinstance(exc, IsADirectoryError) or path.is_dir():
+        return DataError(f"{path} is a folder, not a data file; remove it and put the file there.")
+    if isinstance(exc, PermissionError):
+        return DataError(f"{path} cannot be read: permission denied (check the owner and mode of the file "
+                         "and of its folders).")
+    return DataError(f"{path} cannot be read: {exc.strerror or exc}.")
+
+
+def _check_idx(path: Path, head: bytes, size: int, kind: str) -> tuple[int, ...]:
+    """The header checks of :func:`_read_idx_header` on bytes already read."""
+    expected_ndim = 3 if kind == "images" else 1
     if len(head) < 4:
         raise DataError(f"{path} is truncated ({size} bytes): it has no IDX header. Delete it and download again.")
     zero, dtype, ndim = struct.unpack(">HBB", head[:4])
     if zero != 0 or dtype != 0x08 or ndim != expected_ndim:
+        packed = " It is gzip-compressed: name it with .gz or unpack it." if head[:2] == b"\x1f\x8b" else ""
         raise DataError(
             f"{path} is not an IDX {kind} file (magic {head[:4].hex()}, expected 0000080{expected_ndim}). "
-            "It may be compressed, corrupt or the wrong file; replace it with the official one."
+            f"It may be compressed, corrupt or the wrong file; replace it with the official one.{packed}"
         )
     if len(head) < 4 + 4 * ndim:
         raise DataError(f"{path} is truncated ({size} bytes): its header is incomplete.")
@@ -129,30 +150,98 @@ def _read_idx_header(path: Path, kind: str) -> tuple[int, ...]:
     return tuple(dims)
 
 
+def _read_gz(path: Path) -> bytes:
+    """The decompressed content of a ``.gz`` file, or a :class:`DataError` naming it."""
+    try:
+        with gzip.open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:  # includes gzip.BadGzipFile and EOFError's cousin for truncated streams
+        if isinstance(exc, (PermissionError, IsADirectoryError)):
+            raise _unreadable(path, exc) from None
+        raise DataError(f"{path} is not a readable gzip file ({exc}); delete it and download again.") from None
+    except EOFError:
+        raise DataError(f"{path} is truncated (the gzip stream ends early); delete it and download again.") from None
+
+
+def _unpack(gz: Path, target: Path) -> None:
+    """Unpack ``gz`` (as torchvision downloads it) to ``target`` atomically, after checking its content."""
+    data = _read_gz(gz)
+    kind = "images" if "images" in target.name else "labels"
+    _check_idx(gz, data[:16], len(data), kind)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise DataError(f"{gz} is there but cannot be unpacked beside it ({exc.strerror or exc}); unpack it "
+                        f"yourself with `gunzip -k {gz}`, or point MNISTLAB_DATA at a writable copy.") from None
+
+
 def check_files(name: str = "mnist", root: str | os.PathLike | None = None) -> "list[dict]":
     """Report on every raw file of a dataset: path, whether present, and whether sound.
 
-    Returns a list of dicts with keys ``split``, ``file``, ``path``, ``present``, ``ok``
-    and ``problem`` (``None`` when the file is sound). Used by ``mnistlab data``.
+    Checks everything :func:`load_dataset` checks: the IDX header and size, the record count,
+    that images and labels agree, and that every label is a class of the dataset. A file
+    present only as the ``.gz`` torchvision downloads is checked inside the archive (it is
+    unpacked on first use).
+
+    Parameters
+    ----------
+    name : str
+        Dataset name.
+    root : path, optional
+        Data folder (default: :func:`data_root`).
+
+    Returns
+    -------
+    list of dict
+        Keys ``split``, ``file``, ``path``, ``present``, ``ok`` and ``problem`` (``None``
+        when the file is sound). Used by ``mnistlab data``.
     """
     info = dataset_info(name)
     raw = data_root(root) / info.folder / "raw"
     report = []
     for split, (img, lbl) in _FILES.items():
+        counts = {}
         for fname, kind in ((img, "images"), (lbl, "labels")):
             path = raw / fname
-            row = {"split": split, "file": fname, "path": str(path), "present": path.is_file(), "ok": False, "problem": None}
-            if not row["present"]:
-                row["problem"] = "missing"
-            else:
-                try:
+            gz = raw / (fname + ".gz")
+            packed = not path.exists() and gz.is_file()
+            shown = gz if packed else path
+            row = {"split": split, "file": fname, "path": str(shown), "present": path.exists() or packed,
+                   "ok": False, "problem": None}
+            try:
+                if not row["present"]:
+                    raise DataError("missing")
+                if packed:
+                    data = _read_gz(gz)
+                    dims = _check_idx(gz, data[:16], len(data), kind)
+                else:
                     dims = _read_idx_header(path, kind)
-                    if dims[0] != _EXPECTED_COUNT[split]:
-                        row["problem"] = f"{dims[0]} records, expected {_EXPECTED_COUNT[split]}"
-                    else:
-                        row["ok"] = True
-                except DataError as exc:
-                    row["problem"] = str(exc)
+                    data = None
+                if dims[0] != _EXPECTED_COUNT[split]:
+                    raise DataError(f"{dims[0]} records, expected {_EXPECTED_COUNT[split]}")
+                counts[kind] = dims[0]
+                if kind == "labels":
+                    if data is None:
+                        data = path.read_bytes()
+                    labels = np.frombuffer(data, dtype=np.uint8, offset=8)
+                    if labels.size and labels.max() >= len(info.classes):
+                        raise DataError(f"{int((labels >= len(info.classes)).sum())} labels outside "
+                                        f"0..{len(info.classes) - 1} (e.g. {int(labels.max())}); the file is corrupt")
+                    if counts.get("images", dims[0]) != dims[0]:
+                        raise DataError(f"{dims[0]} labels for {counts['images']} images")
+                row["ok"] = True
+            except DataError as exc:
+                row["problem"] = str(exc)
+            except OSError as exc:
+                row["problem"] = str(_unreadable(path, exc))
             report.append(row)
     return report
 
@@ -165,8 +254,14 @@ def _missing_error(info: DatasetInfo, root: Path, missing: list[Path], cause: Ex
         f"(torchvision's layout), pass root=..., or go online so torchvision can download them "
         f"into the default folder {_default_root()}."
     )
+    name = missing[0].name
+    for inner, up in ((root / "raw", root.parent), (root, root.parent.parent)):  # root is MNIST/ or MNIST/raw/
+        if (inner / name).exists() or (inner / (name + ".gz")).exists():
+            msg = (f"{info.folder} files not found in {root / info.folder / 'raw'}, but {inner} holds them: point "
+                   f"MNISTLAB_DATA (or root=) at {up}, the folder that holds {info.folder}/raw/.")
+            break
     if cause is not None:
-        msg += f" (The download failed: {cause})"
+        msg += f" (The download failed: {' '.join(str(cause).split())})"
     return DataError(msg)
 
 
@@ -290,7 +385,10 @@ def _load_cached(name: str, split: str, root: str, download: bool) -> tuple[torc
     info = DATASETS[name]
     raw = Path(root) / info.folder / "raw"
     paths = [raw / f for f in _FILES[split]]
-    missing = [p for p in paths if not p.is_file()]
+    for p in paths:  # the .gz files torchvision downloads, without the unpacked ones: unpack them
+        if not p.exists() and (p.parent / (p.name + ".gz")).is_file():
+            _unpack(p.parent / (p.name + ".gz"), p)
+    missing = [p for p in paths if not p.exists()]
     if missing:
         if not download:
             raise _missing_error(info, Path(root), missing)
@@ -302,8 +400,12 @@ def _load_cached(name: str, split: str, root: str, download: bool) -> tuple[torc
     dims_lbl = _read_idx_header(paths[1], "labels")
     if dims_img[0] != dims_lbl[0]:
         raise DataError(f"{paths[0]} has {dims_img[0]} images but {paths[1]} has {dims_lbl[0]} labels; one of them is wrong.")
-    ds = getattr(tvd, info.folder)(root, train=(split == "train"), download=False)
-    images, labels = ds.data.contiguous(), ds.targets.long().contiguous()
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    try:  # torchvision's own readers (what its dataset classes call), on this split's two files only
+        images, labels = read_image_file(str(paths[0])).contiguous(), read_label_file(str(paths[1])).long().contiguous()
+    except OSError as exc:
+        raise _unreadable(Path(exc.filename) if exc.filename else raw, exc) from None
     if labels.numel() and (labels.min() < 0 or labels.max() >= len(info.classes)):
         raise DataError(f"{paths[1]} holds labels outside 0..{len(info.classes) - 1}; the file is corrupt.")
     return images, labels

@@ -6,9 +6,11 @@ history. Its metadata is validated before any model is built from it.
 """
 from __future__ import annotations
 
+import glob
 import math
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,13 +20,13 @@ from torch import nn
 
 from .._util import to_jsonable
 from ..models.registry import Preprocessing, create_model, preprocessing_of
+from .config import MAX_PARAMETERS, check_model  # noqa: F401 (MAX_PARAMETERS: re-exported, its old home)
 
-__all__ = ["Checkpoint", "CheckpointError", "atomic_write", "save_checkpoint", "load_checkpoint", "is_checkpoint"]
+__all__ = ["Checkpoint", "CheckpointError", "atomic_write", "clean_stale_temporaries", "save_checkpoint", "load_checkpoint",
+           "is_checkpoint"]
 
 FORMAT = "mnistlab-checkpoint"
 VERSION = 2
-MAX_PARAMETERS = 200_000_000
-"""A checkpoint whose model would need more parameters than this is refused before anything is allocated."""
 
 
 class CheckpointError(RuntimeError):
@@ -56,16 +58,72 @@ def _umask() -> int:
     return mask
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's) or cannot tell: keep its file
+    return True
+
+
+def clean_stale_temporaries(path) -> list[Path]:
+    """Remove temporary files that killed writers of ``path`` left behind; return what was removed.
+
+    :func:`atomic_write` names its temporary file ``.<name>.<pid>.<random>.tmp``; a file whose
+    process no longer runs is a leftover of a run killed during its save. Files of live
+    processes (a concurrent writer) are left alone.
+
+    Parameters
+    ----------
+    path : path
+        The file whose leftover temporaries to remove (it need not exist).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The temporary files removed.
+    """
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 def atomic_write(path, write) -> Path:
     """Write ``path`` atomically: ``write(fh)`` fills a temporary file beside it, which then replaces it.
 
     Readers never see half a file and a crash half-way leaves the old file intact: the rename is
-    atomic on POSIX and Windows. The temporary file is removed if ``write`` fails, and the file
-    gets the usual mode (0644 under the common umask), not the temporary file's 0600.
+    atomic on POSIX and Windows. The temporary file is removed if ``write`` fails; one left by a
+    process killed during its save is removed by the next write of the same file
+    (:func:`clean_stale_temporaries`). The file gets the usual mode (0644 under the common
+    umask), not the temporary file's 0600.
+
+    Parameters
+    ----------
+    path : path
+        The file to write (its folder is created).
+    write : callable
+        ``write(fh)`` writes the content to the binary file object ``fh``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; cannot write a file there.")
+    clean_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
@@ -107,7 +165,17 @@ def save_checkpoint(path, model: nn.Module, *, config=None, metrics: dict | None
 
 
 def is_checkpoint(path) -> bool:
-    """Whether ``path`` is a file that looks like a torch checkpoint (a zip archive), whatever its extension."""
+    """Whether ``path`` is a file that looks like a torch checkpoint (a zip archive), whatever its extension.
+
+    Parameters
+    ----------
+    path : path
+
+    Returns
+    -------
+    bool
+        True for a file starting with the zip signature that ``torch.save`` writes.
+    """
     path = Path(path)
     try:
         with open(path, "rb") as fh:
@@ -132,24 +200,36 @@ def _validated_meta(path: Path, payload) -> tuple[str, dict, Preprocessing]:
     if pre is None and "normalization" in payload:  # format 1
         pre = {"mean": payload["normalization"][0], "std": payload["normalization"][1],
                "dataset": payload.get("dataset", "mnist"), "spec": "custom"}
+    if not isinstance(pre, dict):
+        raise CheckpointError(f"{path}: its preprocessing settings are missing or malformed ({type(pre).__name__}).")
     try:
         pre = Preprocessing(**pre)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: its preprocessing settings are invalid ({exc}).") from None
+    if pre.input_size != (1, 28, 28):
+        raise CheckpointError(f"{path}: its input size {pre.input_size} is not MNIST's (1, 28, 28).")
+    for key, kind in (("history", dict), ("extra", dict), ("metrics", dict)):
+        value = payload.get(key)
+        if value is not None and not isinstance(value, kind):
+            raise CheckpointError(f"{path}: its {key} is malformed (a {type(value).__name__}, expected a dict).")
+    history = payload.get("history") or {}
+    lengths = {len(v) if isinstance(v, list) else -1 for v in history.values()}
+    if history and (len(lengths) != 1 or -1 in lengths):
+        raise CheckpointError(f"{path}: its history is malformed (columns of different lengths or not lists).")
+    bad = [k for k, v in payload["state_dict"].items()
+           if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{path}: its weights hold NaN or infinite values ({', '.join(bad[:3])}); "
+                              "the model it was saved from had diverged, or the file is corrupt.")
     return name, kwargs, pre
 
 
-def _build(path: Path, name: str, kwargs: dict, state_dict: dict) -> nn.Module:
-    """Build the model on the meta device first: shapes are checked before any memory is allocated."""
+def _build(path: Path, name: str, kwargs: dict, state_dict: dict, dataset: str) -> nn.Module:
+    """Build the model on the meta device first: settings and shapes are checked before any memory is allocated."""
     try:
-        with torch.device("meta"):
-            shell = create_model(name, **kwargs)
+        shell = check_model(name, kwargs, dataset)
     except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"{path}: cannot build model {name!r} with {kwargs}: {exc}") from None
-    n = sum(p.numel() for p in shell.parameters())
-    if n > MAX_PARAMETERS:
-        raise CheckpointError(f"{path}: model {name!r} with {kwargs} would have {n:,} parameters "
-                              f"(limit {MAX_PARAMETERS:,}); the checkpoint is corrupt or crafted.")
+        raise CheckpointError(f"{path}: its model settings are invalid ({exc})") from None
     expected = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
     if expected != got:
@@ -175,16 +255,31 @@ def load_checkpoint(path, device="cpu") -> Checkpoint:
     from .config import as_config
 
     path = Path(path)
+    if path.is_dir():
+        hint = f" Did you mean {path / 'model.pt'}?" if (path / "model.pt").is_file() else ""
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file.{hint}")
     if not path.is_file():
         raise FileNotFoundError(f"No checkpoint at {path}. Train one with `mnistlab train --out DIR`.")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if not is_checkpoint(path):  # torch.save has written zip archives since torch 1.6; never unpickle others
+            with open(path, "rb"):  # (a file that cannot be opened gets the permission error below)
+                pass
+            size = path.stat().st_size
+            raise CheckpointError(f"{path} is empty (0 bytes): not an mnistlab checkpoint." if size == 0 else
+                                  f"{path} is not an mnistlab checkpoint (it is not a file written by torch.save).")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on odd pickle protocols would add lines to the error
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
+    except PermissionError:
+        raise CheckpointError(f"{path} cannot be read: permission denied (check the file's owner and mode).") \
+            from None
     except Exception as exc:  # pickle, zip and torch errors: never suggest weights_only=False
-        kind = type(exc).__name__
         raise CheckpointError(f"{path} is not an mnistlab checkpoint, or it is truncated or corrupt "
-                              f"(torch could not read it safely: {kind}).") from None
+                              f"(torch could not read it safely: {type(exc).__name__}).") from None
     name, kwargs, pre = _validated_meta(path, payload)
-    model = _build(path, name, kwargs, payload["state_dict"])
+    model = _build(path, name, kwargs, payload["state_dict"], pre.dataset)
     model.to(device).eval()
     model.preprocessing = pre
     config = None

@@ -14,6 +14,7 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -24,7 +25,7 @@ from ..data.loader import Augment
 from ..models.registry import _REGISTRY, create_model
 from .optim import OPTIMIZERS, SCHEDULERS
 
-__all__ = ["TrainConfig", "as_config"]
+__all__ = ["TrainConfig", "as_config", "check_model", "MAX_PARAMETERS"]
 
 
 def _help(text: str, default=None, factory=None):
@@ -73,6 +74,7 @@ class TrainConfig:
         if aug is not None and not isinstance(aug, Mapping):
             raise ValueError(f"augment must be None, a dict of Augment arguments or an Augment, not {aug!r}.")
         if aug is not None:
+            _check_augment(aug)
             try:
                 Augment(**{k: tuple(v) if k == "scale" else v for k, v in aug.items()})
             except TypeError as exc:
@@ -88,7 +90,11 @@ class TrainConfig:
                 raise ValueError(f"early_stopping must be a dict of EarlyStopping arguments, not {self.early_stopping!r}.")
             set_("early_stopping", to_jsonable(dict(self.early_stopping), strict=True))
         if isinstance(self.normalize, (list, tuple)):
-            set_("normalize", [float(v) for v in self.normalize])
+            try:
+                set_("normalize", [float(v) for v in self.normalize])
+            except (TypeError, ValueError):
+                raise ValueError(f"normalize = {self.normalize!r} is not allowed: standard, unit, symmetric or "
+                                 "[mean, std] with two numbers, std > 0.") from None
         if isinstance(self.scheduler, str) and self.scheduler.lower() == "none":
             set_("scheduler", None)
         self._validate()
@@ -140,6 +146,17 @@ class TrainConfig:
             bad("val", v, "test, none, a fraction in (0, 1) or a count of training images")
         if self.early_stopping is not None and v is None:
             raise ValueError("early_stopping needs per-epoch validation: set val='test' or a fraction.")
+        if is_int(v) and self.train_limit is not None and v >= self.train_limit:
+            bad("val", v, f"fewer held-out images than train_limit ({self.train_limit}), or training gets none")
+        if not isinstance(self.name, str) or not self.name.strip():
+            bad("name", self.name, "a non-empty label")
+        if not isinstance(self.description, str):
+            bad("description", self.description, "a string")
+        if not is_int(self.split_seed) or self.split_seed < 0:
+            bad("split_seed", self.split_seed, "a whole number >= 0")
+        if self.early_stopping is not None:
+            _check_early_stopping(self.early_stopping)
+        check_model(self.model, self.model_kwargs, self.dataset)
 
     def recipe(self) -> dict:
         """The settings that define the run: :meth:`to_dict` without ``name`` and ``description`` (the cache key)."""
@@ -181,6 +198,123 @@ class TrainConfig:
             default = f.default_factory() if f.default is dataclasses.MISSING else f.default
             out[f.name] = (default, f.metadata.get("help", ""))
         return out
+
+
+MAX_PARAMETERS = 200_000_000
+"""Models with more parameters than this are refused before any memory is allocated."""
+
+
+def _check_augment(aug: Mapping) -> None:
+    """Types and ranges of the augmentation settings (the Augment class itself takes anything)."""
+    def num(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    rules = {"rotation": (lambda v: num(v) and 0 <= v <= 180, "degrees in [0, 180]"),
+             "translate": (lambda v: num(v) and 0 <= v <= 14, "pixels in [0, 14]"),
+             "shear": (lambda v: num(v) and 0 <= v <= 60, "degrees in [0, 60]"),
+             "hflip": (lambda v: num(v) and 0 <= v <= 1, "a probability in [0, 1]"),
+             "scale": (lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(num(x) for x in v)
+                       and 0 < v[0] <= v[1] <= 4, "a range [low, high] with 0 < low <= high <= 4")}
+    for key, value in aug.items():
+        ok, allowed = rules.get(key, (lambda v: True, ""))
+        if not ok(value):
+            raise ValueError(f"augment {key} = {value!r} is not allowed: {allowed}.")
+
+
+def _check_early_stopping(settings: Mapping) -> None:
+    """Keys and values of the EarlyStopping arguments (a typo would otherwise fail only when training starts)."""
+    def num(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    rules = {"monitor": (lambda v: isinstance(v, str) and bool(v), "the name of a history column, e.g. val_loss"),
+             "patience": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a whole number >= 0"),
+             "min_delta": (lambda v: num(v) and v >= 0, "a number >= 0"),
+             "mode": (lambda v: v in ("auto", "min", "max"), "auto, min or max"),
+             "restore_best_weights": (lambda v: isinstance(v, bool), "true or false")}
+    for key, value in settings.items():
+        if key not in rules:
+            raise ValueError(f"early_stopping has no setting {key!r}; allowed: {', '.join(rules)}.")
+        ok, allowed = rules[key]
+        if not ok(value):
+            raise ValueError(f"early_stopping {key} = {value!r} is not allowed: {allowed}.")
+
+
+def check_model(name: str, kwargs: Mapping, dataset: str = "mnist"):
+    """Check that ``create_model(name, **kwargs)`` builds a sound classifier for ``dataset``, allocating nothing.
+
+    The model is built on PyTorch's meta device (shapes only): argument types are compared with
+    the constructor's defaults, the parameter count is capped at :data:`MAX_PARAMETERS`, no
+    layer may be empty, and one forward pass must give one score per class of ``dataset``.
+
+    Parameters
+    ----------
+    name : str
+        Registry name of the model.
+    kwargs : mapping
+        Constructor arguments.
+    dataset : str
+        The dataset whose number of classes the output must match.
+
+    Returns
+    -------
+    torch.nn.Module
+        The model on the meta device (no memory behind its parameters).
+
+    Raises
+    ------
+    ValueError
+        Naming the argument and what is wrong with it.
+    """
+    import json
+
+    return _check_model(name, json.dumps(to_jsonable(dict(kwargs), strict=True), sort_keys=True), dataset)
+
+
+@functools.lru_cache(maxsize=256)
+def _check_model(name: str, kwargs_json: str, dataset: str):
+    import inspect
+    import json
+    import warnings
+
+    import torch
+
+    kwargs = json.loads(kwargs_json)
+    if name not in _REGISTRY:
+        raise ValueError(f"model = {name!r} is not allowed: choose one of {', '.join(sorted(_REGISTRY))}.")
+    params = inspect.signature(_REGISTRY[name][0]).parameters
+    for key, value in kwargs.items():
+        if key not in params:
+            raise ValueError(f"model_kwargs: model {name!r} takes no argument {key!r}; it takes "
+                             f"{sorted(params) or 'none'}.")
+        default = params[key].default
+        kinds = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+        for kind, words in kinds.items():
+            if type(default) is kind:
+                fits = type(value) is kind or (kind is float and type(value) is int)
+                if not fits:
+                    raise ValueError(f"model_kwargs {key} = {value!r} is not allowed: {words} "
+                                     f"(the default is {default!r}).")
+                if kind in (int, float) and not math.isfinite(value):
+                    raise ValueError(f"model_kwargs {key} = {value!r} is not allowed: a finite number.")
+                break
+    try:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Initializing zero-element tensors is a no-op"
+            shell = create_model(name, dataset=dataset, **kwargs)
+            n = sum(p.numel() for p in shell.parameters())
+            if n > MAX_PARAMETERS:
+                raise ValueError(f"{n:,} parameters, more than the limit of {MAX_PARAMETERS:,}")
+            if any(p.numel() == 0 for p in shell.parameters()):
+                raise ValueError("a layer would be empty (a width or size of 0)")
+            out = shell(torch.zeros((2, *shell.preprocessing.input_size)))
+    except (ValueError, TypeError, RuntimeError, ZeroDivisionError) as exc:
+        raise ValueError(f"model_kwargs {dict(kwargs)} do not build model {name!r}: "
+                         f"{' '.join(str(exc).split())}") from None
+    classes = len(dataset_info(dataset).classes)
+    if tuple(out.shape) != (2, classes):
+        raise ValueError(f"model_kwargs {dict(kwargs)}: model {name!r} gives {tuple(out.shape[1:])} scores per "
+                         f"image, but {dataset} has {classes} classes.")
+    return shell
 
 
 FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))

@@ -85,6 +85,10 @@ def make_scheduler(name_or_sched, optimizer: torch.optim.Optimizer, epochs: int,
     if name == "cosine":
         return S.CosineAnnealingLR(optimizer, T_max=total), True
     if name == "onecycle":
+        if total < 5:  # OneCycleLR's warm-up and decay phases need a few steps each (else a division by zero)
+            raise ValueError(f"The onecycle schedule needs at least 5 optimizer steps, got {total} "
+                             f"({epochs} epochs x {steps_per_epoch} batches); train longer or on more data, use "
+                             "smaller batches, or another schedule.")
         peak = [g["lr"] for g in optimizer.param_groups]
         return S.OneCycleLR(optimizer, max_lr=peak, total_steps=total, pct_start=0.25), True
     raise ValueError(f"Unknown scheduler {name_or_sched!r}; choose one of {SCHEDULERS}, None, or pass an instance.")
