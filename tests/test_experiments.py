@@ -209,6 +209,12 @@ def test_lr_sweep_and_best_lrs():
     assert best["sgd"] == 0.5 and best["adam"] == 1e-2
 
 
+def test_lr_sweep_widens_a_grid_whose_best_rate_is_on_its_edge():
+    sweep = ex.lr_sweep(tiny(), ["adam"], [1e-5, 1e-4], seeds=[0], widen=1, factor=10, progress=False)
+    assert sorted(sweep["lr_value"].unique()) == pytest.approx([1e-5, 1e-4, 1e-3])  # one step beyond the top edge
+    assert ex.best_lrs(sweep)["adam"] == pytest.approx(1e-3)
+
+
 def test_load_model_and_ensemble(cache, monkeypatch):
     cfg = tiny("ens", epochs=2)
     res = ex.run_many(cfg, [0, 1], keep_model=True, progress=False)
@@ -237,19 +243,88 @@ def test_recipes_are_configs_of_the_harness():
     assert ex.get_recipe("pt_example").scheduler == "steplr"  # expressible now
 
 
-def test_plots_return_figures():
+def test_plots_draw_real_runs_in_percent():
+    """Every plot of viz.experiments on real (tiny) runs: data drawn, accuracies in percent, no axes past 100%."""
     import matplotlib.pyplot as plt
 
     df = ex.run_grid([tiny("a", epochs=2), tiny("b", epochs=2, lr=3e-2)], [0, 1], progress=False)
     cv = ex.cross_validate(tiny("cv"), k=2, progress=False)
-    sweep = ex.lr_sweep(tiny(), ["sgd"], [1e-2, 1e-1], seeds=[0], progress=False)
+    sweep = ex.lr_sweep(tiny(model="mlp", epochs=2), ["sgd"], [1e-2, 1e-1, 100.0], seeds=[0], progress=False)  # 100 diverges
     v = ml.viz.experiments
-    figs = [v.plot_summary(ex.summarize(df), published={"a": 0.9}), v.plot_differences(ex.compare_steps(df)),
-            v.plot_curves(df), v.plot_train_vs_val(df), v.plot_fold_curves(cv), v.plot_fold_box(cv),
-            v.plot_lr_sweep(sweep)]
+    fig = v.plot_seeds(df, published={"a": 0.9}, lines={"target": 0.95})
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    assert hi <= 100.5 and lo > 0  # percent, zoomed on the runs and their intervals (not 0-100)
+    assert ax.get_legend() is not None
+    figs = [fig, v.plot_differences(ex.compare_steps(df)), v.plot_curves(df, zoom=True, failed=["b"]),
+            v.plot_curves(cv, [("train_loss", "val_loss")], group="fold"), v.plot_seeds(cv, "fold_acc", unit="fold"),
+            v.plot_lr_sweep(sweep, chosen={"sgd": 0.1}, defaults={"sgd": 1e-2})]
+    sweep_ax = figs[-1].axes[0]
+    assert any(line.get_marker() == "x" for line in sweep_ax.lines)  # the diverged run is marked
     for fig in figs:
         assert fig.axes and any(ax.has_data() for ax in fig.axes)
         plt.close(fig)
+    with pytest.raises(ValueError, match="configs"):
+        v.plot_seeds(df, configs=["nope"])
+
+
+def test_failed_runs_count_chance_level_and_nan():
+    df = pd.DataFrame({"config": ["ok", "chance", "nan"], "seed": 0, "epoch": 1, "val_acc": [0.95, 0.113, np.nan],
+                       "diverged": [False, False, True]})
+    assert ex.failed_runs(df).tolist() == [False, True, True]
+    assert ex.failed_runs(df, chance=0.5, margin=0.5).tolist() == [True, True, True]
+    with pytest.raises(KeyError, match="test_acc"):
+        ex.failed_runs(df, "test_acc")
+
+
+def test_compare_to_best_and_split_by_verdict():
+    df = pd.concat([frame("low", [0.90, 0.91, 0.90, 0.92, 0.91]), frame("top", [0.98, 0.985, 0.98, 0.99, 0.981]),
+                    frame("close", [0.979, 0.986, 0.981, 0.989, 0.98])])
+    c = ex.compare_to_best(df)
+    assert list(c["a"]) == ["top", "top"] and list(c["b"]) == ["close", "low"]  # by decreasing mean
+    by = ex.split_by_verdict(c)
+    assert by[ex.Verdict.HURTS] == ["low"] and by[ex.Verdict.WITHIN_NOISE] == ["close"] and by[ex.Verdict.HELPS] == []
+
+
+def test_t_factor_is_the_paired_threshold():
+    assert ex.t_factor(5) == pytest.approx(2.776445 / np.sqrt(5), rel=1e-5)  # about 1.24, not 2
+    assert ex.t_factor(3) == pytest.approx(4.302653 / np.sqrt(3), rel=1e-5) and np.isnan(ex.t_factor(1))
+
+
+def test_claims_are_checked_from_numbers():
+    vals = [0.979, 0.980, 0.981, 0.980, 0.980]
+    assert ex.claim_value("in", 0.980, vals)["check"] == ex.Check.REPRODUCED
+    assert ex.claim_value("low source", 0.9725, vals)["check"] == ex.Check.HIGHER_HERE
+    assert ex.claim_value("high source", 0.992, vals)["check"] == ex.Check.LOWER_HERE
+    assert ex.claim_value("no figure", None, vals)["check"] == ex.Check.NO_SOURCE_VALUE
+    row = ex.claim_value("x", 0.98, vals)
+    assert row["ci_low"] < row["measured"] < row["ci_high"] and row["n"] == 5
+    a, b = frame("a", [0.970, 0.975, 0.972, 0.968, 0.971]), frame("b", [0.980, 0.986, 0.981, 0.979, 0.982])
+    assert ex.claim_comparison("b helps", ex.compare(a, b))["check"] == ex.Check.REPRODUCED
+    assert ex.claim_comparison("a helps", ex.compare(b, a))["check"] == ex.Check.CONTRADICTED
+    assert ex.claim_comparison("a helps", ex.compare(a, a))["check"] == ex.Check.NOT_REPRODUCED
+    assert ex.claim_threshold(">= 98%", 0.98, vals)["check"] == ex.Check.MET
+    assert ex.claim_threshold(">= 99%", 0.99, vals)["check"] == ex.Check.NOT_MET
+    assert str(ex.Check.HIGHER_HERE) == "higher here"
+
+
+def test_with_settings_and_saved_runs_round_trip(tmp_path):
+    cfgs = [tiny("small", train_limit=200), tiny("large", train_limit=400)]
+    df = ex.with_settings(ex.run_grid(cfgs, [0, 1], progress=False), cfgs, ["train_limit", "model"])
+    assert df.groupby("config")["train_limit"].first().to_dict() == {"large": 400, "small": 200}
+    with pytest.raises(ValueError, match="No config"):
+        ex.with_settings(df, cfgs[:1], ["model"])
+    path = tmp_path / "runs.csv"
+    df.to_csv(path)  # as Figures.save_table writes it: with the index
+    back = ex.load_runs(path)
+    assert back["seed"].dtype.kind == "i" and back["cached"].dtype == bool
+    pd.testing.assert_frame_equal(ex.summarize(back), ex.summarize(df))
+    assert ex.compare_steps(back).loc[0, "p_value"] == pytest.approx(ex.compare_steps(df).loc[0, "p_value"])
+    with pytest.raises(FileNotFoundError, match="RESULTS='recompute'"):
+        ex.load_runs(tmp_path / "missing.csv")
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="tidy runs"):
+        ex.load_runs(tmp_path / "other.csv")
 
 
 def test_cache_dir_and_clear_cache(cache):

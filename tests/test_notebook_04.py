@@ -8,7 +8,7 @@ from mnistlab.training.optim import DEFAULT_LR
 OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "adadelta"]
 NAME = "04_optimizers"
 FIGURES = ["default_curves", "lr_sweep", "tuned_curves", "default_vs_tuned", "seconds"]
-TABLES = ["default_table", "lr_sweep", "final_table", "comparisons", "seconds"]
+TABLES = ["default_table", "lr_sweep", "final_table", "comparisons", "seconds", "claims"]
 
 pytestmark = [pytest.mark.notebook, requires_data]
 
@@ -31,12 +31,25 @@ def test_numbers(entry):
         assert n["best_lr"][opt] in grid and 3 <= len(grid) <= 5
         assert min(grid) >= DEFAULT_LR[opt] * 0.3 / 9 - 1e-12 and max(grid) <= DEFAULT_LR[opt] * 3.0 * 9 + 1e-12
     assert set(n["best_lr_at_grid_edge"]) <= set(OPTIMIZERS)
-    assert all(0 < v <= 1 for v in n["default_acc"].values()) and all(0 < v <= 1 for v in n["tuned_acc"].values())
+    # one epoch on 900 images (measured: Adam/AdamW about 40%, RMSprop and Adagrad about 30%, tuned best about 48%);
+    # chance is 10%, where a broken loop stays
+    assert min(n["default_acc"][o] for o in ("adam", "adamw")) > 0.3 and n["default_acc"]["rmsprop"] > 0.2
+    assert max(n["tuned_acc"].values()) > 0.4 and max(n["tuned_acc"].values()) >= max(n["default_acc"].values()) - 0.05
     assert n["default_leader"] in OPTIMIZERS and n["tuned_leader"] in OPTIMIZERS
     assert n["default_acc"][n["default_leader"]] == max(n["default_acc"].values())
+    assert n["tuned_acc"][n["tuned_leader"]] == max(n["tuned_acc"].values())
     assert set(n["tuned_beaten"]) | set(n["tuned_within_noise"]) | {n["tuned_leader"]} == set(OPTIMIZERS)
     assert all(v > 0 for v in n["seconds_per_epoch"].values())
+    for run in n["failed_runs"]:  # "adam lr=0.03": a failed run names an optimizer of the sweep and its rate
+        opt, lr = run.split(" lr=")
+        assert opt in OPTIMIZERS and float(lr) in n["lr_grid"][opt]
+    failed = {(r.split(" lr=")[0], float(r.split(" lr=")[1])) for r in n["failed_runs"]}
+    for opt in OPTIMIZERS:  # a failed rate is never chosen while the optimizer has a rate that learned
+        if any((opt, lr) not in failed for lr in n["lr_grid"][opt]):
+            assert (opt, n["best_lr"][opt]) not in failed, opt
     final = pd.read_csv(entry["dir"] / "final_table.csv", index_col=0)
     assert list(final.index) == OPTIMIZERS and (final["tuned_rank"] >= 1).all()
     sweep = pd.read_csv(entry["dir"] / "lr_sweep.csv", index_col=0)
     assert len(sweep) == 8 and sweep.shape[1] >= 3  # 3 rates per optimizer
+    claims = pd.read_csv(entry["dir"] / "claims.csv", index_col=0)
+    assert len(claims) == 2 and set(claims["check"]) <= {"reproduced", "not reproduced", "contradicted"}

@@ -6,12 +6,14 @@
 from ..training.config import TrainConfig, as_config
 from ..training.recipes import get_recipe
 from .cache import CACHE_VERSION, cache_dir, clear_cache, config_hash
-from .executors import map_tasks
-from .runs import (best_lrs, cross_validate, ensemble, load_model, lr_sweep, out_of_fold_probs, run, run_grid,
-                   run_many)
-from .stats import Verdict, compare, compare_steps, final_rows, split_by_verdict, summarize
+from .executors import DEFAULT_WORKERS, map_tasks, shutdown_workers
+from .runs import (best_lrs, cross_validate, ensemble, load_model, load_runs, lr_sweep, out_of_fold_probs, run,
+                   run_grid, run_many, with_settings)
+from .stats import (Check, Verdict, claim_comparison, claim_threshold, claim_value, compare, compare_steps,
+                    compare_to_best, failed_runs, final_rows, split_by_verdict, summarize, t_factor)
 
 __all__ = ["TrainConfig", "as_config", "get_recipe", "CACHE_VERSION", "cache_dir", "clear_cache", "config_hash",
-           "map_tasks", "best_lrs", "cross_validate", "ensemble", "load_model", "lr_sweep", "out_of_fold_probs", "run",
-           "run_grid", "run_many", "Verdict", "compare", "compare_steps", "final_rows", "split_by_verdict",
-           "summarize"]
+           "DEFAULT_WORKERS", "map_tasks", "shutdown_workers", "best_lrs", "cross_validate", "ensemble", "load_model",
+           "load_runs", "lr_sweep", "out_of_fold_probs", "run", "run_grid", "run_many", "with_settings", "Check",
+           "Verdict", "claim_comparison", "claim_threshold", "claim_value", "compare", "compare_steps",
+           "compare_to_best", "failed_runs", "final_rows", "split_by_verdict", "summarize", "t_factor"]

@@ -1,22 +1,53 @@
 """Where the runs of a grid execute: in this process, in worker processes, or on a Ray cluster.
 
-:func:`map_tasks` applies a top-level function to argument tuples and returns the results in
-order. With ``workers=N`` the tasks go to N processes (spawned, so no thread pool is forked)
-that each set ``torch.set_num_threads(cores // N)``: N x threads never exceeds the cores. A
-worker lives for the whole grid, so it loads each dataset once (the loader keeps it in memory).
-``executor="ray"`` sends the same tasks to a Ray cluster: ``address`` names it, or a local
-instance starts. Results do not depend on where a task ran: every run seeds its own generators.
+:func:`map_tasks` applies a module-level function to argument tuples and returns the results in
+task order, wherever the tasks ran.
+
+* ``workers=1`` runs here.
+* ``workers=N`` (``executor="process"``) starts N *spawned* processes (forking a process that
+  already runs torch's thread pool can deadlock) that each run ``threads`` torch threads,
+  ``cores // N`` by default, so N x threads never exceeds the cores. A worker lives for the whole
+  grid (and for later grids with the same settings) and keeps every dataset it loaded in memory,
+  so the data is read once per worker, not once per run.
+* ``executor="ray"`` sends the same tasks to a Ray cluster: ``address="auto"`` joins the cluster
+  started with ``ray start --head``, a ``ray://host:10001`` address a remote one, and no address
+  starts (or reuses) a local instance with ``workers`` CPUs. Each task asks Ray for ``threads``
+  CPUs (default 1) and runs that many torch threads.
+
+Same numbers everywhere
+-----------------------
+Every run seeds its own generators (weights, batch order, augmentation, dropout), so a run gives
+the same numbers in any process. The one thing that changes low bits is the number of torch
+threads: a float32 sum split over two threads is added in another order than on one thread
+(oneDNN/OpenMP split the reductions of convolutions and matrix products by thread), which moves
+losses in the 7th significant digit and, very rarely, flips one borderline prediction. Results
+are therefore *bit-identical* for the same ``threads``: ``map_tasks(..., workers=1, threads=1)``
+equals ``workers=2`` on two cores and a Ray run with one CPU per task. ``threads=None`` in this
+process keeps whatever ``torch.get_num_threads()`` is.
 """
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
 
-__all__ = ["EXECUTORS", "map_tasks", "cpu_count", "threads_per_worker"]
+__all__ = ["EXECUTORS", "DEFAULT_WORKERS", "map_tasks", "cpu_count", "threads_per_worker", "torch_threads",
+           "shutdown_workers"]
 
 EXECUTORS = ("process", "ray")
+
+DEFAULT_WORKERS = 2
+"""Worker processes the notebooks use by default (the measured faster setting on 2 cores).
+
+``benchmarks/parallel_speed.py`` on 2 quiet cores (2026-11-26), the first LeNet-5 rows of
+notebook 03's progression, 8 runs, cache off, the workers' start-up included: on 20,000 images
+x 3 epochs, 2 workers x 1 thread took 20.6 s against 24.4 s for 1 process x 2 threads (1.18x);
+on 10,000 images x 2 epochs (runs of about a second) starting the two workers outweighed the gain
+(12.6 s against 10.4 s). Notebook runs are longer than both and the workers are kept between
+grids, so 2 x 1 is the default. On a 1-core machine each worker still gets 1 thread."""
 
 
 def cpu_count() -> int:
@@ -29,7 +60,23 @@ def cpu_count() -> int:
 
 def threads_per_worker(workers: int) -> int:
     """Torch threads for each of ``workers`` workers so that workers x threads <= cores (at least 1)."""
-    return max(1, cpu_count() // max(1, workers))
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"workers must be a whole number >= 1, not {workers!r}.")
+    return max(1, cpu_count() // workers)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """Run the block with ``torch.set_num_threads(threads)``, then restore the previous count (``None``: unchanged)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _init_worker(threads: int, env: dict) -> None:
@@ -45,73 +92,141 @@ def _env() -> dict:
     return {k: os.environ[k] for k in keys if k in os.environ}
 
 
-def map_tasks(fn: Callable, tasks: Sequence[tuple], *, workers: int = 1, executor: str = "process",
-              address: str | None = None, progress: bool = True, desc: str = "tasks") -> list:
+def _check(workers, threads, executor) -> None:
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"workers must be a whole number >= 1, not {workers!r}.")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise ValueError(f"threads must be None or a whole number >= 1, not {threads!r}.")
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, not {executor!r}.")
+
+
+def map_tasks(fn: Callable, tasks: Sequence[tuple], *, workers: int = 1, threads: int | None = None,
+              executor: str = "process", address: str | None = None, progress: bool = True,
+              desc: str = "tasks") -> list:
     """``[fn(*t) for t in tasks]``, in this process, in ``workers`` processes or on Ray; results in task order.
 
     Parameters
     ----------
     fn : callable
-        A module-level function (it is pickled by name).
+        A module-level function (workers import it by name).
     tasks : sequence of tuple
         The positional arguments of each call.
     workers : int
-        1 runs here. More starts that many processes (or, with Ray, asks for that many tasks
-        at once on a local instance).
-    executor : "process" or "ray"
+        1 runs here. More uses that many spawned processes, started on the first call and kept
+        for later calls with the same settings (:func:`shutdown_workers` stops them). With
+        ``executor="ray"`` and no ``address``, the CPUs of the local Ray instance.
+    threads : int, optional
+        Torch threads of each task. Default: ``cores // workers`` in worker processes, 1 per
+        Ray task, and the current setting when ``workers=1``. Give the same value to get
+        bit-identical numbers from different executors (see the module notes).
+    executor : {"process", "ray"}
     address : str, optional
-        A Ray cluster address; ``None`` starts (or reuses) a local Ray instance.
+        A Ray cluster address (``"auto"`` after ``ray start --head``, or ``"ray://host:10001"``);
+        ``None`` starts or reuses a local Ray instance. Only with ``executor="ray"``.
     progress : bool
+        A tqdm bar over the tasks.
     desc : str
         Label of the progress bar.
+
+    Returns
+    -------
+    list
+        ``fn(*task)`` for every task, in task order.
+
+    Raises
+    ------
+    ValueError
+        A bad ``workers``, ``threads`` or ``executor``, or an ``address`` without Ray.
+    ImportError
+        ``executor="ray"`` without Ray installed.
+
+    Notes
+    -----
+    Worker processes are *spawned*: a script that calls this at import time must guard its
+    main code with ``if __name__ == "__main__":`` (Python re-imports the script in each worker).
     """
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise ValueError(f"workers must be a whole number >= 1, not {workers!r}.")
-    if executor not in EXECUTORS:
-        raise ValueError(f"executor must be one of {EXECUTORS}, not {executor!r}.")
+    _check(workers, threads, executor)
+    if address is not None and executor != "ray":
+        raise ValueError(f'address={address!r} names a Ray cluster; pass executor="ray" with it.')
     tasks = list(tasks)
     bar = tqdm(total=len(tasks), desc=desc, unit="run", disable=not progress, leave=False)
     try:
         if executor == "ray":
-            return _map_ray(fn, tasks, workers, address, bar)
+            return _map_ray(fn, tasks, workers, threads or 1, address, bar)
         if workers == 1 or len(tasks) <= 1:
             out = []
-            for t in tasks:
-                out.append(fn(*t))
-                bar.update()
+            with torch_threads(threads if workers == 1 else threads or threads_per_worker(workers)):
+                for t in tasks:
+                    out.append(fn(*t))
+                    bar.update()
             return out
-        return _map_processes(fn, tasks, workers, bar)
+        return _map_processes(fn, tasks, workers, threads or threads_per_worker(workers), bar)
     finally:
         bar.close()
 
 
-def _map_processes(fn, tasks, workers, bar) -> list:
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+_POOL: dict = {}  # {"key": (workers, threads, env), "pool": ProcessPoolExecutor}
 
-    workers = min(workers, len(tasks))
-    ctx = mp.get_context("spawn")  # forking a process that already runs torch threads can deadlock
-    results = [None] * len(tasks)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(threads_per_worker(workers), _env())) as pool:
-        futures = {pool.submit(fn, *t): i for i, t in enumerate(tasks)}
+
+def _pool(workers: int, threads: int):
+    """The worker pool for these settings, kept between calls so workers keep their loaded data."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    key = (workers, threads, tuple(sorted(_env().items())))
+    if _POOL.get("key") != key:
+        shutdown_workers()
+        ctx = mp.get_context("spawn")  # forking a process that already runs torch threads can deadlock
+        _POOL.update(key=key, pool=ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                                       initializer=_init_worker, initargs=(threads, _env())))
+    return _POOL["pool"]
+
+
+def shutdown_workers() -> None:
+    """Stop the worker processes kept by :func:`map_tasks` (they also stop when Python exits)."""
+    pool = _POOL.pop("pool", None)
+    _POOL.pop("key", None)
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+atexit.register(shutdown_workers)
+
+
+def _map_processes(fn, tasks, workers, threads, bar) -> list:
+    from concurrent.futures import as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = _pool(workers, threads)
+    results, futures = [None] * len(tasks), {}
+    try:
+        futures = {pool.submit(_call, fn, threads, *t): i for i, t in enumerate(tasks)}
         for fut in as_completed(futures):
             results[futures[fut]] = fut.result()
             bar.update()
+    except BrokenProcessPool as exc:
+        shutdown_workers()
+        raise RuntimeError("A worker process died (out of memory, or killed); the pool was stopped. "
+                           "Run again, or with workers=1 to see the error in this process.") from exc
+    except BaseException:  # a failed task (or Ctrl-C): drop what has not started yet
+        for fut in futures:
+            fut.cancel()
+        raise
     return results
 
 
-def _map_ray(fn, tasks, workers, address, bar) -> list:
+def _map_ray(fn, tasks, workers, threads, address, bar) -> list:
     try:
         import ray
     except ImportError:
-        raise ImportError('executor="ray" needs Ray: pip install "ray[default]" (or `make install`).') from None
+        raise ImportError('executor="ray" needs Ray: pip install "mnistlab[ray]" (or `make install`).') from None
     if not ray.is_initialized():
-        kwargs = {"address": address} if address else {"num_cpus": max(workers, 1)}
-        ray.init(**kwargs, runtime_env={"env_vars": _env()}, ignore_reinit_error=True, include_dashboard=False,
-                 log_to_driver=False)
-    threads = 1 if address is None else threads_per_worker(1)
-    remote = ray.remote(num_cpus=1)(_ray_call)
+        if address:  # a cluster's workers get this process's data/cache settings through the runtime env
+            ray.init(address=address, runtime_env={"env_vars": _env()}, log_to_driver=False)
+        else:  # a local instance's workers inherit this process's environment
+            ray.init(num_cpus=max(workers, threads), include_dashboard=False, log_to_driver=False)
+    remote = ray.remote(num_cpus=threads)(_call)
     refs = [remote.remote(fn, threads, *t) for t in tasks]
     index = {ref: i for i, ref in enumerate(refs)}
     results, pending = [None] * len(refs), list(refs)
@@ -122,7 +237,8 @@ def _map_ray(fn, tasks, workers, address, bar) -> list:
     return results
 
 
-def _ray_call(fn, threads, *args):
+def _call(fn, threads, *args):
+    """Run one task with ``threads`` torch threads (set per task: importing ``fn``'s module may change it)."""
     import torch
 
     torch.set_num_threads(threads)

@@ -31,10 +31,10 @@ from ..training.recipes import train_model
 from . import cache as _cache
 from .cache import cache_dir, config_hash
 from .executors import map_tasks
-from .stats import final_rows
+from .stats import failed_runs, final_rows
 
 __all__ = ["run", "run_many", "run_grid", "cross_validate", "out_of_fold_probs", "load_model", "ensemble",
-           "lr_sweep", "best_lrs"]
+           "lr_sweep", "best_lrs", "with_settings", "load_runs"]
 
 _FINAL_ORDER = ["val_loss", "val_acc", "test_loss", "test_acc", "test_n", "train_seconds", "run_seconds",
                 "best_epoch", "stopped_epoch", "fold_loss", "fold_acc", "diverged"]
@@ -180,44 +180,64 @@ def _seeds(seeds) -> list[int]:
 
 
 def run_many(config, seeds: Iterable[int] = range(5), *, device="auto", cache: bool = True, keep_model: bool = False,
-             progress: bool = True, workers: int = 1, executor: str = "process",
+             progress: bool = True, workers: int = 1, threads: int | None = None, executor: str = "process",
              address: str | None = None) -> pd.DataFrame:
     """:func:`run` for every seed; one tidy DataFrame (tqdm bar over seeds).
 
-    ``workers``, ``executor`` and ``address`` are those of :func:`run_grid`.
+    ``workers``, ``threads``, ``executor`` and ``address`` are those of :func:`run_grid`.
     """
     cfg = as_config(config)
     return run_grid([cfg], seeds, device=device, cache=cache, keep_model=keep_model, progress=progress,
-                    workers=workers, executor=executor, address=address)
+                    workers=workers, threads=threads, executor=executor, address=address)
 
 
 def run_grid(configs: Sequence, seeds: Iterable[int] = range(5), *, device="auto", cache: bool = True,
-             keep_model: bool = False, progress: bool = True, workers: int = 1, executor: str = "process",
-             address: str | None = None) -> pd.DataFrame:
+             keep_model: bool = False, progress: bool = True, workers: int = 1, threads: int | None = None,
+             executor: str = "process", address: str | None = None) -> pd.DataFrame:
     """:func:`run` for every config and seed (names must be distinct); one tidy DataFrame in config order.
 
     Parameters
     ----------
     configs : sequence of TrainConfig or dict
     seeds : iterable of int
+    device, cache, keep_model, progress
+        As in :func:`run` (``progress``: one bar over the runs).
     workers : int
         Run the configs x seeds in this many worker processes (torch threads split so that
-        workers x threads <= cores). Results equal the serial ones; cached runs are read, not
-        re-run. 1 runs in this process.
+        workers x threads <= cores; :data:`DEFAULT_WORKERS` is the measured best on 2 cores).
+        1 runs in this process. Cached runs are read, not re-run.
+    threads : int, optional
+        Torch threads per run (see :func:`map_tasks`). Runs with the same ``threads`` give
+        bit-identical numbers on any executor; ``workers=1, threads=1`` reproduces
+        ``workers=2`` on a 2-core machine exactly.
     executor : "process" or "ray"
-        ``"ray"`` sends the same tasks to a Ray cluster (``pip install "ray[default]"``).
+        ``"ray"`` sends the same runs to a Ray cluster (``pip install "mnistlab[ray]"``).
     address : str, optional
-        Ray cluster address (``ray.init(address=...)``); default a local Ray instance.
+        Ray cluster address: ``"auto"`` after ``ray start --head``; default a local Ray instance.
+
+    Notes
+    -----
+    Each cache key (recipe and seed) is trained by exactly one task: two configs that differ
+    only in their name share one run (its rows appear under both names), so two workers never
+    write the same cache entry. Entries are written atomically (a temporary file, then a rename).
     """
     configs = [as_config(c) for c in configs]
     names = [c.name for c in configs]
     if len(set(names)) != len(names):
         raise ValueError(f"Config names must be distinct, got {names}.")
     seeds = _seeds(seeds)
-    tasks = [(cfg, s, device, cache, keep_model) for cfg in configs for s in seeds]
-    frames = map_tasks(_run_task, tasks, workers=workers, executor=executor, address=address, progress=progress,
-                       desc="runs")
-    return pd.concat(frames, ignore_index=True)
+    owner: dict[str, int] = {}  # cache key -> index of the one task that trains it
+    tasks, which = [], []
+    for cfg in configs:
+        for s in seeds:
+            key = config_hash(cfg, s)
+            if key not in owner:
+                owner[key] = len(tasks)
+                tasks.append((cfg, s, device, cache, keep_model))
+            which.append((owner[key], cfg.name))
+    frames = map_tasks(_run_task, tasks, workers=workers, threads=threads, executor=executor, address=address,
+                       progress=progress, desc="runs")
+    return pd.concat([frames[i].assign(config=name) for i, name in which], ignore_index=True)
 
 
 def _cv_fold(cfg: TrainConfig, k: int, seed: int, fold: int, device, cache: bool, keep_model: bool) -> dict:
@@ -245,12 +265,13 @@ def _cv_fold(cfg: TrainConfig, k: int, seed: int, fold: int, device, cache: bool
 
 
 def cross_validate(config, k: int = 5, seed: int = 0, *, device="auto", cache: bool = True, progress: bool = True,
-                   workers: int = 1, executor: str = "process", address: str | None = None) -> pd.DataFrame:
+                   workers: int = 1, threads: int | None = None, executor: str = "process",
+                   address: str | None = None) -> pd.DataFrame:
     """k-fold cross-validation on the training set (``train_limit`` applies; ``val`` is ignored).
 
     Fold ``i`` trains on the other k-1 folds with seed ``seed`` and is validated after every
     epoch on fold ``i`` (:func:`mnistlab.kfold_indices`, shuffled with ``seed``). ``workers``,
-    ``executor`` and ``address`` as in :func:`run_grid`.
+    ``threads``, ``executor`` and ``address`` as in :func:`run_grid`.
 
     Returns
     -------
@@ -262,7 +283,7 @@ def cross_validate(config, k: int = 5, seed: int = 0, *, device="auto", cache: b
     cfg = as_config(config)
     if cfg.epochs < 1:
         raise ValueError("cross_validate needs epochs >= 1.")
-    bodies = _folds(cfg, k, seed, device, cache, False, progress, workers, executor, address)
+    bodies = _folds(cfg, k, seed, device, cache, False, progress, workers, threads, executor, address)
     frames = []
     for i, body in enumerate(bodies):
         df = _tidy(body, cfg.name, body["_cached"])
@@ -271,15 +292,15 @@ def cross_validate(config, k: int = 5, seed: int = 0, *, device="auto", cache: b
     return pd.concat(frames, ignore_index=True)
 
 
-def _folds(cfg, k, seed, device, cache, keep, progress, workers, executor, address) -> list[dict]:
+def _folds(cfg, k, seed, device, cache, keep, progress, workers, threads, executor, address) -> list[dict]:
     tasks = [(cfg, k, seed, i, device, cache, keep) for i in range(k)]
-    return map_tasks(_cv_fold, tasks, workers=workers, executor=executor, address=address, progress=progress,
-                     desc=f"{cfg.name} CV")
+    return map_tasks(_cv_fold, tasks, workers=workers, threads=threads, executor=executor, address=address,
+                     progress=progress, desc=f"{cfg.name} CV")
 
 
 def out_of_fold_probs(config, k: int = 5, seed: int = 0, *, device="auto", cache: bool = True,
-                      progress: bool = True, workers: int = 1, executor: str = "process",
-                      address: str | None = None) -> np.ndarray:
+                      progress: bool = True, workers: int = 1, threads: int | None = None,
+                      executor: str = "process", address: str | None = None) -> np.ndarray:
     """Out-of-fold predicted probabilities of every training image, an array (N_train, classes).
 
     Image ``i``'s row comes from the model of the fold that held ``i`` out, so no model saw the
@@ -289,7 +310,7 @@ def out_of_fold_probs(config, k: int = 5, seed: int = 0, *, device="auto", cache
     cfg = as_config(config)
     if cfg.epochs < 1:
         raise ValueError("out_of_fold_probs needs epochs >= 1.")
-    bodies = _folds(cfg, k, seed, device, cache, True, progress, workers, executor, address)
+    bodies = _folds(cfg, k, seed, device, cache, True, progress, workers, threads, executor, address)
     n = sum(len(b["oof_index"]) for b in bodies)
     probs = None
     for b in bodies:
@@ -347,7 +368,7 @@ def ensemble(config, seeds: Iterable[int], *, device="auto") -> dict:
 def lr_sweep(config, optimizers: Sequence[str], lrs: Mapping[str, Sequence[float]] | Sequence[float],
              seeds: Iterable[int] = (0,), *, widen: int = 0, factor: float = 3.0, metric: str = "val_acc",
              device="auto", cache: bool = True, progress: bool = True, workers: int = 1,
-             executor: str = "process", address: str | None = None) -> pd.DataFrame:
+             threads: int | None = None, executor: str = "process", address: str | None = None) -> pd.DataFrame:
     """Train ``config`` with every optimizer at every learning rate; tidy DataFrame with ``optimizer`` and ``lr_value``.
 
     Parameters
@@ -361,15 +382,15 @@ def lr_sweep(config, optimizers: Sequence[str], lrs: Mapping[str, Sequence[float
     factor : float
     metric : str
         What "best" means for widening (mean over seeds of the last epoch; higher is better).
-    seeds, device, cache, progress, workers, executor, address
+    seeds, device, cache, progress, workers, threads, executor, address
         As in :func:`run_grid`.
     """
     cfg = as_config(config)
     grids = {opt: sorted(float(v) for v in (lrs[opt] if isinstance(lrs, Mapping) else lrs)) for opt in optimizers}
     for round_ in range(widen + 1):
         jobs = [cfg.but(name=f"{opt} lr={lr:g}", optimizer=opt, lr=lr) for opt in optimizers for lr in grids[opt]]
-        df = run_grid(jobs, seeds, device=device, cache=cache, progress=progress, workers=workers, executor=executor,
-                      address=address)
+        df = run_grid(jobs, seeds, device=device, cache=cache, progress=progress, workers=workers, threads=threads,
+                      executor=executor, address=address)
         meta = pd.DataFrame([{"config": j.name, "optimizer": j.optimizer, "lr_value": j.lr} for j in jobs])
         df = df.merge(meta, on="config", how="left")
         best = best_lrs(df, metric)
@@ -381,13 +402,65 @@ def lr_sweep(config, optimizers: Sequence[str], lrs: Mapping[str, Sequence[float
     return df
 
 
-def best_lrs(sweep: pd.DataFrame, metric: str = "val_acc", mode: str = "max") -> pd.Series:
+def best_lrs(sweep: pd.DataFrame, metric: str = "val_acc", mode: str = "max", chance: float = 0.1) -> pd.Series:
     """Best learning rate per optimizer from :func:`lr_sweep` (mean of ``metric`` over seeds, last epoch).
 
-    Runs whose metric is NaN (diverged) never win.
+    Runs whose metric is NaN (diverged) never win. For an accuracy ``metric``, rates where a run
+    failed (ended at chance level, see :func:`failed_runs`) are left out too, unless every rate of
+    that optimizer failed (then the best of them is returned, so a grid of failures still names one).
     """
     last = final_rows(sweep)
+    if metric.endswith("acc"):
+        failed = failed_runs(sweep, metric, chance=chance).to_numpy()
+        bad = set(zip(last.loc[failed, "optimizer"], last.loc[failed, "lr_value"]))
+        keep = [(o, lr) not in bad or all((o, v) in bad for v in last.loc[last["optimizer"] == o, "lr_value"])
+                for o, lr in zip(last["optimizer"], last["lr_value"])]
+        last = last[keep]
     means = last.groupby(["optimizer", "lr_value"], sort=False)[metric].mean().dropna()
     pick = means.groupby(level=0, sort=False).idxmax() if mode == "max" else means.groupby(level=0, sort=False).idxmin()
     return pd.Series({opt: lr for opt, lr in pick.values}, name="best_lr")
 
+
+
+def with_settings(df: pd.DataFrame, configs: Sequence, fields: Sequence[str]) -> pd.DataFrame:
+    """``df`` with columns holding each run's config ``fields`` (looked up by config name).
+
+    Examples
+    --------
+    >>> runs = ex.with_settings(ex.run_grid(cfgs), cfgs, ["model", "train_limit"])   # doctest: +SKIP
+    """
+    configs = [as_config(c) for c in configs]
+    table = pd.DataFrame([{"config": c.name, **{f: getattr(c, f) for f in fields}} for c in configs])
+    unknown = sorted(set(df["config"]) - set(table["config"]))
+    if unknown:
+        raise ValueError(f"No config given for the runs {unknown}.")
+    return df.drop(columns=[f for f in fields if f in df.columns]).merge(table, on="config", how="left")
+
+
+def load_runs(path) -> pd.DataFrame:
+    """Read runs saved as CSV (``Figures.save_table(run_grid(...), name)``) back into the tidy layout.
+
+    The leading index column is dropped and ``seed``/``epoch`` come back as integers and
+    ``cached``/``diverged`` as booleans, so :func:`summarize`, :func:`compare` and the plots
+    give the same answers as on the frame that was saved.
+
+    Raises
+    ------
+    FileNotFoundError
+        With the path and how to produce it (a full run of the notebook).
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No saved runs at {path}: run the notebook once with RESULTS='recompute' "
+                                "(`mnistlab figures`) to write them.")
+    df = pd.read_csv(path)
+    df = df.drop(columns=[c for c in df.columns if c.startswith("Unnamed:")])
+    if not {"config", "seed", "epoch"} <= set(df.columns):
+        raise ValueError(f"{path} does not hold tidy runs (columns config, seed, epoch); it has {list(df.columns)}.")
+    df = df.astype({"seed": int, "epoch": int, "config": str})
+    for col in ("cached", "diverged"):
+        if col in df.columns:
+            df[col] = df[col].map(lambda v: str(v).lower() == "true" if pd.notna(v) else False).astype(bool)
+    return df

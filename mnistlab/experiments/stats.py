@@ -8,7 +8,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["Verdict", "final_rows", "summarize", "compare", "compare_steps", "split_by_verdict"]
+__all__ = ["Verdict", "Check", "final_rows", "summarize", "compare", "compare_steps", "compare_to_best",
+           "split_by_verdict", "failed_runs", "claim_value", "claim_comparison", "claim_threshold", "t_factor"]
 
 
 class Verdict(str, enum.Enum):
@@ -151,3 +152,117 @@ def split_by_verdict(comparisons: pd.DataFrame, column: str = "b") -> dict[Verdi
         v = Verdict(verdict)
         out[v if v.beyond_noise else Verdict.WITHIN_NOISE].append(name)
     return out
+
+
+def compare_to_best(df: pd.DataFrame, metric: str = "test_acc", alpha: float = 0.05) -> pd.DataFrame:
+    """:func:`compare` the config with the highest mean ``metric`` (the leader, column ``a``) with every other.
+
+    Returns one row per other config, in order of decreasing mean, with the columns of :func:`compare`.
+    """
+    means = summarize(df, metric)["mean"].sort_values(ascending=False, kind="stable")
+    leader = means.index[0]
+    rows = [compare(df[df["config"] == leader], df[df["config"] == other], metric, alpha) for other in means.index[1:]]
+    return pd.DataFrame(rows, columns=None if rows else ["a", "b", "verdict"])
+
+
+def failed_runs(df: pd.DataFrame, metric: str = "val_acc", chance: float = 0.1, margin: float = 0.1) -> pd.Series:
+    """Which runs failed: diverged (NaN loss) or ended at chance level (final ``metric`` < chance + margin).
+
+    A run that "trains" to 11% on ten balanced classes learned nothing, whether or not its loss
+    became NaN, so both count as failed.
+
+    Returns
+    -------
+    pandas.Series of bool
+        One value per run, aligned with :func:`final_rows` of ``df``.
+    """
+    last = final_rows(df)
+    if metric not in last.columns:
+        raise KeyError(f"{metric!r} is not a column; available: {sorted(last.columns)}.")
+    diverged = last["diverged"].fillna(False).astype(bool) if "diverged" in last.columns else False
+    value = last[metric].astype(float)
+    return (diverged | value.isna() | (value < chance + margin)).rename("failed")
+
+
+def t_factor(n: int, confidence: float = 0.95) -> float:
+    """How many standard deviations of the per-seed differences a paired mean difference must reach
+    for a two-sided t-test with ``n`` seeds to call it real: t(1 - alpha/2, n - 1) / sqrt(n)."""
+    from scipy import stats
+
+    if n < 2:
+        return float("nan")
+    return float(stats.t.ppf(0.5 + confidence / 2, n - 1) / math.sqrt(n))
+
+
+class Check(str, enum.Enum):
+    """The outcome of checking a source's claim against what was measured here."""
+
+    REPRODUCED = "reproduced"            # the source value lies in our 95% interval / the same verdict
+    HIGHER_HERE = "higher here"          # our interval lies above the source value
+    LOWER_HERE = "lower here"            # our interval lies below the source value
+    NOT_REPRODUCED = "not reproduced"    # the claimed effect is within noise here
+    CONTRADICTED = "contradicted"        # the opposite effect, beyond noise
+    MET = "met"
+    NOT_MET = "not met"
+    NO_SOURCE_VALUE = "no source value"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def claim_value(claim: str, source: float | None, values, confidence: float = 0.95) -> dict:
+    """Check a number a source reports against our runs of the same setting.
+
+    Parameters
+    ----------
+    claim : str
+        What the source says, e.g. "vanilla LeNet-5: 97.25%".
+    source : float or None
+        The source's value (None if the source gives none).
+    values : array-like
+        Our per-seed values.
+
+    Returns
+    -------
+    dict
+        ``claim``, ``source``, ``measured`` (mean), ``ci_low``, ``ci_high``, ``n`` and ``check``
+        (a :class:`Check`: REPRODUCED when the source value lies inside our interval, else
+        HIGHER_HERE / LOWER_HERE).
+    """
+    mean, _, half, n = _t_interval(np.asarray(values, float), confidence)
+    lo, hi = (mean - half, mean + half) if np.isfinite(half) else (mean, mean)
+    if source is None or not np.isfinite(source):
+        check = Check.NO_SOURCE_VALUE
+    elif lo <= source <= hi:
+        check = Check.REPRODUCED
+    else:
+        check = Check.HIGHER_HERE if lo > source else Check.LOWER_HERE
+    return {"claim": claim, "source": source, "measured": mean, "ci_low": lo, "ci_high": hi, "n": n, "check": check}
+
+
+def claim_comparison(claim: str, comparison: dict, expected: Verdict = Verdict.HELPS) -> dict:
+    """Check a claimed effect ("b helps over a") against a paired :func:`compare` result.
+
+    Returns the row of :func:`claim_value` with ``source`` the expected verdict's text,
+    ``measured`` the mean difference (b - a), its interval, and ``check``: REPRODUCED (the
+    same verdict beyond noise), NOT_REPRODUCED (within noise) or CONTRADICTED (the opposite).
+    """
+    v = Verdict(comparison["verdict"])
+    if v == expected:
+        check = Check.REPRODUCED
+    elif v.beyond_noise:
+        check = Check.CONTRADICTED
+    else:
+        check = Check.NOT_REPRODUCED
+    return {"claim": claim, "source": str(expected), "measured": comparison["diff"], "ci_low": comparison["ci_low"],
+            "ci_high": comparison["ci_high"], "n": comparison["n"], "check": check}
+
+
+def claim_threshold(claim: str, threshold: float, values, at_least: bool = True) -> dict:
+    """Check a target ("at least 99.6%"): MET when the mean of ``values`` reaches ``threshold``.
+
+    Returns the row of :func:`claim_value`, ``source`` being the threshold.
+    """
+    row = claim_value(claim, threshold, values)
+    ok = row["measured"] >= threshold if at_least else row["measured"] <= threshold
+    return row | {"check": Check.MET if ok else Check.NOT_MET}

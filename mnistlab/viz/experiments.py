@@ -1,4 +1,12 @@
-"""Plots of the experiment harness: summaries with intervals, paired differences, curves, folds, sweeps."""
+"""Plots of the experiment harness: every seed with its mean and 95% interval, paired differences,
+one family of learning curves, learning-rate sweeps, early stopping, scaling with data, digits.
+
+Rules every function here follows: it draws into the caller's ``ax`` / ``axes`` / ``fig`` when one
+is given (and then never touches that figure's layout), otherwise it makes its own figure; it
+returns the figure. Accuracies are shown in percent everywhere, axes are zoomed to where the
+differences are, legends sit outside the data, and runs that failed (diverged, or ended at chance
+level: :func:`mnistlab.experiments.failed_runs`) are marked as such.
+"""
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -6,174 +14,591 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
-from ..experiments.stats import Verdict, final_rows
+from ..experiments.stats import Verdict, failed_runs, final_rows, summarize
+from .style import config_colors
 
-__all__ = ["plot_summary", "plot_differences", "plot_curves", "plot_train_vs_val", "plot_fold_curves", "plot_fold_box",
-           "plot_lr_sweep"]
+__all__ = ["plot_seeds", "plot_differences", "plot_curves", "plot_early_stopping", "plot_lr_sweep", "plot_scaling",
+           "plot_predictions", "plot_augmentation"]
+
+_VERDICT_COLORS = {Verdict.HELPS: "C2", Verdict.HURTS: "C3", Verdict.WITHIN_NOISE: "0.45", Verdict.TOO_FEW_SEEDS: "0.7"}
 
 
-def _row_chart(n_rows: int, ax=None):
-    """(figure, axes, y positions top to bottom) for a chart with one horizontal row per item."""
+def _is_rate(metric: str) -> bool:
+    return metric.endswith("acc")
+
+
+def _scale(metric: str) -> float:
+    """Accuracies are drawn in percent; losses and seconds as they are."""
+    return 100.0 if _is_rate(metric) else 1.0
+
+
+def _label(metric: str) -> str:
+    words = {"test_acc": "test accuracy", "val_acc": "validation accuracy", "train_acc": "training accuracy",
+             "fold_acc": "fold validation accuracy", "test_loss": "test loss", "val_loss": "validation loss",
+             "train_loss": "training loss (cross-entropy)", "train_seconds": "training seconds per run"}
+    text = words.get(metric, metric.replace("_", " "))
+    return text + (" (%)" if _is_rate(metric) else "")
+
+
+def _own(ax, figsize):
+    """(figure, axes, created): the caller's axes or a new figure."""
     if ax is None:
-        fig, ax = plt.subplots(figsize=(7.5, 0.45 * n_rows + 1.4))
-    else:
-        fig = ax.figure
-    return fig, ax, np.arange(n_rows)[::-1]
+        fig, ax = plt.subplots(figsize=figsize)
+        return fig, ax, True
+    return ax.figure, ax, False
 
 
-def plot_summary(summary: pd.DataFrame, title: str | None = None, published: Mapping[str, float] | None = None,
-                 xlabel: str = "test accuracy", percent: bool = True, ax=None):
-    """Horizontal chart of config means with 95% CI error bars (from :func:`summarize`).
+def _own_axes(axes, n, figsize, **kw):
+    if axes is None:
+        fig, axes = plt.subplots(1, n, figsize=figsize, squeeze=False, **kw)
+        return fig, list(axes.flat), True
+    axes = list(np.ravel(axes))
+    if len(axes) < n:
+        raise ValueError(f"This plot needs {n} axes; got {len(axes)}. Pass axes=None to get a new figure.")
+    return axes[0].figure, axes[:n], False
 
-    ``published`` maps config names to a reference value drawn as a red cross.
-    """
-    scale = 100.0 if percent else 1.0
-    fig, ax, y = _row_chart(len(summary), ax)
-    err = summary["ci_half"].fillna(0).to_numpy() * scale
-    ax.errorbar(summary["mean"] * scale, y, xerr=err, fmt="o", color="C0", capsize=4, label="mean, 95% CI")
-    if published:
-        pts = [(y[i], published[n]) for i, n in enumerate(summary.index) if n in published and published[n] is not None]
-        if pts:
-            ax.plot([p[1] * scale for p in pts], [p[0] for p in pts], "x", color="C3", ms=8, mew=2, label="published")
-    ax.set_yticks(y, summary.index)
-    ax.set_xlabel(xlabel + (" (%)" if percent else ""))
-    lo, hi = ax.get_xlim()  # an interval may reach past the possible range with few seeds; show the range only
-    ax.set_xlim(max(lo, 0.0), min(hi, 1.005 * scale))
-    ax.grid(alpha=0.3, axis="x")
-    ax.legend(loc="best", fontsize=8)
-    if title:
+
+def _finish(fig, created: bool, title: str | None = None, ax=None):
+    """Title and layout: a one-panel plot titles its axes; a figure-wide title and ``tight_layout``
+    only on a figure this module created (a caller's figure keeps its own layout and suptitle)."""
+    if title and ax is not None:
         ax.set_title(title)
-    fig.tight_layout()
+    if created:
+        if title and ax is None:
+            fig.suptitle(title)
+        fig.tight_layout()
     return fig
 
 
-def plot_differences(comparisons: pd.DataFrame, title: str | None = None, percent: bool = True, ax=None):
-    """Paired differences (b - a) with their 95% intervals from :func:`compare_steps`, one row per
-    comparison, coloured by verdict (green: gain beyond noise, red: loss beyond noise, grey: within noise)."""
-    scale = 100.0 if percent else 1.0
-    fig, ax, y = _row_chart(len(comparisons), ax)
-    for yi, (_, r) in zip(y, comparisons.iterrows()):
-        beyond = Verdict(r["verdict"]).beyond_noise
-        color = ("C2" if r["diff"] > 0 else "C3") if beyond else "0.5"
+def _zoom(values, pad: float = 0.12, hi_cap: float | None = None, lo_cap: float | None = None):
+    """Limits that frame ``values`` with a margin (capped at the possible range)."""
+    v = np.asarray([x for x in np.ravel(values) if x is not None and np.isfinite(x)], dtype=float)
+    if v.size == 0:
+        return None
+    lo, hi = float(v.min()), float(v.max())
+    span = max(hi - lo, 1e-9 + 0.02 * abs(hi))
+    lo, hi = lo - pad * span, hi + pad * span
+    if hi_cap is not None:
+        hi = min(hi, hi_cap)
+    if lo_cap is not None:
+        lo = max(lo, lo_cap)
+    return lo, hi
+
+
+def _legend_outside(ax, handles=None, labels=None, where: str = "right", ncol: int = 1, fontsize: float = 8):
+    """A legend beside the axes (right) or under them (below), never over the data."""
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return None
+    if where == "below":
+        return ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=ncol,
+                         fontsize=fontsize, frameon=False)
+    return ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=fontsize,
+                     frameon=False, ncol=ncol)
+
+
+# --------------------------------------------------------------------------------------------
+# Every seed, mean and 95% interval
+# --------------------------------------------------------------------------------------------
+
+def plot_seeds(runs: pd.DataFrame, metric: str = "test_acc", *, configs: Sequence[str] | None = None,
+               unit: str = "seed", published: Mapping[str, float | None] | None = None,
+               lines: Mapping[str, float] | None = None, title: str | None = None, ax=None):
+    """Dot plot: one row per config, every seed (or fold) as a dot, the mean and its 95% t-interval.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        Tidy runs (:func:`mnistlab.experiments.run_grid`, :func:`~mnistlab.experiments.cross_validate`);
+        the last epoch of each run is used.
+    metric : str
+        Column to show; accuracies are drawn in percent.
+    configs : sequence of str, optional
+        Which configs, top to bottom (default: all, in order of appearance).
+    unit : str
+        The column that tells repeats apart: "seed", or "fold" for cross-validation.
+    published : dict, optional
+        ``{config: value}`` drawn as a red diamond on the config's row (a source's figure).
+    lines : dict, optional
+        ``{label: value}`` drawn as vertical reference lines across all rows (targets, an ensemble).
+    title : str, optional
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    last = final_rows(runs, ("config", unit))
+    configs = list(dict.fromkeys(last["config"])) if configs is None else list(configs)
+    missing = [c for c in configs if c not in set(last["config"])]
+    if missing:
+        raise ValueError(f"configs {missing} are not in the runs; available: {list(dict.fromkeys(last['config']))}.")
+    scale = _scale(metric)
+    fig, ax, created = _own(ax, (8.0, 0.5 * len(configs) + 1.9))
+    summary = summarize(last[last["config"].isin(configs)], metric)
+    ys = np.arange(len(configs))[::-1]
+    shown = []
+    for y, name in zip(ys, configs):
+        vals = last.loc[last["config"] == name, metric].to_numpy(float) * scale
+        jitter = np.linspace(-0.18, 0.18, len(vals)) if len(vals) > 1 else np.zeros(len(vals))
+        ax.scatter(vals, y + jitter, s=16, color="0.35", alpha=0.75, zorder=3,
+                   label=f"one {unit}" if y == ys[0] else None)
+        s = summary.loc[name]
+        if np.isfinite(s["ci_half"]):  # an interval of few seeds can reach past 0% or 100%: drawn up to the bound
+            lo, hi = s["ci_low"] * scale, s["ci_high"] * scale
+            if scale == 100:
+                lo, hi = max(lo, 0.0), min(hi, 100.0)
+            ax.errorbar(s["mean"] * scale, y, xerr=[[s["mean"] * scale - lo], [hi - s["mean"] * scale]], fmt="none",
+                        ecolor="C0", elinewidth=2.2, capsize=5, zorder=4,
+                        label="95% CI of the mean" if y == ys[0] else None)
+            shown += [lo, hi]
+        ax.plot(s["mean"] * scale, y, "|", color="C0", ms=16, mew=2.5, zorder=5,
+                label="mean" if y == ys[0] else None)
+        shown += list(vals)
+    pub_label = True
+    for y, name in zip(ys, configs):
+        v = (published or {}).get(name)
+        if v is not None and np.isfinite(v):
+            ax.plot(v * scale, y, "D", color="C3", ms=7, mfc="none", mew=1.8, zorder=6,
+                    label="published" if pub_label else None)
+            pub_label = False
+            shown.append(v * scale)
+    for i, (label, v) in enumerate((lines or {}).items()):
+        ax.axvline(v * scale, color=f"C{(i + 4) % 10}", ls="--", lw=1.2, label=label, zorder=2)
+        shown.append(v * scale)
+    lim = _zoom(shown, hi_cap=100.5 if scale == 100 else None, lo_cap=0.0 if scale == 100 else None)
+    if lim:
+        ax.set_xlim(*lim)
+    ax.set_yticks(ys, configs)
+    ax.set_ylim(ys.min() - 0.6, ys.max() + 0.6)
+    ax.set_xlabel(_label(metric))
+    ax.grid(alpha=0.3, axis="x")
+    _legend_outside(ax, where="right")
+    return _finish(fig, created, title, ax)
+
+
+def plot_differences(comparisons: pd.DataFrame, *, title: str | None = None, labels: Sequence[str] | None = None,
+                     ax=None):
+    """Paired differences (b - a, percentage points) with 95% intervals, coloured by verdict.
+
+    Parameters
+    ----------
+    comparisons : pandas.DataFrame
+        Rows of :func:`mnistlab.experiments.compare` / :func:`~mnistlab.experiments.compare_steps`
+        (columns ``a``, ``b``, ``diff``, ``ci_low``, ``ci_high``, ``verdict``, ``metric``).
+    labels : sequence of str, optional
+        Row labels (default "a -> b").
+    title : str, optional
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    metric = str(comparisons["metric"].iloc[0]) if "metric" in comparisons and len(comparisons) else "test_acc"
+    scale = _scale(metric)
+    fig, ax, created = _own(ax, (7.5, 0.5 * len(comparisons) + 1.9))
+    ys = np.arange(len(comparisons))[::-1]
+    seen = set()
+    for y, (_, r) in zip(ys, comparisons.iterrows()):
+        verdict = Verdict(r["verdict"])
+        color = _VERDICT_COLORS[verdict]
         lo, hi = r["ci_low"], r["ci_high"]
         err = [[(r["diff"] - lo) * scale], [(hi - r["diff"]) * scale]] if np.isfinite(lo) else None
-        ax.errorbar([r["diff"] * scale], [yi], xerr=err, fmt="o", color=color, capsize=4)
+        ax.errorbar([r["diff"] * scale], [y], xerr=err, fmt="o", color=color, capsize=4,
+                    label=str(verdict) if verdict not in seen else None)
+        seen.add(verdict)
     ax.axvline(0, color="k", lw=0.8)
-    ax.set_yticks(y, [f"{a}  ->  {b}" if a else b for a, b in zip(comparisons["a"], comparisons["b"])], fontsize=8)
-    ax.set_xlabel("paired difference" + (" (percentage points)" if percent else "") + ", 95% CI")
+    if labels is None:
+        labels = [f"{a}  ->  {b}" if a else b for a, b in zip(comparisons["a"], comparisons["b"])]
+    ax.set_yticks(ys, labels, fontsize=8)
+    ax.set_ylim(ys.min() - 0.6, ys.max() + 0.6) if len(ys) else None
+    unit = "percentage points" if scale == 100 else metric
+    ax.set_xlabel(f"paired difference ({unit}), 95% CI")
     ax.grid(alpha=0.3, axis="x")
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    return fig
+    _legend_outside(ax, where="right")
+    return _finish(fig, created, title, ax)
 
 
-def plot_curves(df: pd.DataFrame, metrics: Sequence[str] = ("train_loss", "val_acc"), configs=None,
-                band: str = "minmax", title: str | None = None, logy: Sequence[str] = ("train_loss",)):
-    """Per-epoch curves, one line per config: mean over seeds and a spread band.
+# --------------------------------------------------------------------------------------------
+# Learning curves: one family
+# --------------------------------------------------------------------------------------------
 
-    ``band`` is "minmax" (range over seeds) or "std" (mean +- one standard deviation).
+def _band(g: pd.core.groupby.SeriesGroupBy, band: str):
+    mean = g.mean()
+    if band == "minmax":
+        return mean, g.min(), g.max()
+    if band == "ci":
+        from scipy import stats
+
+        n = g.count()
+        half = g.std().fillna(0) * stats.t.ppf(0.975, np.maximum(n - 1, 1)) / np.sqrt(n)
+        return mean, mean - half, mean + half
+    if band == "none":
+        return mean, None, None
+    raise ValueError(f'band must be "ci", "minmax" or "none", not {band!r}.')
+
+
+def plot_curves(df: pd.DataFrame, metrics: Sequence = ("train_loss", "val_acc"), *, configs=None,
+                group: str = "config", band: str = "ci", zoom: bool = False, failed: Sequence[str] = (),
+                logy: Sequence[str] = ("train_loss",), title: str | None = None, axes=None):
+    """Per-epoch curves: one panel per metric, one line per group (mean over the other runs, with a band).
+
+    Every learning curve of the package is drawn by this function: configs over seeds, folds of a
+    cross-validation (``group="fold"``), train against validation (a panel given as a tuple of
+    metrics, e.g. ``("train_acc", "val_acc")``: the first dashed, the second solid).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Tidy per-epoch runs (columns ``epoch``, ``group`` and the metrics).
+    metrics : sequence of str or tuple of str
+        One entry per panel.
+    configs : sequence, optional
+        Which groups, in order (default all).
+    group : str
+        Column whose values get one line (and one colour) each: "config", "fold" or "seed".
+    band : {"ci", "minmax", "none"}
+        95% t-interval of the mean over the runs of a group, their range, or no band.
+    zoom : bool
+        Add a last panel with the first accuracy panel zoomed to its top (the useful runs).
+    failed : sequence
+        Groups drawn dotted and grey, labelled "(failed)" (runs that ended at chance level).
+    logy : sequence of str
+        Metrics drawn on a log axis.
+    title : str, optional
+    axes : sequence of Axes, optional
+        ``len(metrics)`` axes, plus one with ``zoom``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
-    configs = list(dict.fromkeys(df["config"])) if configs is None else list(configs)
-    metrics = list(metrics)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False)
-    for ax, metric in zip(axes.flat, metrics):
-        for i, name in enumerate(configs):
-            g = df[(df["config"] == name) & (df["epoch"] > 0)].groupby("epoch")[metric]
-            mean = g.mean()
-            if mean.isna().all():
-                continue
-            lo, hi = (g.min(), g.max()) if band == "minmax" else (mean - g.std().fillna(0), mean + g.std().fillna(0))
-            color = f"C{i % 10}"
-            ax.plot(mean.index, mean.values, marker=".", color=color, label=name)
-            ax.fill_between(mean.index, lo.values, hi.values, color=color, alpha=0.2, lw=0)
-        ax.set(xlabel="epoch", ylabel=metric.replace("_", " "))
-        if metric in logy:
+    panels = [tuple(m) if isinstance(m, (tuple, list)) else (m,) for m in metrics]
+    acc_panel = next((i for i, p in enumerate(panels) if all(_is_rate(m) for m in p)), None)
+    if zoom and acc_panel is None:
+        raise ValueError("zoom=True needs an accuracy panel among the metrics.")
+    n_axes = len(panels) + (1 if zoom else 0)
+    fig, axs, created = _own_axes(axes, n_axes, (4.6 * n_axes + 1.6, 3.9))
+    names = list(dict.fromkeys(df[group])) if configs is None else list(configs)
+    colors = config_colors(names)
+    failed = set(failed)
+    data = df[df["epoch"] > 0]
+    targets = list(zip(axs, panels)) + ([(axs[-1], panels[acc_panel])] if zoom else [])
+    top_values = []
+    for k, (ax, panel) in enumerate(targets):
+        for name in names:
+            g = data[data[group] == name]
+            for j, metric in enumerate(panel):
+                mean, lo, hi = _band(g.groupby("epoch")[metric], band)
+                if mean.isna().all():
+                    continue
+                s = _scale(metric)
+                bad = name in failed
+                color = colors[name]
+                ls = ":" if bad else ("--" if j < len(panel) - 1 else "-")
+                label = str(name) if group == "config" else f"{group} {name}"
+                label += " (failed)" if bad else ""
+                if len(panel) > 1:
+                    label += f" · {metric.split('_')[0]}"
+                marker = (("x" if ls == "--" else "o") if len(mean) < 30 else None)
+                ax.plot(mean.index, mean.values * s, ls=ls, marker=marker, ms=4, color=color,
+                        label=label if k == 0 else None, lw=1.6)
+                if lo is not None:
+                    lo_v, hi_v = lo.values * s, hi.values * s
+                    if s == 100:  # a band of few seeds can reach past the possible range
+                        lo_v, hi_v = np.clip(lo_v, 0, 100), np.clip(hi_v, 0, 100)
+                    if metric in logy:  # a t-interval can reach below zero, which a log axis cannot show
+                        lo_v = np.maximum(lo_v, mean.values * s / 3)
+                    ax.fill_between(mean.index, lo_v, hi_v, color=color, alpha=0.15, lw=0)
+                if k == acc_panel and not bad and j == len(panel) - 1:
+                    top_values.append(mean.values[len(mean) // 2:] * s)
+        first = panel[-1]
+        ax.set(xlabel="epoch", ylabel=_label(first) if len(panel) == 1 else _label(first).replace(
+            first.split("_")[0] + " ", "").replace("validation ", ""))
+        epochs = sorted(data["epoch"].unique())
+        if len(epochs) <= 12:
+            ax.set_xticks(epochs)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if first in logy and len(panel) == 1:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
-    axes.flat[0].legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    if zoom:
+        lim = _zoom(np.concatenate(top_values) if top_values else [], pad=0.15, hi_cap=100.0)
+        if lim:
+            axs[-1].set_ylim(*lim)
+        axs[-1].set_title("zoom: the runs that learned (second half of training)", fontsize=9)
+    handles, labels = axs[0].get_legend_handles_labels()
+    _legend_outside(axs[-1], handles, labels, where="right")
+    return _finish(fig, created, title)
 
 
-def plot_train_vs_val(df: pd.DataFrame, configs=None, title: str | None = None, val_label: str = "test"):
-    """Train and validation accuracy per epoch for each config (mean over seeds, min-max band)."""
-    configs = list(dict.fromkeys(df["config"])) if configs is None else list(configs)
-    fig, axes = plt.subplots(1, len(configs), figsize=(4.8 * len(configs), 3.6), squeeze=False, sharey=True)
-    for ax, name in zip(axes.flat, configs):
-        g = df[(df["config"] == name) & (df["epoch"] > 0)].groupby("epoch")
-        for col, label, color in (("train_acc", "train", "C0"), ("val_acc", val_label, "C1")):
-            m = g[col].mean()
-            ax.plot(m.index, m.values * 100, marker="o", color=color, label=label)
-            ax.fill_between(m.index, g[col].min() * 100, g[col].max() * 100, color=color, alpha=0.2, lw=0)
-        ax.set(title=name, xlabel="epoch")
+def plot_early_stopping(runs: pd.DataFrame, full: str, stopped: str, *, title: str | None = None, axes=None):
+    """Validation curves of the runs trained without stopping, with each seed's best and stopping epoch.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        Tidy runs holding config ``full`` (all epochs, no stopping) and ``stopped`` (early
+        stopping, with ``best_epoch`` and ``stopped_epoch``), same seeds.
+    full, stopped : str
+        The two config names.
+    title : str, optional
+    axes : two Axes, optional
+        Validation loss and validation accuracy.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Circles mark the best epoch (restored weights), crosses the epoch training stopped;
+        markers of different seeds are offset so none hides another.
+    """
+    fig, axs, created = _own_axes(axes, 2, (11.5, 3.9))
+    stops = final_rows(runs[runs["config"] == stopped])
+    seeds = list(stops["seed"])
+    colors = config_colors([f"seed {s}" for s in seeds])
+    for i, seed in enumerate(seeds):
+        h = runs[(runs["config"] == full) & (runs["seed"] == seed)].sort_values("epoch")
+        r = stops[stops["seed"] == seed].iloc[0]
+        color = colors[f"seed {seed}"]
+        for ax, col in zip(axs, ("val_loss", "val_acc")):
+            s = _scale(col)
+            ax.plot(h["epoch"], h[col] * s, color=color, lw=1.4, label=f"seed {seed}")
+            dx = (i - (len(seeds) - 1) / 2) * 0.08
+            for epoch, marker, size in ((r["best_epoch"], "o", 8), (r["stopped_epoch"], "X", 9)):
+                if np.isfinite(epoch):
+                    y = h.loc[h["epoch"] == int(epoch), col]
+                    if len(y):
+                        ax.plot(epoch + dx, float(y.iloc[0]) * s, marker, color=color, ms=size, mec="k", mew=0.6,
+                                zorder=5)
+    for ax, col in zip(axs, ("val_loss", "val_acc")):
+        ax.set(xlabel="epoch", ylabel=_label(col))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend()
-    axes.flat[0].set_ylabel("accuracy (%)")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    h = runs[runs["config"] == full]
+    late = h[h["epoch"] >= max(2, h["epoch"].max() // 3)]
+    for ax, col in zip(axs, ("val_loss", "val_acc")):
+        lim = _zoom(late[col].to_numpy(float) * _scale(col), pad=0.15)
+        if lim:
+            ax.set_ylim(*lim)
+    handles, labels = axs[0].get_legend_handles_labels()
+    handles += [plt.Line2D([], [], ls="", marker="o", color="0.5", mec="k", ms=8),
+                plt.Line2D([], [], ls="", marker="X", color="0.5", mec="k", ms=9)]
+    labels += ["best epoch (weights kept)", "training stopped"]
+    _legend_outside(axs[1], handles, labels, where="right")
+    return _finish(fig, created, title)
 
 
-def plot_fold_curves(cv: pd.DataFrame, title: str | None = None):
-    """Learning curves of every fold of :func:`cross_validate`: loss and accuracy, train (dashed) and validation."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.5, 3.8))
-    for fold, g in cv.groupby("fold"):
-        c = f"C{int(fold) % 10}"
-        ax1.plot(g["epoch"], g["train_loss"], "--", color=c, alpha=0.8)
-        ax1.plot(g["epoch"], g["val_loss"], "-", color=c, label=f"fold {fold}")
-        ax2.plot(g["epoch"], g["train_acc"] * 100, "--", color=c, alpha=0.8)
-        ax2.plot(g["epoch"], g["val_acc"] * 100, "-", color=c, label=f"fold {fold}")
-    ax1.set(xlabel="epoch", ylabel="cross-entropy", title="loss (dashed: train, solid: validation)")
-    ax2.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy (dashed: train, solid: validation)")
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-    ax2.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+# --------------------------------------------------------------------------------------------
+# Learning-rate sweeps
+# --------------------------------------------------------------------------------------------
 
+def plot_lr_sweep(sweep: pd.DataFrame, metric: str = "val_acc", *, chosen: Mapping[str, float] | None = None,
+                  defaults: Mapping[str, float] | None = None, chance: float = 0.1, title: str | None = None,
+                  axes=None):
+    """Final ``metric`` against the learning rate (log axis), one line per optimizer, full range and zoomed.
 
-def plot_fold_box(cv: pd.DataFrame, column: str = "fold_acc", title: str | None = None, ax=None):
-    """Box plot of the folds' final validation accuracy (one point per fold, per config)."""
-    last = cv.groupby(["config", "fold"], sort=False)[column].last().reset_index()
-    names = list(dict.fromkeys(last["config"]))
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(names), 3.8))
-    else:
-        fig = ax.figure
-    data = [last.loc[last["config"] == n, column].to_numpy() * 100 for n in names]
-    ax.boxplot(data, widths=0.5)
-    ax.set_xticks(range(1, len(names) + 1), names)
-    for i, d in enumerate(data, start=1):
-        ax.scatter(np.full(len(d), i) + np.linspace(-0.08, 0.08, len(d)), d, color="C1", zorder=3, s=18)
-    ax.set_ylabel("fold validation accuracy (%)")
-    ax.grid(alpha=0.3, axis="y")
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    return fig
+    Parameters
+    ----------
+    sweep : pandas.DataFrame
+        From :func:`mnistlab.experiments.lr_sweep` (columns ``optimizer``, ``lr_value``).
+    metric : str
+    chosen : dict, optional
+        ``{optimizer: rate}`` marked with a star (the rate picked on validation data).
+    defaults : dict, optional
+        ``{optimizer: rate}`` marked with an open square (the library default).
+    chance : float
+        Accuracy of guessing (failed runs end here); drawn as a line on the full panel.
+    title : str, optional
+    axes : two Axes, optional
+        Full range and zoom on the runs that learned.
 
-
-def plot_lr_sweep(sweep: pd.DataFrame, metric: str = "val_acc", title: str | None = None, percent: bool = True):
-    """Final ``metric`` against learning rate (log axis), one line per optimizer; error bars span seeds."""
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Runs that failed (diverged to NaN or ended at chance level) are red crosses at the
+        bottom of the full panel; error bars span the seeds.
+    """
+    fig, axs, created = _own_axes(axes, 2, (13.5, 4.4))
     last = final_rows(sweep)
-    scale = 100.0 if percent and metric.endswith("acc") else 1.0
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    for i, (opt, g) in enumerate(last.groupby("optimizer", sort=False)):
-        s = g.groupby("lr_value")[metric].agg(["mean", "min", "max"]).sort_index()
-        ax.errorbar(s.index, s["mean"] * scale, yerr=[(s["mean"] - s["min"]) * scale, (s["max"] - s["mean"]) * scale],
-                    marker="o", capsize=3, color=f"C{i % 10}", label=opt)
+    bad = failed_runs(sweep, metric if _is_rate(metric) else "val_acc", chance=chance)
+    last = last.assign(failed=bad.to_numpy())
+    scale = _scale(metric)
+    opts = list(dict.fromkeys(last["optimizer"]))
+    colors = config_colors(opts)
+    ok_values = []
+    for ax_i, ax in enumerate(axs):
+        for opt in opts:
+            g = last[last["optimizer"] == opt]
+            good = g[~g["failed"]].groupby("lr_value")[metric].agg(["mean", "min", "max"]).sort_index()
+            ax.errorbar(good.index, good["mean"] * scale, yerr=[(good["mean"] - good["min"]) * scale,
+                                                              (good["max"] - good["mean"]) * scale],
+                        marker="o", ms=4, capsize=2, color=colors[opt], label=opt if ax_i == 0 else None)
+            ok_values += list(good["mean"] * scale)
+            for marks, marker, kw in ((chosen, "*", dict(ms=15, mec="k", mew=0.7)),
+                                      (defaults, "s", dict(ms=10, mfc="none", mew=1.6))):
+                if marks and opt in marks and marks[opt] in good.index:
+                    ax.plot(marks[opt], good.loc[marks[opt], "mean"] * scale, marker, color=colors[opt], zorder=6,
+                            **kw)
+            if ax_i == 0:
+                f = g[g["failed"]].groupby("lr_value").size()
+                if len(f):
+                    y = (chance * scale) if scale == 100 else np.nanmin(g[metric])
+                    ax.plot(f.index, np.full(len(f), y), "x", color=colors[opt], ms=10, mew=2.5, zorder=7)
+        ax.set_xscale("log")
+        ax.set(xlabel="learning rate (log scale)", ylabel=_label(metric))
+        ax.grid(alpha=0.3, which="both")
+    if scale == 100:
+        axs[0].axhline(chance * 100, color="C3", lw=0.8, ls=":")
+        axs[0].set_ylim(0, 100.5)
+    lim = _zoom(sorted(ok_values)[len(ok_values) // 3:] if ok_values else [], pad=0.1, hi_cap=100.0 + 1e-9)
+    if lim:
+        axs[1].set_ylim(*lim)
+    axs[0].set_title("every rate", fontsize=10)
+    axs[1].set_title("zoom: the better two thirds of the runs", fontsize=10)
+    handles, labels = axs[0].get_legend_handles_labels()
+    handles += [plt.Line2D([], [], ls="", marker="*", color="0.5", mec="k", ms=13),
+                plt.Line2D([], [], ls="", marker="s", color="0.4", mfc="none", ms=9, mew=1.5),
+                plt.Line2D([], [], ls="", marker="x", color="0.3", ms=9, mew=2.5)]
+    labels += ["chosen rate", "default rate", "failed run, at chance level\n(diverged or learned nothing)"]
+    _legend_outside(axs[1], handles, labels, where="right")
+    return _finish(fig, created, title)
+
+
+# --------------------------------------------------------------------------------------------
+# Accuracy against the amount of data
+# --------------------------------------------------------------------------------------------
+
+def plot_scaling(runs: pd.DataFrame, x: str = "train_limit", group: str = "model", metric: str = "test_acc", *,
+                 xlabel: str = "training images (log scale)", title: str | None = None, ax=None):
+    """``metric`` against ``x`` (log axis), one line per ``group``: every seed as a dot, mean and 95% band.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        Tidy runs with columns ``x`` and ``group`` (e.g. from
+        :func:`mnistlab.experiments.with_settings`).
+    x, group, metric : str
+    xlabel, title : str
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    last = final_rows(runs)
+    missing = {x, group, metric} - set(last.columns)
+    if missing:
+        raise KeyError(f"plot_scaling needs the columns {sorted(missing)} (add them with ex.with_settings).")
+    fig, ax, created = _own(ax, (7.5, 4.2))
+    scale = _scale(metric)
+    names = list(dict.fromkeys(last[group]))
+    colors = config_colors(names)
+    for name in names:
+        g = last[last[group] == name]
+        ax.scatter(g[x], g[metric] * scale, s=14, color=colors[name], alpha=0.6, zorder=3)
+        mean, lo, hi = _band(g.groupby(x)[metric], "ci")
+        ax.plot(mean.index, mean * scale, "-o", ms=4, color=colors[name], label=str(name))
+        lo, hi = (np.clip(lo * scale, 0, 100), np.clip(hi * scale, 0, 100)) if scale == 100 else (lo, hi)
+        ax.fill_between(mean.index, lo, hi, color=colors[name], alpha=0.2, lw=0)
+    lim = _zoom(last[metric].to_numpy(float) * scale, pad=0.1, hi_cap=100.5 if scale == 100 else None)
+    if lim:
+        ax.set_ylim(*lim)
     ax.set_xscale("log")
-    ax.set(xlabel="learning rate", ylabel=metric.replace("_", " ") + (" (%)" if scale == 100 else ""))
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, ncol=2)
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    return fig
+    xs = sorted(last[x].unique())
+    ax.set_xticks(xs, [f"{v:,.0f}" for v in xs])
+    ax.minorticks_off()
+    ax.set(xlabel=xlabel, ylabel=_label(metric))
+    ax.grid(alpha=0.3)
+    _legend_outside(ax, where="right")
+    return _finish(fig, created, title, ax)
+
+
+# --------------------------------------------------------------------------------------------
+# Pictures of digits
+# --------------------------------------------------------------------------------------------
+
+def plot_predictions(images, probs, truth=None, *, titles: Sequence[str] | None = None, title: str | None = None,
+                     fig=None):
+    """Each image as the model sees it, its prediction and the bar chart of its 10 probabilities.
+
+    Parameters
+    ----------
+    images : array (N, 28, 28)
+    probs : array (N, classes)
+        Predicted probabilities (:func:`mnistlab.predict`).
+    truth : sequence of int, optional
+        The true digits: correct predictions are titled green, wrong ones red.
+    titles : sequence of str, optional
+        A caption under each image (e.g. "typed, serif").
+    title : str, optional
+    fig : matplotlib Figure, optional
+        Drawn into (2 x N subplots are added to it).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    images = np.asarray(images.cpu() if hasattr(images, "cpu") else images)
+    probs = np.asarray(probs)
+    n = len(images)
+    created = fig is None
+    if created:
+        fig = plt.figure(figsize=(1.45 * n + 0.4, 3.9))
+    axs = fig.subplots(2, n, squeeze=False, gridspec_kw={"height_ratios": [1, 0.75]})
+    pred = probs.argmax(1)
+    for i in range(n):
+        ok = truth is None or pred[i] == truth[i]
+        axs[0, i].imshow(images[i], cmap="gray")
+        axs[0, i].set_title(f"{pred[i]} ({probs[i, pred[i]] * 100:.0f}%)", color="C2" if ok else "C3", fontsize=9)
+        axs[0, i].set_xticks([])
+        axs[0, i].set_yticks([])
+        if titles is not None:
+            axs[0, i].set_xlabel(titles[i], fontsize=7)
+        colors = ["C2" if truth is not None and k == truth[i] else "0.6" for k in range(probs.shape[1])]
+        axs[1, i].bar(range(probs.shape[1]), probs[i] * 100, color=colors)
+        axs[1, i].set(xticks=range(probs.shape[1]), ylim=(0, 100), yticks=[] if i else [0, 50, 100])
+        axs[1, i].tick_params(labelsize=6)
+    axs[1, 0].set_ylabel("probability (%)", fontsize=7)
+    return _finish(fig, created, title)
+
+
+def plot_augmentation(images, augment, *, versions: int = 4, seed: int = 0, title: str | None = None, fig=None):
+    """What a batch augmentation does: each original (top row) and ``versions`` random versions below.
+
+    Parameters
+    ----------
+    images : array or tensor (N, 28, 28), uint8
+    augment : mnistlab.Augment or callable
+        Applied to the float batch (B, 1, 28, 28) with a seeded generator.
+    versions : int
+    seed : int
+    title : str, optional
+    fig : matplotlib Figure, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import torch
+
+    x = torch.as_tensor(np.asarray(images.cpu() if hasattr(images, "cpu") else images), dtype=torch.float32)
+    x = x.unsqueeze(1) / 255.0
+    gen = torch.Generator().manual_seed(seed)
+    rows = [x] + [augment(x, generator=gen) for _ in range(versions)]
+    n = len(x)
+    created = fig is None
+    if created:
+        fig = plt.figure(figsize=(1.2 * n + 1.2, 1.25 * (versions + 1) + 0.4))
+    axs = fig.subplots(versions + 1, n, squeeze=False)
+    for r, batch in enumerate(rows):
+        for c in range(n):
+            axs[r, c].imshow(batch[c, 0].clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
+            axs[r, c].set_xticks([])
+            axs[r, c].set_yticks([])
+        axs[r, 0].set_ylabel("original" if r == 0 else f"version {r}", fontsize=8)
+    return _finish(fig, created, title)
