@@ -193,13 +193,24 @@ def _cmd_figures(args) -> int:
 
     try:
         manifest = run_notebooks(only=args.only, quick=args.quick, dataset=args.dataset, seed=args.seed,
-                                 device=args.device, figures_dir=args.out)
+                                 device=args.device, figures_dir=args.out, extra=dict(args.param or []))
     except NotebookError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for name, entry in manifest["notebooks"].items():
         print(f"{name}: {len(entry['figures'])} files in {entry['seconds']:.0f} s")
     return 0
+
+
+def _notebook_param(text: str) -> tuple[str, object]:
+    """``NAME=VALUE`` -> (NAME, VALUE); VALUE is JSON when it parses (numbers, true/false), else text."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME a notebook parameter, got {text!r}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
 
 
 _CONFIG_FLAGS = ("name", "model", "model_kwargs", "dataset", "epochs", "batch_size", "lr", "optimizer", "scheduler",
@@ -330,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=_seed, default=0)
     f.add_argument("--device", default="auto")
     f.add_argument("--out", default=None, help="figures folder (default: figures/)")
+    f.add_argument("--param", "-p", action="append", type=_notebook_param, metavar="NAME=VALUE",
+                   help="another notebook parameter, e.g. -p RESULTS=saved (VALUE read as JSON when it parses)")
     f.set_defaults(func=_cmd_figures)
     return p
 

@@ -174,7 +174,8 @@ def run_notebook(path, parameters: dict, figures_dir, executed_dir, progress: bo
 
 
 def run_notebooks(only=None, quick: bool = False, dataset: str = "mnist", seed: int = 0, device: str = "auto",
-                  figures_dir=None, executed_dir=None, notebooks_dir=None, progress: bool = True) -> dict:
+                  figures_dir=None, executed_dir=None, notebooks_dir=None, progress: bool = True,
+                  extra: dict | None = None) -> dict:
     """Run notebooks in order and update ``<figures_dir>/manifest.json``; return the manifest.
 
     Parameters
@@ -187,8 +188,15 @@ def run_notebooks(only=None, quick: bool = False, dataset: str = "mnist", seed: 
         Default ``<project>/figures``.
     executed_dir : path, optional
         Where executed copies go; default ``<project>/notebooks/executed`` (git-ignored).
+    extra : dict, optional
+        Further notebook parameters by name (e.g. ``{"RESULTS": "saved"}`` for notebook 03); a
+        notebook that has no such parameter ignores it (papermill warns).
     """
-    params = check_parameters({"QUICK": bool(quick), "DATASET": dataset, "SEED": seed, "DEVICE": device})
+    extra = dict(extra or {})
+    clash = sorted(set(extra) & {"QUICK", "DATASET", "SEED", "DEVICE"})
+    if clash:
+        raise ValueError(f"Set {clash} with their own options (--quick, --dataset, --seed, --device), not as extra.")
+    params = check_parameters({"QUICK": bool(quick), "DATASET": dataset, "SEED": seed, "DEVICE": device, **extra})
     paths = list_notebooks(only, notebooks_dir)
     root = Path(notebooks_dir).parent if notebooks_dir else project_root()
     figures_dir = Path(figures_dir) if figures_dir else root / "figures"

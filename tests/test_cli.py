@@ -110,3 +110,19 @@ def test_train_with_a_held_out_fraction(tmp_path, capsys, synthetic_root, monkey
     assert rc == 0, capsys.readouterr().err
     assert "on 45 mnist images" in capsys.readouterr().out  # 60 minus the 15 held out
     assert ml.load_checkpoint(tmp_path / "r" / "model.pt").history["val_acc"].notna().all()
+
+
+def test_figures_passes_extra_notebook_parameters(monkeypatch):
+    import mnistlab.runner as runner
+
+    seen, real = {}, runner.run_notebooks
+
+    def fake_run_notebooks(**kw):
+        seen.update(kw)
+        return {"notebooks": {}}
+
+    monkeypatch.setattr(runner, "run_notebooks", fake_run_notebooks)
+    assert main(["figures", "--only", "03", "-p", "RESULTS=saved", "-p", "WORKERS=2"]) == 0
+    assert seen["extra"] == {"RESULTS": "saved", "WORKERS": 2}
+    with pytest.raises(ValueError, match="--quick"):
+        real(only="01", extra={"QUICK": True})
