@@ -20,7 +20,8 @@ from .models import Classifier, Preprocessing, count_macs, count_parameters, cre
 from .training import (RECIPES, Callback, Checkpoint, CheckpointError, EarlyStopping, LambdaCallback, ModelCheckpoint,
                        TrainConfig, TrainingError, TrainState, evaluate, features, fit, get_recipe, list_recipes,
                        load_checkpoint, load_pretrained, make_optimizer, make_scheduler, predict, predict_classes,
-                       pretrained_info, resolve_device, save_checkpoint, train_model)
+                       pretrained_info, resolve_device, save_checkpoint, train_model, HistogramRecorder,
+                       SnapshotRecorder)
 from . import experiments, studies, viz
 from .viz import Figures, image_grid, learning_curves
 

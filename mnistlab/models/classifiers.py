@@ -56,12 +56,13 @@ def logreg(num_classes: int = 10) -> Classifier:
 
 
 @register_model("mlp")
-def mlp(hidden: tuple[int, ...] = (256, 128), dropout: float = 0.0, num_classes: int = 10) -> Classifier:
-    """Fully connected network with ReLU hidden layers."""
+def mlp(hidden: tuple[int, ...] = (256, 128), dropout: float = 0.0, activation: str = "relu", batchnorm: bool = False,
+        num_classes: int = 10) -> Classifier:
+    """Fully connected network (ReLU hidden layers by default; a deep sigmoid one shows vanishing gradients)."""
     layers: list[nn.Module] = [nn.Flatten()]
     width = 784
     for h in hidden:
-        layers += [nn.Linear(width, h), nn.ReLU()]
+        layers += [nn.Linear(width, h), *([nn.BatchNorm1d(h)] if batchnorm else []), _act(activation)]
         if dropout:
             layers.append(nn.Dropout(dropout))
         width = h

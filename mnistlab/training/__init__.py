@@ -6,9 +6,11 @@ from .loop import TrainingError, evaluate, features, fit, predict, predict_class
 from .optim import DEFAULT_LR, OPTIMIZERS, make_optimizer, make_scheduler
 from .pretrained import load_pretrained, pretrained_info
 from .recipes import RECIPES, get_recipe, list_recipes, train_model
+from .recorder import ActivationHooks, HistogramRecorder, SnapshotRecorder
 
 __all__ = ["Callback", "EarlyStopping", "LambdaCallback", "ModelCheckpoint", "TrainState", "Checkpoint",
            "CheckpointError", "atomic_write", "load_checkpoint", "save_checkpoint", "TrainConfig", "as_config",
            "TrainingError", "evaluate", "features", "fit", "predict", "predict_classes", "resolve_device",
            "DEFAULT_LR", "OPTIMIZERS", "make_optimizer", "make_scheduler", "load_pretrained", "pretrained_info",
-           "RECIPES", "get_recipe", "list_recipes", "train_model"]
+           "RECIPES", "get_recipe", "list_recipes", "train_model", "ActivationHooks", "HistogramRecorder",
+           "SnapshotRecorder"]

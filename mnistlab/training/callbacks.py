@@ -16,7 +16,8 @@ from torch import nn
 
 from .checkpoint import save_checkpoint
 
-__all__ = ["TrainState", "Callback", "LambdaCallback", "EarlyStopping", "ModelCheckpoint"]
+__all__ = ["TrainState", "Callback", "LambdaCallback", "EarlyStopping", "ModelCheckpoint", "HistogramRecorder",
+           "SnapshotRecorder", "ActivationHooks"]
 
 
 @dataclass
@@ -143,3 +144,7 @@ class ModelCheckpoint(Callback):
             self.best = value
         save_checkpoint(self.path, state.model, history=pd.DataFrame(state.history),
                         metrics={k: v for k, v in state.logs.items() if isinstance(v, (int, float))}, **self.meta)
+
+
+# The recorders of training dynamics are callbacks too; they live in recorder.py (imported last: it needs Callback).
+from .recorder import ActivationHooks, HistogramRecorder, SnapshotRecorder  # noqa: E402,F401
