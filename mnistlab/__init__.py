@@ -16,7 +16,8 @@ from importlib.metadata import PackageNotFoundError, version as _version
 from .data import (DATASETS, Augment, DataError, DatasetInfo, ImageSet, TensorLoader, as_imageset, check_files,
                    data_root, dataset_info, kfold_indices, load_dataset, normalization, sample_indices,
                    train_val_split)
-from .models import Classifier, Preprocessing, count_macs, count_parameters, create_model, list_models, register_model
+from .models import (Classifier, Preprocessing, count_macs, count_parameters, create_gan, create_model, list_gans,
+                     list_models, register_model)
 from .training import (RECIPES, Callback, Checkpoint, CheckpointError, EarlyStopping, LambdaCallback, ModelCheckpoint,
                        TrainConfig, TrainingError, TrainState, evaluate, features, fit, get_recipe, list_recipes,
                        load_checkpoint, load_pretrained, make_optimizer, make_scheduler, predict, predict_classes,

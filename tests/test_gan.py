@@ -1,0 +1,440 @@
+"""GAN nets, training loop, checkpoints, evaluation and figures (mnistlab.models.gan, studies.gan, viz.gan)."""
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mnistlab.data import ImageSet
+from mnistlab.models.gan import GAN, Discriminator, Generator, create_gan, list_gans, register_gan
+from mnistlab.studies import gan as gs
+from mnistlab.training.checkpoint import CheckpointError
+from mnistlab.training.loop import TrainingError
+from mnistlab.training.pretrained import load_pretrained
+from mnistlab.viz import gan as vg
+
+TINY = dict(nz=8, ngf=8, ndf=8)
+
+
+def blobs(n: int = 256, seed: int = 0) -> ImageSet:
+    """A tiny learnable set: bright squares at class-dependent positions on black (labels = position)."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 10
+    images = torch.zeros(n, 28, 28, dtype=torch.uint8)
+    for i, c in enumerate(labels.tolist()):
+        r, col = 4 + 2 * (c // 5) * 5, 3 + 4 * (c % 5)
+        images[i, r:r + 8, col:col + 6] = 200 + int(torch.randint(0, 55, (1,), generator=g))
+    return ImageSet(images, labels, "mnist")
+
+
+@pytest.fixture(scope="module")
+def judge():
+    return load_pretrained()
+
+
+# ----------------------------------------------------------------------------------------- models
+
+@pytest.mark.parametrize("name", ["dcgan", "cdcgan"])
+def test_generator_shapes_and_range(name):
+    gan = create_gan(name, seed=0)
+    z = torch.randn(5, gan.nz)
+    y = torch.arange(5) if gan.conditional else None
+    x = gan.generator(z, y)
+    assert x.shape == (5, 1, 28, 28)
+    assert x.min() >= -1 and x.max() <= 1 and x.std() > 0
+    assert gan.discriminator(x, y).shape == (5,)
+    gan.eval()
+    assert torch.equal(gan(z, y), gan.generator(z, y))
+
+
+def test_nets_reject_wrong_inputs():
+    g, c = Generator(nz=4, ngf=4), Generator(nz=4, ngf=4, num_classes=10)
+    with pytest.raises(ValueError, match=r"shape \(batch, 4\)"):
+        g(torch.randn(2, 5))
+    with pytest.raises(ValueError, match="class-conditional"):
+        c(torch.randn(2, 4))
+    with pytest.raises(ValueError, match="unconditional"):
+        g(torch.randn(2, 4), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match="class-conditional"):
+        Discriminator(4, num_classes=10)(torch.zeros(2, 1, 28, 28))
+    with pytest.raises(ValueError, match="disagree on num_classes"):
+        GAN(g, Discriminator(4, num_classes=10))
+    with pytest.raises(ValueError, match="ngf >= 1"):
+        Generator(ngf=0)
+
+
+def test_registry_seed_and_listing():
+    a, b, c = create_gan("dcgan", seed=3, **TINY), create_gan("dcgan", seed=3, **TINY), create_gan("dcgan", seed=4, **TINY)
+    sa, sb, sc = (m.state_dict() for m in (a, b, c))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+    assert a.config == {"name": "dcgan", "kwargs": TINY}
+    table = list_gans()
+    assert {"dcgan", "cdcgan"} <= set(table.index) and table.loc["cdcgan", "conditional"]
+    assert table.loc["dcgan", "generator_parameters"] > 10_000
+    with pytest.raises(ValueError, match="Unknown GAN 'nope'"):
+        create_gan("nope")
+    with pytest.raises(ValueError, match="already registered"):
+        register_gan("dcgan")(lambda: None)
+    with pytest.raises(ValueError, match="num_classes >= 2"):
+        create_gan("cdcgan", num_classes=1)
+
+
+def test_spectral_norm_discriminator_has_no_batchnorm():
+    gan = create_gan("cdcgan", seed=0, spectral_norm=True, **TINY)
+    d = gan.discriminator
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+    assert any("parametrizations" in k for k in d.state_dict())
+    w = d.head.weight  # spectral norm keeps the largest singular value near 1 after a few power iterations
+    for _ in range(20):
+        d(torch.zeros(2, 1, 28, 28), torch.zeros(2, dtype=torch.long))
+    assert torch.linalg.matrix_norm(w, ord=2) < 1.5
+
+
+# --------------------------------------------------------------------------------------- training
+
+def test_discriminator_learns_real_from_fake():
+    """Before training D cannot tell (loss_D = 2 ln 2, D = 0.5); a few steps later D(x) > D(G(z))."""
+    run = gs.train_gan(create_gan("dcgan", seed=0, **TINY), blobs(256), steps=30, batch_size=32, progress=False,
+                       device="cpu", lr_d=1e-3)
+    h = run.history
+    assert list(h.columns[:6]) == ["step", "epoch", "loss_d", "loss_g", "d_real", "d_fake"]
+    assert h["step"].tolist() == list(range(1, 31)) and (h["epoch"].diff().fillna(0) >= 0).all()
+    assert abs(h["loss_d"].iloc[0] - 2 * math.log(2)) < 0.15
+    assert abs(h["d_real"].iloc[0] - 0.5) < 0.1 and abs(h["d_fake"].iloc[0] - 0.5) < 0.1
+    last = h.tail(5).mean()
+    assert last["loss_d"] < h["loss_d"].iloc[0] - 0.2
+    assert last["d_real"] - last["d_fake"] > 0.2
+    assert h["elapsed"].is_monotonic_increasing and run.train_seconds > 0 and run.steps == 30
+
+
+def test_same_seed_same_numbers_and_global_rng_untouched():
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    runs = [gs.train_gan(create_gan("cdcgan", seed=0, **TINY), blobs(128), steps=4, batch_size=32, progress=False,
+                         device="cpu", seed=5) for _ in range(2)]
+    assert torch.equal(torch.random.get_rng_state(), before)
+    pd.testing.assert_frame_equal(runs[0].history.drop(columns=["seconds", "elapsed"]),
+                                  runs[1].history.drop(columns=["seconds", "elapsed"]))
+    assert torch.equal(gs.sample(runs[0], 8, seed=1), gs.sample(runs[1], 8, seed=1))
+
+
+@pytest.mark.parametrize("loss", ["ns", "hinge"])
+def test_losses_and_spectral_norm_train(loss):
+    run = gs.train_gan(create_gan("cdcgan", seed=0, spectral_norm=True, **TINY), blobs(128), epochs=1, batch_size=32,
+                       loss=loss, progress=False, device="cpu")
+    assert len(run.history) == 4 and np.isfinite(run.history[["loss_d", "loss_g"]].to_numpy()).all()
+    assert run.settings["loss"] == loss
+
+
+def test_train_gan_argument_errors(tmp_path):
+    gan, data = create_gan("dcgan", seed=0, **TINY), blobs(64)
+    with pytest.raises(ValueError, match="exactly one of steps= or epochs="):
+        gs.train_gan(gan, data)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        gs.train_gan(gan, data, steps=1, loss="wgan")
+    with pytest.raises(ValueError, match="at least batch_size=128"):
+        gs.train_gan(gan, data, steps=1, batch_size=128)
+    with pytest.raises(ValueError, match="resume=True needs checkpoint"):
+        gs.train_gan(gan, data, steps=1, resume=True)
+    with pytest.raises(ValueError, match="amp=True needs a CUDA device"):
+        gs.train_gan(gan, data, steps=1, amp=True, device="cpu")
+
+
+def _weights(run):
+    out = {f"g.{k}": v for k, v in run.gan.generator.state_dict().items()}
+    out.update({f"d.{k}": v for k, v in run.gan.discriminator.state_dict().items()})
+    out.update({f"ema.{k}": v for k, v in run.ema.state_dict().items()})
+    return out
+
+
+def test_checkpoint_resume_takes_the_same_next_step(tmp_path):
+    data, kw = blobs(160), dict(batch_size=32, progress=False, device="cpu", seed=2)
+    straight = gs.train_gan(create_gan("cdcgan", seed=1, **TINY), data, steps=8, **kw)
+    path = tmp_path / "ckpt" / "gan.pt"
+    first = gs.train_gan(create_gan("cdcgan", seed=1, **TINY), data, steps=5, checkpoint=path, **kw)  # stops mid-epoch 2
+    assert path.is_file() and not list(path.parent.glob("*.tmp"))
+    resumed = gs.train_gan(create_gan("cdcgan", seed=99, **TINY), data, steps=8, checkpoint=path, resume=True, **kw)
+    cols = ["step", "epoch", "loss_d", "loss_g", "d_real", "d_fake"]
+    pd.testing.assert_frame_equal(resumed.history[cols], straight.history[cols])
+    assert first.history[cols].equals(straight.history[cols].head(5))
+    a, b = _weights(straight), _weights(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    loaded = gs.load_gan_checkpoint(path)  # weights_only load, the state after step 8
+    assert loaded.steps == 8 and loaded.settings["seed"] == 2
+    assert torch.equal(gs.sample(loaded, 6, seed=3), gs.sample(straight, 6, seed=3))
+    with pytest.raises(ValueError, match="other settings lr=0.0002 \\(now 0.001\\)"):
+        gs.train_gan(create_gan("cdcgan", seed=1, **TINY), data, steps=9, checkpoint=path, resume=True, lr=1e-3, **kw)
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No GAN checkpoint"):
+        gs.load_gan_checkpoint(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        gs.load_gan_checkpoint(bad)
+    other = tmp_path / "other.pt"
+    torch.save({"format": "something-else"}, other)
+    with pytest.raises(CheckpointError, match="not an mnistlab GAN checkpoint"):
+        gs.load_gan_checkpoint(other)
+
+
+class _Poison:
+    """Sets the generator's weights to NaN after step 2; records that on_train_end ran."""
+
+    ended = False
+
+    def on_batch_end(self, state):
+        if state.step == 2:
+            with torch.no_grad():
+                for p in state.gan.generator.parameters():
+                    p.fill_(float("nan"))
+
+    def on_train_end(self, state):
+        self.ended = True
+
+
+def test_nan_stops_with_a_clear_error():
+    poison = _Poison()
+    with pytest.raises(TrainingError, match=r"diverged at step 3 .*loss became nan.*Lower the learning rates"):
+        gs.train_gan(create_gan("dcgan", seed=0, **TINY), blobs(128), steps=10, batch_size=32, progress=False,
+                     device="cpu", callbacks=[poison])
+    assert poison.ended
+
+
+def test_callback_hooks_order_and_stop():
+    calls = []
+
+    class Spy:
+        def __getattr__(self, name):
+            if name.startswith("on_"):
+                return lambda state: calls.append((name, state.step))
+            raise AttributeError(name)
+
+    class Stop:
+        def on_batch_end(self, state):
+            state.stop = state.step == 3
+
+    run = gs.train_gan(create_gan("dcgan", seed=0, **TINY), blobs(64), steps=10, batch_size=32, progress=False,
+                       device="cpu", callbacks=[Spy(), Stop()])
+    assert run.steps == 3
+    names = [n for n, _ in calls]
+    assert names[0] == "on_train_begin" and names[-1] == "on_train_end"
+    assert names[1:5] == ["on_epoch_begin", "on_after_backward", "on_batch_end", "on_after_backward"]
+    assert ("on_after_backward", 0) in calls and ("on_batch_end", 1) in calls
+    assert ("on_epoch_end", 2) in calls and ("on_epoch_begin", 2) in calls
+
+
+def test_recorders(judge):
+    data = blobs(128)
+    snap = gs.SnapshotRecorder(every=2, n=9, seed=0)
+    ev = gs.EvaluationRecorder(judge, data, every=3, n=50)
+    gs.train_gan(create_gan("cdcgan", seed=0, **TINY), data, steps=5, batch_size=32, progress=False, device="cpu",
+                 callbacks=[snap, ev])
+    assert [s for s, _ in snap.frames] == [0, 2, 4, 5]
+    assert all(f.shape == (9, 28, 28) and f.dtype == torch.uint8 for _, f in snap.frames)
+    assert not torch.equal(snap.frames[0][1], snap.frames[-1][1])
+    t = ev.table
+    assert t["step"].tolist() == [3, 5] and (t["n"] == 50).all()
+    assert {"frechet", "cond_accuracy", "coverage", "kl_uniform", "mean_confidence"} <= set(t.columns)
+
+
+# --------------------------------------------------------------------------------------- sampling
+
+def test_sample_class_grid_and_interpolation():
+    gan = create_gan("cdcgan", seed=0, **TINY).eval()
+    a, b = gs.sample(gan, 12, seed=1), gs.sample(gan, 12, seed=1)
+    assert a.dtype == torch.uint8 and a.shape == (12, 28, 28) and torch.equal(a, b)
+    assert not torch.equal(a, gs.sample(gan, 12, seed=2))
+    grid = gs.class_grid(gan, per_class=3, seed=0)
+    assert grid.shape == (30, 28, 28)
+    # column j of every row shares one noise vector: same z, different class -> different image
+    assert not torch.equal(grid[0], grid[3])
+    with pytest.raises(ValueError, match="class-conditional generator"):
+        gs.class_grid(create_gan("dcgan", seed=0, **TINY))
+    with pytest.raises(ValueError, match="labels has 3 entries"):
+        gs.sample(gan, 4, labels=[0, 1, 2])
+    with pytest.raises(ValueError, match="generator is unconditional"):
+        gs.sample(create_gan("dcgan", seed=0, **TINY), 2, labels=[0, 1])
+    strip = gs.interpolate(gan, steps=7, seed=0, label=3)
+    assert strip.shape == (7, 28, 28)
+
+
+def test_slerp_endpoints_and_norm():
+    g = torch.Generator().manual_seed(0)
+    z0, z1 = torch.randn(64, generator=g), torch.randn(64, generator=g)
+    path = gs.slerp(z0, z1, 9)
+    assert path.shape == (9, 64)
+    assert torch.allclose(path[0], z0, atol=1e-5) and torch.allclose(path[-1], z1, atol=1e-5)
+    lerp_mid = 0.5 * (z0 + z1)
+    assert path[4].norm() > lerp_mid.norm() * 1.2  # the straight line's midpoint is much shorter
+    assert torch.allclose(gs.slerp(z0, z0, 3), z0.expand(3, -1), atol=1e-5)
+    with pytest.raises(ValueError, match="steps >= 2"):
+        gs.slerp(z0, z1, 1)
+
+
+def test_to_unit():
+    x = torch.tensor([-1.0, 0.0, 1.0, 2.0]).reshape(1, 1, 2, 2)
+    assert gs.to_unit(x).tolist() == [[[0, 128], [255, 255]]]
+
+
+# ------------------------------------------------------------------------------------- evaluation
+
+def test_frechet_self_zero_and_grows_with_noise(judge, mnist_small):
+    _, test = mnist_small
+    fd = gs.FrechetDistance(judge, test)
+    assert fd.n_reference == len(test)
+    assert abs(fd(test)) < 1e-6 * max(1.0, fd(gs.degrade(test, "noise", 0.1)))
+    values = [fd(gs.degrade(test, "noise", s, seed=0)) for s in (0.05, 0.2, 0.5)]
+    assert 0 < values[0] < values[1] < values[2]
+    assert gs.frechet_distance(test.images[:500], test.images[500:], judge) < values[1]
+    with pytest.raises(ValueError, match="at least 2 images"):
+        fd(test.images[:1])
+
+
+def test_classifier_features_stay_in_eval_mode(judge):
+    ext = gs.ClassifierFeatures(judge)
+    ext.train()
+    assert not ext.training and not judge.training and ext.num_features == 128
+    x = torch.randint(0, 255, (3, 28, 28), dtype=torch.uint8)
+    assert torch.allclose(ext(x), ext(x.float().div(255).unsqueeze(1)))
+    with pytest.raises(TypeError, match="no features"):
+        gs.ClassifierFeatures(torch.nn.Linear(2, 2))
+
+
+def test_evaluate_samples_on_real_digits(judge, mnist_small):
+    _, test = mnist_small
+    r = gs.evaluate_samples(None, judge, images=test.images, requested=test.labels)
+    assert r["n"] == len(test) and r["coverage"] == 10 and r["cond_accuracy"] > 0.98
+    assert r["kl_uniform"] < 0.02 and r["max_share_deviation"] < 0.04 and r["mean_confidence"] > 0.8
+    assert abs(sum(r["shares"]) - 1) < 1e-9 and math.isnan(r["frechet"])
+    ones = test.images[test.labels == 1]
+    r1 = gs.evaluate_samples(None, judge, images=ones)
+    assert r1["coverage"] == 1 and abs(r1["kl_uniform"] - math.log(10)) < 0.1 and r1["max_share"] > 0.95
+    assert math.isnan(r1["cond_accuracy"])
+    hist = gs.class_histogram(np.eye(3)[[0, 0, 2]])
+    assert hist["count"].tolist() == [2, 0, 1] and hist["share"].sum() == pytest.approx(1)
+
+
+def test_evaluate_run_on_a_generator(judge, mnist_small):
+    _, test = mnist_small
+    run = gs.train_gan(create_gan("cdcgan", seed=0, **TINY), blobs(64), steps=1, batch_size=32, progress=False,
+                       device="cpu")
+    r = gs.evaluate_run(run, judge, test, n=100)
+    assert r["n"] == 100 and 0 <= r["cond_accuracy"] <= 1 and r["frechet"] > 0
+
+
+def test_reference_distances_order(judge, mnist_small):
+    train, test = mnist_small
+    refs = gs.reference_distances(train, test, judge, n=500)
+    assert refs["n"].eq(500).all() and len(refs) == 3
+    floor, blurred, noised = refs["frechet"]
+    assert 0 < floor < blurred and floor < noised
+    with pytest.raises(ValueError, match="'blur' or 'noise'"):
+        gs.degrade(test.images[:2], "jpeg", 1)
+
+
+def test_precision_recall_or_clear_import_error():
+    g = np.random.default_rng(0)
+    real = g.normal(size=(300, 8))
+    if gs.precision_recall_available():
+        same = gs.precision_recall(real, g.normal(size=(300, 8)))
+        shifted = gs.precision_recall(real, g.normal(size=(300, 8)) + 4)
+        assert same["precision"] > 0.7 and same["recall"] > 0.7
+        assert shifted["precision"] < 0.2 and shifted["recall"] < 0.2
+    else:
+        with pytest.raises(ImportError, match="pip install torch-fidelity"):
+            gs.precision_recall(real, real)
+
+
+def test_nearest_train_distances_finds_copies(mnist_small):
+    train, test = mnist_small
+    copies = train.images[[5, 17, 42]]
+    t = gs.nearest_train_distances({"copier": copies}, train, test.images[:50], n=50)
+    c = t[t["source"] == "copier"].sort_values("index")
+    assert c["distance"].max() < 1e-6 and c["train_index"].tolist() == [5, 17, 42]
+    assert (t.loc[t["source"] == "test", "distance"] > 1).all()
+    assert len(t) == 3 + 50
+    with pytest.raises(ValueError, match="'test' is reserved"):
+        gs.nearest_train_distances({"test": copies}, train, test)
+
+
+def test_check_targets():
+    good = {"cond_accuracy": 0.97, "max_share_deviation": 0.02, "frechet": 0.4}
+    bad = {"cond_accuracy": 0.5, "max_share_deviation": 0.05, "frechet": 2.0}
+    t = gs.check_targets(good, good, floor=0.1, train_seconds=500).set_index("target")
+    assert t["met"].tolist() == [True, False, True, True, True, True]
+    t = gs.check_targets(bad, bad, floor=0.1, train_seconds=700)
+    assert not t["met"].any()
+    assert t.loc[3, "value"] == pytest.approx(20.0)
+
+
+def test_diagnose_verdicts():
+    h = _history()
+    assert gs.diagnose(h, window=20)["verdict"] == "healthy"
+    won = h.assign(d_fake=0.01, d_real=0.99, loss_d=0.02)
+    d = gs.diagnose(won)
+    assert d["verdict"] == "discriminator wins" and "0.010 < 0.05" in d["reason"] and d["window"] == 100
+    assert gs.diagnose(h.assign(d_fake=0.7, d_real=0.4))["verdict"] == "generator fools D"
+    with pytest.raises(ValueError, match="at least one step"):
+        gs.diagnose(h.head(0))
+
+
+# ------------------------------------------------------------------------------------------ plots
+
+def _history():
+    steps = np.arange(1, 101)
+    return pd.DataFrame({"step": steps, "loss_d": 1.3 - steps / 400, "loss_g": 0.8 + steps / 300,
+                         "d_real": 0.5 + steps / 500, "d_fake": 0.5 - steps / 500})
+
+
+def test_every_plot_draws_into_the_callers_axes(mnist_small):
+    train, _ = mnist_small
+    imgs = train.images[:20]
+    table = pd.DataFrame({"gan": ["dcgan"] * 2 + ["cdcgan"] * 2, "step": [1, 2, 1, 2], "frechet": [3.0, 1.0, 2.0, 0.5],
+                          "mean_confidence": [0.5, 0.9, 0.6, 0.95], "cond_accuracy": [np.nan, np.nan, 0.5, 0.97],
+                          "max_share_deviation": [0.1, 0.02, 0.05, 0.01]})
+    nn_table = gs.nearest_train_distances({"dcgan": imgs}, train, train.images[100:120], n=20)
+    calls = [
+        (lambda ax: vg.plot_samples(imgs, nrow=5, title="t", ax=ax), 1),
+        (lambda axes: vg.plot_training_curves(_history(), window=5, axes=axes), 2),
+        (lambda ax: vg.plot_interpolation(imgs[:8], ax=ax), 1),
+        (lambda ax: vg.plot_class_grid(imgs, classes=list("ab"), ax=ax), 1),
+        (lambda ax: vg.plot_class_shares(np.full(10, 0.1), ax=ax), 1),
+        (lambda axes: vg.plot_quality_over_training(table, floor=0.1, axes=axes), 3),
+        (lambda ax: vg.plot_nearest_neighbours(imgs, train, nn_table, source="dcgan", n=4, ax=ax), 1),
+        (lambda ax: vg.plot_distance_distributions(nn_table, ax=ax), 1),
+    ]
+    for fn, panels in calls:
+        fig, axes = plt.subplots(1, panels)
+        assert fn(axes) is fig
+        plt.close(fig)
+
+
+def test_plots_make_their_own_figures(tmp_path):
+    figs = [vg.plot_samples(torch.zeros(16, 28, 28, dtype=torch.uint8)), vg.plot_training_curves(_history()),
+            vg.plot_class_shares(pd.DataFrame({"share": np.full(10, 0.1)}))]
+    for f in figs:
+        assert len(f.axes) >= 1 and f.get_size_inches()[0] > 1
+        plt.close(f)
+    with pytest.raises(ValueError, match="do not fill 10 rows"):
+        vg.plot_class_grid(torch.zeros(15, 28, 28, dtype=torch.uint8))
+
+
+def test_tile_and_gif_frames():
+    imgs = torch.full((6, 28, 28), 255, dtype=torch.uint8)
+    mosaic = vg.tile(imgs, nrow=3, padding=2)
+    assert mosaic.shape == (2 * 30 + 2, 3 * 30 + 2) and mosaic.max() == 1.0
+    frames = vg.gif_frames([(0, imgs), (100, imgs[:4])], nrow=3)
+    assert len(frames) == 2 and frames[0].shape == frames[1].shape and frames[0].dtype == np.uint8
+    assert not np.array_equal(frames[0], frames[1])  # the step label differs
+    with pytest.raises(ValueError, match="at least one"):
+        vg.gif_frames([])
