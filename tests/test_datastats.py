@@ -1,4 +1,4 @@
-"""Unit tests of mnistlab.datastats: exact answers on tiny synthetic ImageSets, sanity on real MNIST."""
+"""Unit tests of mnistlab.studies.datastats and mnistlab.viz.datastats: exact answers on tiny synthetic ImageSets, sanity on real MNIST."""
 import math
 
 import matplotlib.pyplot as plt
@@ -166,6 +166,46 @@ def test_distances_and_typical_examples_exact():
     assert len(ds.typical_examples(data, n=10)) == 2 * (3 + 2)  # capped at the class size
     with pytest.raises(ValueError):
         ds.typical_examples(data, n=0)
+
+
+def test_class_spread_exact():
+    data = constant_set({0: [100, 110, 140], 1: [0, 30]})
+    d = ds.distances_to_class_mean(data)
+    spread = ds.class_spread(data, d)
+    assert list(spread.columns) == ["class", "n", "median_distance", "p90_distance"]
+    assert spread.loc[0, "median_distance"] == pytest.approx(np.median(d[:3]))
+    assert spread.loc[1, "median_distance"] == pytest.approx(15 / 255 * 28, rel=1e-5)
+    assert spread.loc[0, "p90_distance"] == pytest.approx(np.quantile(d[:3], 0.9))
+    assert spread.loc[1, "n"] == 2 and np.isnan(spread.loc[5, "median_distance"])
+    with pytest.raises(ValueError, match="distances"):
+        ds.class_spread(data, d[:2])
+
+
+def _claims(data):
+    return ds.source_claims(data, ds.class_counts(data), ds.mean_intensity(data), ds.normalization_constants(data))
+
+
+def test_source_claims_follow_the_numbers():
+    # class 1 has the least ink and the classes are balanced: both claims hold; the constants do not
+    data = constant_set({c: [60 + c, 70 + c] if c != 1 else [5, 6] for c in range(10)})
+    t = _claims(data)
+    assert list(t.columns) == ["source claim", "measured here", "verdict"]
+    assert t["verdict"].tolist() == [ds.HOLDS, ds.HOLDS, ds.FAILS]
+    assert "least ink: 1" in t["measured here"].iloc[1]
+    # class 7 has the least ink and class 0 is three times larger than the others
+    data = constant_set({c: [60] * (3 if c == 0 else 1) if c != 7 else [5] for c in range(10)})
+    assert _claims(data)["verdict"].tolist()[:2] == [ds.FAILS, ds.FAILS]
+    # Fashion-MNIST has no class "1" and other constants: those claims do not apply
+    fashion = constant_set({c: [60 + c] for c in range(10)}, dataset="fashion-mnist")
+    assert _claims(fashion)["verdict"].tolist() == [ds.HOLDS, ds.NOT_APPLICABLE, ds.NOT_APPLICABLE]
+
+
+@requires_data
+def test_source_claims_on_real_mnist(mnist_small):
+    train, _ = mnist_small
+    t = _claims(train)
+    assert t["verdict"].tolist()[:2] == [ds.HOLDS, ds.HOLDS]
+    assert t["verdict"].iloc[2] == ds.CLOSE  # 2,000 images: within 0.005 of the published constants
 
 
 def test_sample_batch_is_seeded(mnist_small):

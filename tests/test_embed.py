@@ -1,4 +1,4 @@
-"""Unit tests for mnistlab.embed on small data (synthetic blobs and a slice of real MNIST)."""
+"""Unit tests for mnistlab.studies.embed and mnistlab.viz.embed on small data (synthetic blobs and a slice of real MNIST)."""
 from __future__ import annotations
 
 import importlib.util
@@ -85,7 +85,8 @@ def test_pca_reconstruct_improves_with_k(mnist_small):
     errors = [float(((rec[k] - X) ** 2).mean()) for k in rec]
     assert all(a > b for a, b in zip(errors, errors[1:]))
     single = embed.pca_reconstruct(X, 10, model=model)
-    np.testing.assert_allclose(single, rec[10])
+    assert list(single) == [10]  # always a dict, whatever k is
+    np.testing.assert_allclose(single[10], rec[10])
     with pytest.raises(ValueError, match="exceeds"):
         embed.pca_reconstruct(X, 200, model=model)
 
@@ -93,7 +94,7 @@ def test_pca_reconstruct_improves_with_k(mnist_small):
 def test_pca_reconstruct_all_components_is_identity(blobs):
     X, _ = blobs
     rec = embed.pca_reconstruct(X, X.shape[1])
-    np.testing.assert_allclose(rec, X, atol=1e-3)
+    np.testing.assert_allclose(rec[X.shape[1]], X, atol=1e-3)
 
 
 # ---------------------------------------------------------------- t-SNE
@@ -232,13 +233,109 @@ def test_class_separation_orders_blobs_above_noise(blobs, noise):
 def test_compare_backends_table(blobs):
     X, y = blobs
     backends = [b for b in embed.available_backends()]
-    df = embed.compare_backends(X, y, backends=backends, n_jobs=1, trust_sample=200, progress=False)
-    assert list(df.columns) == ["backend", "seconds", "knn_acc", "trustworthiness"]
-    assert list(df["backend"]) == backends
+    result = embed.compare_backends(X, y, backends=backends, n_jobs=1, trust_sample=200, progress=False)
+    df = result.table
+    assert list(df.columns) == ["backend", "n", "seconds", "knn_acc", "trustworthiness"]
+    assert list(df["backend"]) == backends and (df["n"] == len(X)).all()
     assert (df["seconds"] > 0).all()
     assert df["knn_acc"].between(0.9, 1.0).all()
     assert df["trustworthiness"].between(0.8, 1.0).all()
-    assert set(df.attrs["embeddings"]) == set(backends)
+    assert set(result.embeddings) == set(backends)
+    assert all(Y.shape == (len(X), 2) for Y in result.embeddings.values())
+
+
+def test_tsne_scaling_speedups_and_exponents(blobs):
+    X, y = blobs
+    backends = [b for b in ("opentsne", "sklearn") if b in embed.available_backends()]
+    table = embed.tsne_scaling(X, y, sizes=[80, 160], backends=backends, n_jobs=1, trust_sample=None,
+                               progress=False)
+    assert sorted(set(table["n"])) == [80, 160] and len(table) == 2 * len(backends)
+    assert (table["seconds"] > 0).all()
+    exps = embed.time_exponents(table)
+    assert set(exps.index) == set(backends) and np.isfinite(exps).all()
+    if len(backends) == 2:
+        sp = embed.speedups(table, fast=backends[0], reference=backends[1])
+        assert list(sp.index) == [80, 160]
+        np.testing.assert_allclose(sp["speedup"], sp[f"{backends[1]}_seconds"] / sp[f"{backends[0]}_seconds"])
+    assert embed.speedups(table, fast="opentsne", reference="nonexistent").empty
+    with pytest.raises(ValueError, match="sizes"):
+        embed.tsne_scaling(X, y, sizes=[10_000], progress=False)
+
+
+def test_time_exponents_exact():
+    t = pd.DataFrame({"backend": ["a"] * 3 + ["b"] * 3, "n": [10, 100, 1000] * 2,
+                      "seconds": [1, 10, 100, 1, 100, 10_000]})
+    np.testing.assert_allclose(embed.time_exponents(t).to_numpy(), [1.0, 2.0])
+
+
+def test_knn_report_exact_on_a_known_layout():
+    # classes 0 and 1 interleave on a line, class 2 sits far away: every error is a 0/1 confusion
+    Y = np.concatenate([np.c_[np.arange(40) * 1.0, np.zeros(40)], np.c_[np.arange(20) + 500.0, np.zeros(20)]])
+    y = np.r_[np.arange(40) % 2, np.full(20, 2)]
+    r = embed.knn_report(Y, y, classes=["zero", "one", "two"], k=3, cv=5, seed=0)
+    assert r.per_class.loc[2, "accuracy"] == 1.0
+    assert r.per_class.loc[0, "accuracy"] < 0.8 and r.per_class.loc[1, "accuracy"] < 0.8
+    assert set(r.hardest(2)) == {"zero", "one"}
+    assert r.top_pairs(1) == [("zero", "one")]
+    assert r.pairs.loc[r.pairs["b"] == "two", "confusions"].sum() == 0
+    assert int(r.confusion.to_numpy().sum()) == len(Y)
+    assert r.accuracy == pytest.approx(np.trace(r.confusion.to_numpy()) / len(Y))
+    with pytest.raises(ValueError, match="class names"):
+        embed.knn_report(Y, y, classes=["a"])
+
+
+def test_knn_report_agrees_with_knn_accuracy(blobs):
+    X, y = blobs
+    r = embed.knn_report(X, y, k=10, seed=0)
+    assert r.accuracy == pytest.approx(embed.knn_accuracy(X, y, k=10, seed=0), abs=0.01)
+    assert list(r.per_class["class"]) == ["0", "1", "2", "3"]
+
+
+def test_class_centroids_are_medians():
+    Y = np.array([[0.0, 0.0], [1.0, 1.0], [100.0, 2.0], [10.0, 10.0], [11.0, 12.0], [12.0, 11.0]])
+    c = embed.class_centroids(Y, [0, 0, 0, 1, 1, 1], classes=["a", "b"])
+    assert list(c["class"]) == ["a", "b"]
+    np.testing.assert_allclose(c[["dim_1", "dim_2"]].to_numpy(), [[1.0, 1.0], [11.0, 11.0]])
+
+
+def test_pair_distances_and_same_class_closer(blobs, noise):
+    X, y = blobs
+    d = embed.pair_distances(X, y, n_pairs=4000, seed=0)
+    assert set(d["pair"]) == {"same class", "different classes"} and (d["distance"] > 0).all()
+    assert d["relative"].median() == pytest.approx(1.0)
+    assert embed.same_class_closer(d) > 0.99  # separated blobs
+    assert 0.35 < embed.same_class_closer(embed.pair_distances(*noise, n_pairs=4000)) < 0.65  # no structure
+    with pytest.raises(ValueError, match="both kinds"):
+        embed.same_class_closer(d[d["pair"] == "same class"])
+
+
+def test_source_claims_verdicts_follow_the_numbers():
+    digits = [str(i) for i in range(10)]
+    # a layout where 3 and 8 are the hardest and overlap, and 0/1 sit at the ends of PC1
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(10), 30)
+    centres = {c: (c * 10.0, 0.0) for c in range(10)}
+    centres[8] = centres[3]
+    Y = np.array([centres[c] for c in y]) + rng.normal(scale=1.0, size=(300, 2))
+    report = embed.knn_report(Y, y, classes=digits, k=5)
+    pc1 = embed.class_centroids(np.array([[{0: -9.0, 1: 9.0}.get(c, 0.0) + 0.01 * c] for c in y]), y, digits)
+    speed = pd.DataFrame({"speedup": [1.5, 3.0, 9.0]}, index=pd.Index([5_000, 20_000, 70_000], name="n"))
+    sep = {"raw pixels": {"silhouette": 0.05}, "trained network": {"silhouette": 0.2}}
+    t = embed.source_claims(digits, tsne_knn=0.97, pca50_knn=0.95, n_points=300, report=report, pc1=pc1,
+                            speed=speed, separation=sep)
+    assert list(t.columns) == ["source claim", "measured here", "verdict"]
+    v = dict(zip(t["source claim"].str.split().str[0], t["verdict"]))
+    assert t["verdict"].tolist()[:4] == [embed.HOLDS, embed.HOLDS, embed.HOLDS, embed.HOLDS]
+    assert t["verdict"].iloc[-1] == embed.HOLDS and "3-8" in t["measured here"].iloc[4]
+    worse = embed.source_claims(digits, tsne_knn=0.90, pca50_knn=0.95, n_points=300, report=report, pc1=pc1,
+                                speed=speed.iloc[:1], separation={**sep, "raw pixels": {"silhouette": 0.3}})
+    assert worse["verdict"].iloc[0] == embed.FAILS and worse["verdict"].iloc[1] == embed.FAILS
+    assert worse["verdict"].iloc[-1] == embed.FAILS
+    fashion = embed.source_claims([f"c{i}" for i in range(10)], tsne_knn=0.9, pca50_knn=0.9, n_points=300,
+                                  report=embed.knn_report(Y, y, classes=[f"c{i}" for i in range(10)], k=5),
+                                  pc1=pc1.assign(**{"class": [f"c{i}" for i in range(10)]}),
+                                  speed=speed.iloc[:0])
+    assert (fashion["verdict"].iloc[1:] == embed.NOT_APPLICABLE).all() and len(v) >= 5
 
 
 # ---------------------------------------------------------------- features
@@ -276,27 +373,43 @@ def test_plots_return_figures(blobs):
     assert _nonempty(draw.plot_scatter(Y, y, classes, title="t"))
     fig = draw.plot_scatter(Y, y, classes)
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == classes
-    assert _nonempty(draw.plot_scatter_3d(Y, y, classes))
+    assert sorted(t.get_text() for t in fig.axes[0].texts) == classes  # names at the class medians
+    fig = draw.plot_pairs(Y, y, classes, axis_names=["PC 1", "PC 2", "PC 3"])
+    assert len(fig.axes) == 9 and sum(ax.axison for ax in fig.axes) == 6
+    assert fig.axes[3].get_ylabel() == "PC 2" and fig.axes[6].get_xlabel() == "PC 1"
     _, model = embed.pca(X, None)
     assert _nonempty(draw.plot_explained_variance(model))
     imgs = np.random.default_rng(0).random((20, 784))
     rec = embed.pca_reconstruct(imgs, (2, 10))
     assert len(draw.plot_reconstructions(imgs[:3], {k: r[:3] for k, r in rec.items()}).axes) == 9
-    fig = draw.plot_class_highlights(Y, y, classes, ncols=2)
+    fig = draw.plot_class_highlights(Y, y, classes, ncols=2, scores={"a": 0.912})
     assert sum(ax.collections != [] for ax in fig.axes) == 4
-    assert len(draw.plot_axis_distributions(Y[:, :2], y, classes).axes) == 2
+    assert "0.912" in fig.axes[0].get_title()
+    fig = draw.plot_axis_distributions(Y[:, :2], y, classes)
+    assert len(fig.axes) == 2 and len(fig.axes[0].patches) == 4  # one box per class
     df = pd.DataFrame({"backend": ["x", "y"], "seconds": [1.0, 2.0], "knn_acc": [0.9, 0.95],
                        "trustworthiness": [0.97, 0.99]})
     assert len(draw.plot_backends(df).axes) == 3
     fig = draw.plot_representations({"a": Y[:, :2], "b": Y[:, 1:]}, y, {"a": {"silhouette": 0.5, "knn_acc": 0.9}})
     assert "silhouette 0.500" in fig.axes[0].get_title()
+    fig = draw.plot_knn_report(embed.knn_report(Y, y, classes=classes))
+    assert len(fig.axes) == 2 and len(fig.axes[1].patches) == 6  # all 6 pairs of 4 classes
+    tables = {"784-D": embed.pair_distances(X, y, 500), "2-D": embed.pair_distances(Y[:, :2], y, 500)}
+    fig = draw.plot_pair_distances(tables, scores={"2-D": 0.9})
+    assert "90%" in fig.axes[1].get_title()
+    scaling = pd.DataFrame({"backend": ["f", "s", "f", "s"], "n": [10, 10, 100, 100], "seconds": [1.0, 2.0, 2.0, 8.0]})
+    fig = draw.plot_tsne_scaling(scaling)
+    assert {t.get_text() for t in fig.axes[1].texts} == {"2.0x", "4.0x"}
 
 
 def test_plot_errors(blobs):
     X, y = blobs
     with pytest.raises(ValueError, match="class names"):
         draw.plot_scatter(X, y, classes=["a"])
-    with pytest.raises(ValueError, match="three"):
-        draw.plot_scatter_3d(X[:, :2], y)
+    with pytest.raises(ValueError, match="2 to 5"):
+        draw.plot_pairs(X, y)
     with pytest.raises(ValueError, match="missing"):
         draw.plot_backends(pd.DataFrame({"backend": ["x"]}))
+    with pytest.raises(ValueError, match="needs 3 axes"):
+        draw.plot_backends(pd.DataFrame({"backend": ["x"], "seconds": [1.0], "knn_acc": [0.9],
+                                         "trustworthiness": [0.9]}), axes=plt.figure().subplots(1, 2))

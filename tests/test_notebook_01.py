@@ -1,13 +1,14 @@
-"""Notebook 01 (data statistics) runs in QUICK mode, for MNIST and Fashion-MNIST, and writes its figures."""
+"""Notebook 01 (data statistics) runs in QUICK mode, for MNIST and Fashion-MNIST, and writes real figures and numbers."""
 import pandas as pd
 import pytest
 
 import mnistlab as ml
 from conftest import check_written, requires_data
+from test_plots import assert_picture
 
 FIGURES = ["samples", "class_counts", "class_means", "pixel_std", "pixel_histograms", "mean_intensity",
            "most_typical", "least_typical"]
-TABLES = ["class_counts", "typical_examples"]
+TABLES = ["class_counts", "typical_examples", "source_claims"]
 
 pytestmark = [pytest.mark.notebook, requires_data]
 
@@ -15,9 +16,16 @@ pytestmark = [pytest.mark.notebook, requires_data]
 def check_outputs(entry, classes):
     numbers = check_written(entry, FIGURES, TABLES)
     folder = entry["dir"]
+    for name in FIGURES:
+        assert_picture(folder / f"{name}.png")  # not blank, not one colour, not empty axes
+    written = {p.stem for p in folder.glob("*.png")}
+    assert written == set(FIGURES), f"figures written but not expected (or the reverse): {written ^ set(FIGURES)}"
     counts = pd.read_csv(folder / "class_counts.csv")
     assert counts["class"].astype(str).tolist() == list(classes)
     assert counts["train"].sum() == numbers["n_train"] and counts["test"].sum() == numbers["n_test"]
+    claims = pd.read_csv(folder / "source_claims.csv", index_col=0)
+    assert list(claims.columns) == ["source claim", "measured here", "verdict"] and len(claims) == 3
+    assert claims["verdict"].tolist() == numbers["claim_verdicts"]
     return numbers
 
 
@@ -27,12 +35,16 @@ def test_notebook_01_quick_mnist(quick_notebook):
     n = check_outputs(entry, ml.dataset_info("mnist").classes)
     assert n["dataset"] == "mnist" and n["quick"] is True
     assert n["n_train"] == 5000 and n["n_test"] == 1000
+    # 5,000 images: within 0.005 of the published constants, but not equal to 4 decimals
     assert abs(n["norm_mean"] - 0.1307) < 0.005 and abs(n["norm_std"] - 0.3081) < 0.005
+    assert 0 < n["norm_gap"] < 0.005
     assert (n["norm_mean_reference"], n["norm_std_reference"]) == (0.1307, 0.3081)
     assert 1.0 < n["balance_ratio_train"] < 1.6 and 0.99 < n["balance_entropy_train"] <= 1.0
     assert n["least_ink_class"] == "1" and n["most_ink_class"] == "0"
-    assert 0 < n["least_ink_mean"] < n["most_ink_mean"] < 0.3
-    assert 50 < n["constant_pixels"] < 300
+    assert 0.05 < n["least_ink_mean"] < 0.1 < 0.15 < n["most_ink_mean"] < 0.25
+    assert 50 < n["constant_pixels"] < 300 and n["constant_pixels_in_frame"] > 0.8 * n["constant_pixels"]
+    assert n["tightest_class"] == "1"
+    assert n["claim_verdicts"] == ["holds", "holds", "close (subset)"]
     typical = pd.read_csv(entry["dir"] / "typical_examples.csv")
     assert set(typical["kind"]) == {"most", "least"} and typical["label"].nunique() == 10
     assert typical["index"].max() < n["n_train"]
@@ -48,3 +60,5 @@ def test_notebook_01_quick_fashion(quick_notebook):
     assert (n["norm_mean_reference"], n["norm_std_reference"]) == (0.2860, 0.3530)
     assert n["least_ink_class"] in classes and n["most_ink_class"] in classes
     assert n["least_ink_class"] != n["most_ink_class"]
+    # the digit claims do not apply to clothes; the table says so rather than a verdict
+    assert n["claim_verdicts"][1:] == ["not applicable", "not applicable"]

@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import matplotlib.pyplot as plt
 import pytest
 from PIL import Image
 
@@ -44,10 +45,101 @@ def test_figures_root_env(monkeypatch, tmp_path):
     assert figures_root() == project_root() / "figures"  # the checkout's, wherever the notebook runs from
 
 
-def test_learning_curves_and_figure_to_array():
+def picture_problem(path) -> str | None:
+    """Why the PNG at ``path`` is not a real figure (None if it is one).
+
+    Fails a blank or single-colour image and a figure of empty axes (frame, ticks and text only):
+    at most 98.5% of the pixels may share the background colour, and beyond it there must be
+    either colour (0.5% of the pixels saturated) or a drawn area (3% of the pixels off the background).
+    """
+    from PIL import Image
+
+    img = np.asarray(Image.open(path).convert("RGB"))
+    h, w, _ = img.shape
+    if w < 300 or h < 200:
+        return f"{path} is only {w}x{h} pixels"
+    codes = (img[..., 0].astype(np.int64) << 16) | (img[..., 1].astype(np.int64) << 8) | img[..., 2]
+    values, counts = np.unique(codes, return_counts=True)
+    background = counts.max() / codes.size
+    if background > 0.985:
+        return f"{path} is {background:.1%} one colour: blank or single-colour"
+    saturated = float(((img.max(-1).astype(int) - img.min(-1)) > 40).mean())
+    if saturated < 0.005 and 1 - background < 0.03:
+        return (f"{path} shows only lines and text ({1 - background:.1%} off the background, {saturated:.2%} "
+                f"in colour): empty axes?")
+    return None
+
+
+def assert_picture(path) -> None:
+    """Assert that ``path`` is a PNG with something drawn in it (see :func:`picture_problem`)."""
+    problem = picture_problem(path)
+    assert problem is None, problem
+
+
+def test_picture_check_fails_blank_single_colour_and_empty_axes(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (640, 480), "white").save(tmp_path / "blank.png")
+    Image.new("RGB", (640, 480), (200, 30, 30)).save(tmp_path / "red.png")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    fig.savefig(tmp_path / "empty_axes.png", dpi=110)
+    rng = np.random.default_rng(0)
+    ax.scatter(*rng.normal(size=(2, 500)), c=rng.integers(0, 10, 500), cmap="tab10", s=20)
+    fig.savefig(tmp_path / "scatter.png", dpi=110)
+    for bad in ("blank", "red", "empty_axes"):
+        assert picture_problem(tmp_path / f"{bad}.png") is not None, bad
+    assert picture_problem(tmp_path / "scatter.png") is None
+
+
+def _runs(seeds=(0, 1, 2)):
+    rows = [{"config": c, "seed": s, "epoch": e, "train_loss": 1 / e + 0.01 * s, "val_loss": 1.1 / e + 0.02 * s,
+             "train_acc": 0.9 + 0.02 * e + 0.003 * s, "val_acc": 0.88 + 0.02 * e + 0.004 * s}
+            for c in ("a", "b") for s in seeds for e in (1, 2, 3)]
+    return pd.DataFrame(rows)
+
+
+def test_learning_curves_of_one_fit_history():
     hist = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "train_acc": [0.6, 0.8],
                          "val_loss": [1.1, 0.7], "val_acc": [0.55, 0.75]})
     fig = ml.learning_curves(hist, title="t")
-    assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2
+    loss, acc = fig.axes
+    assert len(loss.lines) == 2 and len(acc.lines) == 2
+    np.testing.assert_allclose(acc.lines[1].get_ydata(), [55.0, 75.0])  # accuracy in percent
+    assert acc.get_ylabel() == "acc (%)" and loss.get_ylabel() == "cross-entropy loss"
     arr = figure_to_array(fig)
     assert arr.ndim == 3 and arr.shape[2] == 3 and arr.dtype == np.uint8
+
+
+def test_learning_curves_of_many_seeds_show_every_seed_mean_and_interval():
+    from scipy import stats
+
+    df = _runs()
+    fig = ml.learning_curves(df, metrics=["acc"])
+    ax = fig.axes[0]
+    # 2 configs x 2 splits x (3 seeds + 1 mean) lines, one band per config and split
+    assert len(ax.lines) == 16 and len(ax.collections) == 4
+    mean = [l for l in ax.lines if l.get_label().startswith("a (validation): mean of 3")][0]
+    vals = df[(df.config == "a") & (df.epoch == 2)]["val_acc"].to_numpy() * 100
+    assert mean.get_ydata()[1] == pytest.approx(vals.mean())
+    band = ax.collections[1].get_paths()[0].vertices[:, 1]
+    half = stats.t.ppf(0.975, 2) * vals.std(ddof=1) / np.sqrt(3)
+    assert band.max() == pytest.approx(df[(df.config == "a")]["val_acc"].groupby(df.epoch).mean().max() * 100 +
+                                       half, rel=1e-6)
+    assert "95% CI" in ax.get_legend().get_title().get_text()
+    with pytest.raises(ValueError, match="metric"):
+        ml.learning_curves(df, metrics=["f1"])
+    with pytest.raises(ValueError, match="epoch"):
+        ml.learning_curves(df.drop(columns="epoch"))
+
+
+def test_image_grid_into_callers_axes_and_errors():
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure()
+    axes = fig.subplots(2, 4)
+    out = ml.image_grid(np.zeros((6, 28, 28)), labels=list(range(6)), axes=axes)
+    assert out is fig and sum(bool(a.images) for a in fig.axes) == 6
+    with pytest.raises(ValueError, match="needs 6 axes"):
+        ml.image_grid(np.zeros((6, 28, 28)), axes=fig.subplots(1, 2))
+    with pytest.raises(ValueError, match="titles"):
+        ml.image_grid(np.zeros((2, 784)), titles=["a"])

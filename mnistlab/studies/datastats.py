@@ -29,7 +29,8 @@ from ..data.loader import TensorLoader
 
 __all__ = [
     "class_counts", "class_balance", "class_means", "pixel_std", "pixel_histograms", "mean_intensity",
-    "normalization_constants", "distances_to_class_mean", "typical_examples", "sample_batch",
+    "normalization_constants", "distances_to_class_mean", "typical_examples", "sample_batch", "class_spread",
+    "HOLDS", "CLOSE", "FAILS", "NOT_APPLICABLE", "source_claims",
 ]
 
 _LEVELS = torch.arange(256, dtype=torch.float64) / 255.0  # grey level -> intensity in [0, 1]
@@ -350,3 +351,96 @@ def sample_batch(data: ImageSet, n: int = 25, seed: int = 0) -> tuple[torch.Tens
     loader = TensorLoader(_check(data), batch_size=n, shuffle=True, normalize="unit", seed=seed)
     x, y = next(iter(loader))
     return x[:, 0].cpu(), y.cpu()
+
+
+def class_spread(data: ImageSet, distances: np.ndarray | None = None) -> pd.DataFrame:
+    """How tightly each class gathers around its mean image.
+
+    Parameters
+    ----------
+    data : ImageSet
+    distances : numpy.ndarray, optional
+        Precomputed :func:`distances_to_class_mean`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per class (index ``label``): ``class``, ``n``, ``median_distance`` and
+        ``p90_distance`` (median and 90th percentile of the distances to the class mean; NaN for an
+        empty class). The tightest class is ``df["median_distance"].idxmin()``.
+    """
+    d = distances_to_class_mean(_check(data)) if distances is None else np.asarray(distances)
+    if len(d) != len(data):
+        raise ValueError(f"{len(d)} distances for {len(data)} images; pass distances_to_class_mean(data).")
+    labels = data.labels.cpu().numpy()
+    out = _class_frame(data)
+    out["n"] = np.bincount(labels, minlength=len(out))[: len(out)]
+    out["median_distance"] = [float(np.median(d[labels == c])) if (labels == c).any() else np.nan for c in out.index]
+    out["p90_distance"] = [float(np.quantile(d[labels == c], 0.9)) if (labels == c).any() else np.nan
+                           for c in out.index]
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# the source's claims, checked
+
+HOLDS, CLOSE, FAILS, NOT_APPLICABLE = "holds", "close (subset)", "does not hold", "not applicable"
+
+#: What the source states about MNIST, in the words the claims table prints.
+SOURCE_CONSTANTS = (0.1307, 0.3081)
+
+
+def source_claims(train: ImageSet, counts: pd.DataFrame, ink: pd.DataFrame,
+                  constants: tuple[float, float]) -> pd.DataFrame:
+    """The source's claims about the data, each with what was measured here and a verdict.
+
+    Claims about digits (the 1s carry the least ink) or about MNIST's constants do not apply to
+    another dataset; the table says so instead of a verdict.
+
+    Parameters
+    ----------
+    train : ImageSet
+        The training split the numbers come from.
+    counts : pandas.DataFrame
+        :func:`class_counts` of it.
+    ink : pandas.DataFrame
+        :func:`mean_intensity` of it.
+    constants : (float, float)
+        :func:`normalization_constants` of it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``source claim``, ``measured here`` and ``verdict`` (``"holds"``,
+        ``"close (subset)"`` when a QUICK subset is within 0.005 but not equal to 4 decimals,
+        ``"does not hold"`` or ``"not applicable"``).
+    """
+    mnist = _check(train).dataset == "mnist"
+    rows = []
+    b = class_balance(counts["train"])
+    rows.append({"source claim": "the classes are roughly balanced (entropy at least 0.99 of uniform)",
+                 "measured here": f"entropy / uniform {b['entropy_ratio']:.4f}; largest {train.classes[b['largest']]} "
+                                  f"({b['max']:,}), smallest {train.classes[b['smallest']]} ({b['min']:,}), "
+                                  f"ratio {b['ratio']:.2f}",
+                 "verdict": HOLDS if b["entropy_ratio"] >= 0.99 else FAILS})
+    least = ink.loc[ink["mean"].idxmin(), "class"]
+    measured = f"least ink: {least} ({ink['mean'].min():.4f})"
+    if "1" in list(train.classes):
+        measured += f"; 1: {float(ink.loc[ink['class'] == '1', 'mean'].iloc[0]):.4f}"
+        verdict = HOLDS if least == "1" else FAILS
+    else:
+        verdict = NOT_APPLICABLE
+    rows.append({"source claim": "the 1s carry the least ink", "measured here": measured, "verdict": verdict})
+    mean, std = constants
+    measured = f"mean {mean:.4f}, std {std:.4f} over {len(train):,} images"
+    if not mnist:
+        verdict = NOT_APPLICABLE
+    elif (round(mean, 4), round(std, 4)) == SOURCE_CONSTANTS:
+        verdict = HOLDS
+    elif max(abs(mean - SOURCE_CONSTANTS[0]), abs(std - SOURCE_CONSTANTS[1])) < 0.005:
+        verdict = CLOSE
+    else:
+        verdict = FAILS
+    rows.append({"source claim": "the training pixels have mean 0.1307 and std 0.3081", "measured here": measured,
+                 "verdict": verdict})
+    return pd.DataFrame(rows, columns=["source claim", "measured here", "verdict"])

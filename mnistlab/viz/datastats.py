@@ -1,4 +1,8 @@
-"""Plots of the data-statistics study (notebook 01)."""
+"""Plots of the data-statistics study (notebook 01); the numbers come from :mod:`mnistlab.studies.datastats`.
+
+Every function takes ``ax=None`` or ``axes=None``: given, it draws into the caller's axes and
+leaves the caller's figure layout alone; classes are coloured with :func:`mnistlab.viz.style.class_colors`.
+"""
 from __future__ import annotations
 
 import math
@@ -7,145 +11,258 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .common import image_grid
+from .common import finish, image_grid, panels
+from .style import class_colors
 
 __all__ = ["plot_samples", "plot_class_counts", "plot_class_means", "plot_pixel_std", "plot_pixel_histograms",
            "plot_mean_intensity", "plot_typical_examples"]
 
 
+def _tick_labels(ax, x, names) -> None:
+    long = max(map(len, map(str, names))) > 3
+    ax.set_xticks(x, [str(n) for n in names], rotation=30 if long else 0, ha="right" if long else "center",
+                  fontsize=8 if long else 9)
 
-def plot_samples(images, labels, classes=None, ncols: int = 5, title: str | None = None):
-    """Grid of images titled with their class names (or label numbers); returns the figure."""
+
+def plot_samples(images, labels, classes=None, ncols: int = 5, title: str | None = None, axes=None):
+    """Grid of images titled with their class names (or label numbers).
+
+    Parameters
+    ----------
+    images : array or tensor ``(n, 28, 28)``
+    labels : sequence of int ``(n,)``
+    classes : sequence of str, optional
+        Class names indexed by label (e.g. ``ImageSet.classes``).
+    ncols : int
+        Columns of a new figure.
+    title : str, optional
+        Title of a new figure.
+    axes : sequence of Axes, optional
+        At least ``n`` axes of the caller's figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     labels = np.asarray(labels.cpu() if hasattr(labels, "cpu") else labels).astype(int)
     titles = [classes[i] for i in labels] if classes is not None else [str(i) for i in labels]
-    return image_grid(images, titles=titles, ncols=ncols, size=1.6, suptitle=title)
+    return image_grid(images, titles=titles, ncols=ncols, size=1.6, suptitle=title, axes=axes)
 
 
-def plot_class_counts(counts: pd.DataFrame, title: str | None = None):
-    """Bar charts of a :func:`class_counts` table: counts per split, and each class's share vs uniform.
+def plot_class_counts(counts: pd.DataFrame, title: str | None = None, axes=None):
+    """Examples per class in each split, and each class's share of its split against the uniform share.
+
+    Parameters
+    ----------
+    counts : pandas.DataFrame
+        A :func:`mnistlab.studies.datastats.class_counts` table (``class``, ``train``,
+        ``train_frac`` and optionally ``test``, ``test_frac``).
+    title : str, optional
+        Title of a new figure.
+    axes : sequence of 2 Axes, optional
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     splits = [s for s in ("train", "test") if s in counts]
+    if not splits:
+        raise ValueError("plot_class_counts needs a 'train' (and optionally 'test') column from class_counts.")
     x = np.arange(len(counts))
     width = 0.8 / len(splits)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 3.8))
+    fig, grid, created = panels(axes, 1, 2, figsize=(12, 3.8))
+    ax1, ax2 = grid.flat
     for i, split in enumerate(splits):
         off = (i - (len(splits) - 1) / 2) * width
-        ax1.bar(x + off, counts[split], width, label=split)
-        ax2.bar(x + off, 100 * counts[f"{split}_frac"], width, label=split)
-    ax2.axhline(100 / len(counts), color="k", ls="--", lw=1, label="uniform")
+        ax1.bar(x + off, counts[split], width, label=split, color=f"C{i}")
+        ax2.plot(x + off, 100 * counts[f"{split}_frac"], "o", color=f"C{i}", label=split)
+        ax2.vlines(x + off, 100 / len(counts), 100 * counts[f"{split}_frac"], color=f"C{i}", lw=1.5)
+    ax2.axhline(100 / len(counts), color="k", ls="--", lw=1, label=f"uniform ({100 / len(counts):.1f}%)")
     ax1.set(ylabel="images", title="examples per class")
-    ax1.set_ylim(0, 1.25 * max(counts[s].max() for s in splits))  # room for the legend
-    ax2.set(ylabel="% of split", title="share of each class")
-    lo = 100 * min(counts[f"{s}_frac"].min() for s in splits)
-    hi = 100 * max(counts[f"{s}_frac"].max() for s in splits)
-    ax2.set_ylim(max(0.0, lo - 0.3 * (hi - lo) - 0.5), hi + 0.3 * (hi - lo) + 0.5)
+    ax1.set_ylim(0, 1.12 * max(counts[s].max() for s in splits))
+    ax2.set(ylabel="share of the split (%)", title="share of each class against uniform")
     for ax in (ax1, ax2):
-        ax.set_xticks(x, counts["class"], rotation=30 if max(map(len, counts["class"])) > 3 else 0, ha="right"
-                      if max(map(len, counts["class"])) > 3 else "center")
+        _tick_labels(ax, x, counts["class"])
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8, ncol=3, loc="upper center")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    ax2.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False,
+               title="both panels", title_fontsize=8)
+    return finish(fig, created, title)
 
 
-def plot_class_means(means, classes, ncols: int = 5, title: str | None = None):
-    """The mean image of every class (``(C, 28, 28)`` from :func:`class_means`), on one grey scale."""
-    means = np.asarray(means)
-    nrows = math.ceil(len(means) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * 1.8, nrows * 2.2), squeeze=False)
-    vmax = np.nanmax(means) if np.isfinite(means).any() else 1.0
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < len(means):
-            ax.imshow(means[i], cmap="gray", vmin=0, vmax=vmax)
-            ax.set_title(str(classes[i]), fontsize=9)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+def plot_class_means(means, classes, ncols: int = 5, title: str | None = None, axes=None):
+    """The mean image of every class on one grey scale.
 
-
-def plot_pixel_std(std, mean=None, title: str | None = None):
-    """Per-pixel standard deviation map (and, if given, the overall mean image) with colour bars."""
-    panels = ([("mean intensity", np.asarray(mean), "gray")] if mean is not None else []) + \
-             [("per-pixel std", np.asarray(std), "magma")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
-    for ax, (name, img, cmap) in zip(axes.flat, panels):
-        im = ax.imshow(img, cmap=cmap, vmin=0)
-        ax.set_title(name)
-        ax.axis("off")
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def plot_pixel_histograms(hist: pd.DataFrame, ncols: int = 5, log: bool = True, title: str | None = None):
-    """One panel per class of a :func:`pixel_histograms` table, log y axis by default (most pixels are 0)."""
-    edges = np.linspace(0, 256, len(hist) + 1)
-    n = hist.shape[1]
-    nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * 2.4, nrows * 2.1), sharex=True, sharey=True,
-                             squeeze=False)
-    colors = plt.get_cmap("tab10")
-    for i, ax in enumerate(axes.flat):
-        if i >= n:
-            ax.axis("off")
-            continue
-        values = hist.iloc[:, i].to_numpy(dtype=float)
-        ax.stairs(values, edges, fill=True, color=colors(i % 10), alpha=0.8)
-        ax.set_title(str(hist.columns[i]), fontsize=9)
-        if log:
-            ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-    for ax in axes[-1]:
-        ax.set_xlabel("grey level")
-    for ax in axes[:, 0]:
-        ax.set_ylabel("fraction of pixels")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def plot_mean_intensity(table: pd.DataFrame, title: str | None = None):
-    """Bar chart of the mean intensity per class (a :func:`mean_intensity` table); least ink in red."""
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    x = np.arange(len(table))
-    colors = ["tab:blue"] * len(table)
-    if table["mean"].notna().any():
-        colors[int(np.nanargmin(table["mean"].to_numpy()))] = "tab:red"
-    ax.bar(x, table["mean"], yerr=table["std"], color=colors, capsize=3, alpha=0.85)
-    overall = np.average(table["mean"].fillna(0), weights=table["n"]) if table["n"].sum() else np.nan
-    ax.axhline(overall, color="k", ls="--", lw=1, label=f"all classes ({overall:.3f})")
-    long = max(map(len, table["class"])) > 3
-    ax.set_xticks(x, table["class"], rotation=30 if long else 0, ha="right" if long else "center")
-    ax.set(ylabel="mean pixel intensity", xlabel="error bars: ±1 std of the per-image mean intensity",
-           title=title or "ink per class")
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_typical_examples(images, table: pd.DataFrame, kind: str = "most", title: str | None = None,
-                          size: float = 0.9):
-    """One row per class of the ``kind`` ("most" or "least") typical examples of a :func:`typical_examples` table.
-
-    ``images`` are the images the table's ``index`` column refers to (e.g. ``data.images``). The
-    examples are tiled into one mosaic (fast to draw even for many classes); the number under
-    each image is its distance to the class mean.
+    Parameters
+    ----------
+    means : array ``(C, 28, 28)``
+        From :func:`mnistlab.studies.datastats.class_means` (intensities in [0, 1]).
+    classes : sequence of str
+    ncols : int
+        Columns of a new figure.
+    title : str, optional
+        Title of a new figure.
+    axes : sequence of at least C Axes, optional
 
     Returns
     -------
     matplotlib.figure.Figure
+    """
+    means = np.asarray(means)
+    nrows = math.ceil(len(means) / ncols)
+    if axes is None:
+        fig, grid, created = panels(None, nrows, ncols, figsize=(ncols * 1.8, nrows * 2.25 + 0.4))
+    else:
+        fig, grid, created = panels(axes, 1, len(means))
+    flat = np.ravel(grid) if axes is None else np.ravel(np.asarray(axes, dtype=object))
+    vmax = np.nanmax(means) if np.isfinite(means).any() else 1.0
+    for i, ax in enumerate(flat):
+        ax.axis("off")
+        if i < len(means):
+            ax.imshow(means[i], cmap="gray", vmin=0, vmax=vmax)
+            ax.set_title(str(classes[i]), fontsize=9)
+    return finish(fig, created, title)
+
+
+def plot_pixel_std(std, mean=None, title: str | None = None, axes=None):
+    """Per-pixel standard deviation map (and, if given, the mean image), each with a colour bar.
+
+    Parameters
+    ----------
+    std : array ``(28, 28)``
+        From :func:`mnistlab.studies.datastats.pixel_std`.
+    mean : array ``(28, 28)``, optional
+        The mean image, drawn first.
+    title : str, optional
+        Title of a new figure.
+    axes : sequence of 1 (or 2 with ``mean``) Axes, optional
+        The colour bars are inset to the right of each axes, so the caller's layout is kept.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    items = ([("mean intensity", np.asarray(mean), "gray")] if mean is not None else []) + \
+        [("per-pixel std (0 = constant pixel)", np.asarray(std), "magma")]
+    fig, grid, created = panels(axes, 1, len(items), figsize=(4.4 * len(items), 3.9))
+    for ax, (name, img, cmap) in zip(grid.flat, items):
+        im = ax.imshow(img, cmap=cmap, vmin=0)
+        ax.set_title(name, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        cax = ax.inset_axes([1.03, 0.0, 0.05, 1.0])
+        fig.colorbar(im, cax=cax)
+    return finish(fig, created, title)
+
+
+def plot_pixel_histograms(hist: pd.DataFrame, ncols: int = 5, log: bool = True, title: str | None = None,
+                          axes=None):
+    """One panel per class of a :func:`~mnistlab.studies.datastats.pixel_histograms` table.
+
+    Parameters
+    ----------
+    hist : pandas.DataFrame
+        Bins (rows, indexed by the left edge in grey levels) by classes (columns).
+    ncols : int
+        Columns of a new figure.
+    log : bool
+        Log y axis (most pixels are background, in the first bin).
+    title : str, optional
+        Title of a new figure.
+    axes : sequence of at least C Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    edges = np.linspace(0, 256, len(hist) + 1)
+    n = hist.shape[1]
+    nrows = math.ceil(n / ncols)
+    if axes is None:
+        fig, grid, created = panels(None, nrows, ncols, figsize=(ncols * 2.4, nrows * 2.1), sharex=True, sharey=True)
+        flat = np.ravel(grid)
+    else:
+        fig, grid, created = panels(axes, 1, n)
+        flat = np.ravel(np.asarray(axes, dtype=object))
+    colors = class_colors(max(n, 1))
+    for i, ax in enumerate(flat):
+        if i >= n:
+            ax.axis("off")
+            continue
+        values = hist.iloc[:, i].to_numpy(dtype=float)
+        ax.stairs(values, edges, fill=True, color=colors[i], alpha=0.85)
+        ax.set_title(str(hist.columns[i]), fontsize=9)
+        if log:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    if created:
+        for ax in grid[-1]:
+            ax.set_xlabel("grey level")
+        for ax in grid[:, 0]:
+            ax.set_ylabel("fraction of pixels")
+    else:
+        flat[0].set_ylabel("fraction of pixels")
+    return finish(fig, created, title)
+
+
+def plot_mean_intensity(table: pd.DataFrame, title: str | None = None, ax=None):
+    """Mean pixel intensity per class (± one std of the per-image mean), least and most ink labelled.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A :func:`~mnistlab.studies.datastats.mean_intensity` table (``class``, ``n``, ``mean``, ``std``).
+    title : str, optional
+        Axes title (default "ink per class").
+    ax : Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig, grid, created = panels(ax, 1, 1, figsize=(8, 3.8))
+    ax = grid[0, 0]
+    x = np.arange(len(table))
+    ax.bar(x, table["mean"], yerr=table["std"], color=class_colors(len(table)), capsize=3, alpha=0.85,
+           error_kw={"lw": 1})
+    overall = np.average(table["mean"].fillna(0), weights=table["n"]) if table["n"].sum() else np.nan
+    ax.axhline(overall, color="k", ls="--", lw=1, label=f"all classes ({overall:.3f})")
+    if table["mean"].notna().any():
+        values = table["mean"].to_numpy(dtype=float)
+        tops = values + table["std"].fillna(0).to_numpy(dtype=float)
+        for which, i in (("least ink", int(np.nanargmin(values))), ("most ink", int(np.nanargmax(values)))):
+            ax.annotate(which, (x[i], tops[i]), xytext=(0, 4), textcoords="offset points", ha="center",
+                        va="bottom", fontsize=8, fontweight="bold")
+    _tick_labels(ax, x, table["class"])
+    ax.set(ylabel="mean pixel intensity (0-1)", xlabel="error bars: ±1 std of the per-image mean intensity",
+           title=title or "ink per class")
+    top = float(np.nanmax(table["mean"] + table["std"])) if table["mean"].notna().any() else 1.0
+    ax.set_ylim(0, 1.15 * top)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    return finish(fig, created)
+
+
+def plot_typical_examples(images, table: pd.DataFrame, kind: str = "most", title: str | None = None,
+                          size: float = 0.9, ax=None):
+    """One row per class of the ``kind`` ("most" or "least") typical examples, tiled into one mosaic.
+
+    Parameters
+    ----------
+    images : array or tensor ``(N, 28, 28)``
+        The images the table's ``index`` column refers to (e.g. ``data.images``).
+    table : pandas.DataFrame
+        From :func:`~mnistlab.studies.datastats.typical_examples`.
+    kind : {"most", "least"}
+    title : str, optional
+        Axes title.
+    size : float
+        Inches per image in a new figure.
+    ax : Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The number under each image is its distance to the class mean.
     """
     if kind not in ("most", "least"):
         raise ValueError(f"kind must be 'most' or 'least', not {kind!r}.")
@@ -159,7 +276,8 @@ def plot_typical_examples(images, table: pd.DataFrame, kind: str = "most", title
     cell, pad = 28, 4
     step = cell + pad
     mosaic = np.full((len(labels) * step + pad, ncols * step + pad), np.nan)
-    fig, ax = plt.subplots(figsize=(ncols * size + 1.2, len(labels) * size + 0.6))
+    fig, grid, created = panels(ax, 1, 1, figsize=(ncols * size + 1.2, len(labels) * size + 0.6))
+    ax = grid[0, 0]
     names = []
     for r, label in enumerate(labels):
         rows = sel[sel["label"] == label]
@@ -177,5 +295,4 @@ def plot_typical_examples(images, table: pd.DataFrame, kind: str = "most", title
         spine.set_visible(False)
     ax.tick_params(length=0)
     ax.set_title(title or f"{kind} typical (distance to class mean)", fontsize=10)
-    fig.tight_layout()
-    return fig
+    return finish(fig, created)

@@ -1,18 +1,29 @@
-"""Plots of the dimensionality-reduction study (notebook 02)."""
+"""Plots of the dimensionality-reduction study (notebook 02); the numbers come from :mod:`mnistlab.studies.embed`.
+
+Every function takes ``ax=None`` or ``axes=None``: given, it draws into the caller's axes and
+leaves the caller's figure layout alone. Classes are coloured with
+:func:`mnistlab.viz.style.class_colors`; scatter plots put each class's name at its median.
+"""
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
+import matplotlib.patheffects as pe
+import matplotlib.ticker as mticker
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from ..studies.embed import _as_2d, _labels, components_for_variance
+from .common import finish, panels
+from .style import class_colors, config_colors
 
-__all__ = ["plot_scatter", "plot_scatter_3d", "plot_explained_variance", "plot_reconstructions",
-           "plot_class_highlights", "plot_axis_distributions", "plot_backends", "plot_representations"]
+__all__ = ["plot_scatter", "plot_pairs", "plot_explained_variance", "plot_reconstructions", "plot_class_highlights",
+           "plot_axis_distributions", "plot_pair_distances", "plot_knn_report", "plot_backends", "plot_tsne_scaling",
+           "plot_representations"]
 
+_OUTLINE = [pe.withStroke(linewidth=3, foreground="white")]
 
 
 def _class_names(labels: np.ndarray, classes) -> list[str]:
@@ -25,18 +36,26 @@ def _class_names(labels: np.ndarray, classes) -> list[str]:
     return [str(c) for c in classes]
 
 
-def _colors(n: int):
-    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
-    return [cmap(i % cmap.N) for i in range(n)]
-
-
 def _point_size(n: int) -> float:
-    return float(np.clip(4000.0 / max(n, 1), 0.3, 12.0))
+    """Marker area (points^2) that keeps a scatter of ``n`` points readable: 2 for 70,000, 14 for 2,000."""
+    return float(np.clip(30_000.0 / max(n, 1), 2.0, 24.0))
+
+
+def _point_alpha(n: int) -> float:
+    return float(np.clip(600.0 / max(n, 1) ** 0.75, 0.25, 0.8))
+
+
+def _label_centroids(ax, Y: np.ndarray, y: np.ndarray, names: list[str], colors, fontsize: float = 10) -> None:
+    for c in np.unique(y):
+        cx, cy = np.median(Y[y == c, 0]), np.median(Y[y == c, 1])
+        ax.text(cx, cy, names[c], color=colors[c], fontsize=fontsize, fontweight="bold", ha="center", va="center",
+                path_effects=_OUTLINE, zorder=5)
 
 
 def plot_scatter(Y, labels, classes=None, ax=None, title: str | None = None, s: float | None = None,
-                 alpha: float = 0.7, legend: bool = True):
-    """2-D scatter of ``Y`` coloured by class, with a legend of class names.
+                 alpha: float | None = None, legend: bool = True, centroids: bool = True,
+                 axis_names: Sequence[str] | None = None):
+    """2-D scatter of ``Y`` coloured by class, each class's name written at its median.
 
     Parameters
     ----------
@@ -44,12 +63,19 @@ def plot_scatter(Y, labels, classes=None, ax=None, title: str | None = None, s: 
         Only the first two columns are drawn.
     labels : array (n,) of int
     classes : sequence of str, optional
-        Class names for the legend (e.g. ``ImageSet.classes``).
-    ax : matplotlib Axes, optional
+        Class names indexed by label (e.g. ``ImageSet.classes``).
+    ax : Axes, optional
         Draw into it; by default a new figure.
     title : str, optional
-    s, alpha : marker size (default scales with the number of points) and opacity.
+    s, alpha : float, optional
+        Marker area and opacity (defaults scale with the number of points).
     legend : bool
+        A legend of class colours to the right of the axes.
+    centroids : bool
+        Write each class's name at its median position.
+    axis_names : (str, str), optional
+        Axis labels (e.g. ``("PC 1", "PC 2")``); without them the axes carry no ticks (t-SNE
+        coordinates mean nothing).
 
     Returns
     -------
@@ -60,57 +86,102 @@ def plot_scatter(Y, labels, classes=None, ax=None, title: str | None = None, s: 
     if Y.shape[1] < 2:
         raise ValueError("plot_scatter needs at least two columns in Y.")
     names = _class_names(y, classes)
-    fig = ax.figure if ax is not None else plt.figure(figsize=(6.5, 5.5))
-    ax = ax if ax is not None else fig.add_subplot(111)
+    fig, grid, created = panels(ax, 1, 1, figsize=(7.0, 5.8))
+    ax = grid[0, 0]
     s = _point_size(len(Y)) if s is None else s
+    alpha = _point_alpha(len(Y)) if alpha is None else alpha
     order = np.random.default_rng(0).permutation(len(Y))  # no class painted last on top of all others
-    colors = np.array(_colors(len(names)))
+    colors = np.array(class_colors(len(names)))
     ax.scatter(Y[order, 0], Y[order, 1], c=colors[y[order]], s=s, alpha=alpha, linewidths=0, rasterized=True)
+    if centroids:
+        _label_centroids(ax, Y, y, names, colors)
     if legend:
         handles = [plt.Line2D([], [], marker="o", ls="", color=colors[i], label=names[i]) for i in np.unique(y)]
         ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    if axis_names:
+        ax.set(xlabel=axis_names[0], ylabel=axis_names[1])
+        ax.grid(alpha=0.2)
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
     if title:
-        ax.set_title(title)
-    return fig
+        ax.set_title(title, fontsize=10)
+    return finish(fig, created)
 
 
-def plot_scatter_3d(Y, labels, classes=None, title: str | None = None, s: float | None = None,
-                    elev: float = 20, azim: float = -60):
-    """3-D scatter of the first three columns of ``Y`` coloured by class, with a legend.
+def plot_pairs(Y, labels, classes=None, axis_names: Sequence[str] | None = None, title: str | None = None,
+               axes=None, bins: int = 40):
+    """Pair plot of the first ``d`` columns of ``Y``: scatters below the diagonal, per-class histograms on it.
+
+    The readable replacement of a 3-D scatter: PC1-PC2, PC1-PC3 and PC2-PC3 side by side, with
+    class names at their medians.
+
+    Parameters
+    ----------
+    Y : array (n, d)
+        ``d`` from 2 to 5 columns (e.g. the first three principal components).
+    labels : array (n,) of int
+    classes : sequence of str, optional
+    axis_names : sequence of str, optional
+        One per column (default ``dim 1``, ``dim 2``, ...).
+    title : str, optional
+        Title of a new figure.
+    axes : ``d x d`` Axes, optional
+        The caller's grid (e.g. ``fig.subplots(3, 3)``); the panels above the diagonal are switched off.
+    bins : int
+        Histogram bins on the diagonal.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     Y = _as_2d(Y, "Y")
+    d = Y.shape[1]
+    if not 2 <= d <= 5:
+        raise ValueError(f"plot_pairs draws 2 to 5 columns; Y has {d}. Pass e.g. Y[:, :3].")
     y = _labels(labels, len(Y)).astype(int)
-    if Y.shape[1] < 3:
-        raise ValueError("plot_scatter_3d needs at least three columns in Y.")
     names = _class_names(y, classes)
-    colors = np.array(_colors(len(names)))
-    fig = plt.figure(figsize=(7, 6))
-    ax = fig.add_subplot(111, projection="3d")
+    axis_names = list(axis_names) if axis_names is not None else [f"dim {i + 1}" for i in range(d)]
+    fig, grid, created = panels(axes, d, d, figsize=(3.0 * d + 1.2, 3.0 * d))
+    colors = np.array(class_colors(len(names)))
     order = np.random.default_rng(0).permutation(len(Y))
-    s = _point_size(len(Y)) if s is None else s
-    ax.scatter(Y[order, 0], Y[order, 1], Y[order, 2], c=colors[y[order]], s=s, alpha=0.6, linewidths=0)
-    ax.view_init(elev=elev, azim=azim)
-    ax.set(xlabel="PC 1", ylabel="PC 2", zlabel="PC 3")
-    handles = [plt.Line2D([], [], marker="o", ls="", color=colors[i], label=names[i]) for i in np.unique(y)]
-    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.05, 0.5), frameon=False, fontsize=8)
-    if title:
-        ax.set_title(title)
-    return fig
+    s, alpha = _point_size(len(Y)) * 0.6, _point_alpha(len(Y))
+    for i in range(d):
+        for j in range(d):
+            ax = grid[i, j]
+            if j > i:
+                ax.axis("off")
+                continue
+            if i == j:
+                edges = np.linspace(Y[:, i].min(), Y[:, i].max(), bins + 1)
+                for c in np.unique(y):
+                    ax.hist(Y[y == c, i], bins=edges, histtype="step", color=colors[c], density=True, lw=1.2)
+                ax.set_yticks([])
+            else:
+                ax.scatter(Y[order, j], Y[order, i], c=colors[y[order]], s=s, alpha=alpha, linewidths=0,
+                           rasterized=True)
+                _label_centroids(ax, Y[:, [j, i]], y, names, colors, fontsize=8)
+                ax.set_ylabel(axis_names[i])
+            if i == d - 1:
+                ax.set_xlabel(axis_names[j])
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.2)
+    handles = [plt.Line2D([], [], marker="o", ls="", color=colors[c], label=names[c]) for c in np.unique(y)]
+    grid[0, -1].legend(handles=handles, loc="upper right", frameon=False, fontsize=8, ncol=2,
+                       title="diagonal: distribution of each class", title_fontsize=8)
+    return finish(fig, created, title)
 
 
-def plot_explained_variance(model, thresholds: Sequence[float] = (0.9, 0.95, 0.99), title: str | None = None):
+def plot_explained_variance(model, thresholds: Sequence[float] = (0.9, 0.95, 0.99), title: str | None = None,
+                            ax=None):
     """Cumulative explained variance against the number of components, marking ``thresholds``.
 
     Parameters
     ----------
     model : fitted sklearn PCA or array of explained-variance ratios
     thresholds : fractions to mark (each with its number of components)
+    title : str, optional
+    ax : Axes, optional
 
     Returns
     -------
@@ -118,28 +189,36 @@ def plot_explained_variance(model, thresholds: Sequence[float] = (0.9, 0.95, 0.9
     """
     ratios = np.asarray(getattr(model, "explained_variance_ratio_", model), dtype=np.float64)
     cumulative = np.cumsum(ratios)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(np.arange(1, len(cumulative) + 1), cumulative, color="k", lw=1.5)
-    reach = {t: k for t, k in components_for_variance(ratios, [t for t in thresholds if t <= cumulative[-1] + 1e-12]).items()}
-    for (t, k), c in zip(reach.items(), _colors(len(reach))):
-        ax.axhline(t, color=c, ls=":", lw=1)
+    fig, grid, created = panels(ax, 1, 1, figsize=(7, 4))
+    ax = grid[0, 0]
+    ax.plot(np.arange(1, len(cumulative) + 1), 100 * cumulative, color="k", lw=1.5)
+    reach = components_for_variance(ratios, [t for t in thresholds if t <= cumulative[-1] + 1e-12])
+    for (t, k), c in zip(reach.items(), config_colors(list(reach)).values()):
+        ax.axhline(100 * t, color=c, ls=":", lw=1)
         ax.axvline(k, color=c, ls="--", lw=1, label=f"{t:.0%}: {k} components")
-        ax.plot([k], [cumulative[k - 1]], "o", color=c)
-    ax.set(xlabel="number of principal components", ylabel="cumulative explained variance",
-           title=title or "PCA: cumulative explained variance", ylim=(0, 1.01))
+        ax.plot([k], [100 * cumulative[k - 1]], "o", color=c)
+    ax.set(xlabel="number of principal components (log scale)", ylabel="cumulative explained variance (%)",
+           title=title or "PCA: cumulative explained variance", ylim=(0, 101))
     ax.set_xscale("log")
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="lower right")
-    return fig
+    return finish(fig, created)
 
 
-def plot_reconstructions(originals, reconstructions: dict, title: str | None = None, size: float = 1.2):
+def plot_reconstructions(originals, reconstructions: Mapping, title: str | None = None, size: float = 1.2,
+                         axes=None):
     """Grid of images: one row per example, the original then its reconstruction for each ``k``.
 
     Parameters
     ----------
     originals : array (n, 784) or (n, 28, 28)
-    reconstructions : dict ``{k: array (n, 784)}`` from :func:`pca_reconstruct`
+    reconstructions : dict ``{k: array (n, 784)}``
+        From :func:`mnistlab.studies.embed.pca_reconstruct`.
+    title : str, optional
+        Title of a new figure.
+    size : float
+        Inches per image in a new figure.
+    axes : ``n x (1 + len(reconstructions))`` Axes, optional
 
     Returns
     -------
@@ -152,53 +231,86 @@ def plot_reconstructions(originals, reconstructions: dict, title: str | None = N
         if arr.shape != orig.shape:
             raise ValueError(f"reconstruction {name} has shape {arr.shape}, expected {orig.shape}.")
     n = len(orig)
-    fig, axes = plt.subplots(n, len(cols), figsize=(len(cols) * size, n * size), squeeze=False)
+    fig, grid, created = panels(axes, n, len(cols), figsize=(len(cols) * size, n * size))
     for j, (name, arr) in enumerate(cols):
         for i in range(n):
-            ax = axes[i, j]
-            ax.imshow(arr[i].reshape(side, side), cmap="gray", vmin=0, vmax=1)
+            ax = grid[i, j]
+            ax.imshow(np.clip(arr[i].reshape(side, side), 0, 1), cmap="gray", vmin=0, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
                 ax.set_title(name, fontsize=9)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return finish(fig, created, title)
 
 
-def plot_class_highlights(Y, labels, classes=None, ncols: int = 5, size: float = 2.6, title: str | None = None):
-    """One panel per class: that class in colour over all other points in grey.
+def plot_class_highlights(Y, labels, classes=None, ncols: int = 5, size: float = 2.6, title: str | None = None,
+                          scores: Mapping | None = None, axes=None):
+    """One panel per class: that class in its colour over all other points in grey.
+
+    Parameters
+    ----------
+    Y : array (n, >=2)
+    labels : array (n,) of int
+    classes : sequence of str, optional
+    ncols : int
+        Columns of a new figure.
+    size : float
+        Inches per panel in a new figure.
+    title : str, optional
+        Title of a new figure.
+    scores : mapping ``{class name: float}``, optional
+        A number per class written in its panel's title (e.g. its 10-NN accuracy from
+        :func:`~mnistlab.studies.embed.knn_report`).
+    axes : sequence of at least C Axes, optional
 
     Returns
     -------
     matplotlib.figure.Figure
-        A grid of ``ceil(n_classes / ncols)`` x ``ncols`` panels (2 x 5 for ten classes).
     """
     Y = _as_2d(Y, "Y")
     y = _labels(labels, len(Y)).astype(int)
     names = _class_names(y, classes)
     present = np.unique(y)
     nrows = max(1, math.ceil(len(present) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size), squeeze=False)
-    colors = _colors(len(names))
+    if axes is None:
+        fig, grid, created = panels(None, nrows, ncols, figsize=(ncols * size, nrows * size))
+        flat = np.ravel(grid)
+    else:
+        fig, _, created = panels(axes, 1, len(present))
+        flat = np.ravel(np.asarray(axes, dtype=object))
+    colors = class_colors(len(names))
     s = _point_size(len(Y))
-    for ax in axes.flat:
+    for ax in flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in flat[len(present):]:
         ax.axis("off")
-    for ax, c in zip(axes.flat, present):
-        ax.scatter(Y[:, 0], Y[:, 1], c="0.85", s=s, linewidths=0, rasterized=True)
+    for ax, c in zip(flat, present):
+        ax.scatter(Y[:, 0], Y[:, 1], c="0.85", s=s * 0.5, linewidths=0, rasterized=True)
         m = y == c
-        ax.scatter(Y[m, 0], Y[m, 1], color=colors[c], s=s * 1.5, linewidths=0, rasterized=True)
-        ax.set_title(f"{names[c]} (n={int(m.sum())})", fontsize=9)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+        ax.scatter(Y[m, 0], Y[m, 1], color=colors[c], s=s, alpha=max(_point_alpha(int(m.sum())), 0.5), linewidths=0,
+                   rasterized=True)
+        label = f"{names[c]} (n={int(m.sum()):,})"
+        if scores is not None and names[c] in scores:
+            label += f"\n10-NN acc. {scores[names[c]]:.3f}"
+        ax.set_title(label, fontsize=9)
+    return finish(fig, created, title)
 
 
 def plot_axis_distributions(Y, labels, classes=None, axis_names: Sequence[str] | None = None,
-                            title: str | None = None):
-    """Distribution of each embedding axis per class (violins), one panel per axis.
+                            title: str | None = None, axes=None):
+    """Per-class box plots of each embedding axis (box: quartiles; whiskers: 1.5 IQR; no outlier dots).
+
+    Parameters
+    ----------
+    Y : array (n, d)
+    labels : array (n,) of int
+    classes : sequence of str, optional
+    axis_names : sequence of str, optional
+        One per column (default ``t-SNE 1``, ``t-SNE 2``...).
+    title : str, optional
+        Title of a new figure.
+    axes : sequence of d Axes, optional
 
     Returns
     -------
@@ -210,62 +322,228 @@ def plot_axis_distributions(Y, labels, classes=None, axis_names: Sequence[str] |
     present = np.unique(y)
     dims = Y.shape[1]
     axis_names = list(axis_names) if axis_names is not None else [f"t-SNE {i + 1}" for i in range(dims)]
-    fig, axes = plt.subplots(dims, 1, figsize=(max(7, 0.7 * len(present)), 2.8 * dims), squeeze=False)
-    colors = _colors(len(names))
-    for d, ax in enumerate(axes[:, 0]):
-        parts = ax.violinplot([Y[y == c, d] for c in present], positions=np.arange(len(present)),
-                              showmedians=True, widths=0.85)
-        for body, c in zip(parts["bodies"], present):
-            body.set_facecolor(colors[c])
-            body.set_alpha(0.7)
+    fig, grid, created = panels(axes, 1, dims, figsize=(max(5.0, 0.55 * len(present)) * dims, 3.6))
+    colors = class_colors(len(names))
+    long = max(len(names[c]) for c in present) > 3
+    for d, ax in enumerate(grid.flat):
+        parts = ax.boxplot([Y[y == c, d] for c in present], positions=np.arange(len(present)), widths=0.65,
+                           whis=1.5, showfliers=False, patch_artist=True, medianprops={"color": "k"})
+        for box, c in zip(parts["boxes"], present):
+            box.set_facecolor(colors[c])
+            box.set_alpha(0.8)
         ax.set_xticks(np.arange(len(present)), [names[c] for c in present], fontsize=8,
-                      rotation=30 if max(len(names[c]) for c in present) > 3 else 0)
-        ax.set_ylabel(axis_names[d])
+                      rotation=30 if long else 0, ha="right" if long else "center")
+        ax.set_ylabel(f"{axis_names[d]} coordinate")
+        ax.set_title(axis_names[d], fontsize=10)
         ax.grid(alpha=0.3, axis="y")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return finish(fig, created, title)
 
 
-def plot_backends(df: pd.DataFrame, title: str | None = None):
-    """Bar charts of a :func:`compare_backends` table: seconds, k-NN accuracy, trustworthiness.
+def plot_pair_distances(tables: Mapping[str, pd.DataFrame], scores: Mapping[str, float] | None = None,
+                        title: str | None = None, axes=None, bins: int = 60):
+    """Distances of same-class and different-class pairs in several spaces (e.g. 784-D pixels vs 2-D t-SNE).
+
+    Parameters
+    ----------
+    tables : mapping ``{space name: DataFrame}``
+        From :func:`mnistlab.studies.embed.pair_distances` (columns ``pair``, ``relative``).
+    scores : mapping ``{space name: float}``, optional
+        Written in each panel's title, e.g. :func:`~mnistlab.studies.embed.same_class_closer`.
+    title : str, optional
+        Title of a new figure.
+    axes : sequence of ``len(tables)`` Axes, optional
+    bins : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Distances are relative to the median of all pairs of that space, so the panels share one x axis.
+    """
+    if not tables:
+        raise ValueError("plot_pair_distances needs at least one table.")
+    fig, grid, created = panels(axes, 1, len(tables), figsize=(4.6 * len(tables) + 1.4, 3.4))
+    hi = max(float(df["relative"].quantile(0.995)) for df in tables.values())
+    edges = np.linspace(0, hi, bins + 1)
+    for ax, (name, df) in zip(grid.flat, tables.items()):
+        for kind, color in (("same class", "C2"), ("different classes", "0.45")):
+            values = df.loc[df["pair"] == kind, "relative"]
+            ax.hist(values, bins=edges, density=True, histtype="stepfilled", alpha=0.45, color=color,
+                    label=f"{kind} ({len(values):,} pairs)")
+            ax.axvline(values.median(), color=color, ls="--", lw=1.2)
+        label = name if scores is None or name not in scores else \
+            f"{name}\n{scores[name]:.0%} of same-class pairs closer than the median other pair"
+        ax.set_title(label, fontsize=9)
+        ax.set(xlabel="distance / median distance of all pairs", xlim=(0, hi))
+        ax.set_yticks([])
+        ax.grid(alpha=0.3)
+    grid.flat[-1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False,
+                         title="dashed: medians", title_fontsize=8)
+    return finish(fig, created, title)
+
+
+def plot_knn_report(report, n_pairs: int = 8, title: str | None = None, axes=None):
+    """Per-class k-NN accuracy (hardest first) and the most confused class pairs of a :class:`KNNReport`.
+
+    Parameters
+    ----------
+    report : mnistlab.studies.embed.KNNReport
+    n_pairs : int
+        Pairs shown in the right panel.
+    title : str, optional
+        Title of a new figure.
+    axes : sequence of 2 Axes, optional
 
     Returns
     -------
     matplotlib.figure.Figure
     """
+    fig, grid, created = panels(axes, 1, 2, figsize=(11, 3.9))
+    ax1, ax2 = grid.flat
+    per = report.per_class.sort_values("accuracy", kind="stable")
+    colors = class_colors(len(report.per_class))
+    x = np.arange(len(per))
+    ax1.scatter(x, 100 * per["accuracy"], c=[colors[i] for i in per.index], s=60, zorder=3)
+    overall = 100 * report.accuracy
+    ax1.axhline(overall, color="k", ls="--", lw=1, label=f"all classes {overall:.2f}%")
+    ax1.set_xticks(x, per["class"], fontsize=8, rotation=30 if per["class"].str.len().max() > 3 else 0)
+    ax1.set(ylabel=f"{report.k}-NN accuracy (%)", title=f"per class, hardest first ({report.k}-NN, cross-validated)")
+    lo = float(100 * per["accuracy"].min())
+    ax1.set_ylim(max(0.0, lo - 0.15 * (100 - lo) - 0.5), 100.0)
+    ax1.grid(alpha=0.3, axis="y")
+    ax1.legend(fontsize=8, loc="lower right")
+    pairs = report.pairs.head(n_pairs).iloc[::-1]
+    y = np.arange(len(pairs))
+    ax2.barh(y, 100 * pairs["rate"], color="0.55")
+    for yi, (_, r) in zip(y, pairs.iterrows()):
+        ax2.text(100 * r["rate"], yi, f" {int(r['confusions']):,}", va="center", fontsize=8)
+    ax2.set_yticks(y, [f"{a} / {b}" for a, b in zip(pairs["a"], pairs["b"])], fontsize=8)
+    ax2.set(xlabel="points of the pair predicted as the other class (%)",
+            title="most overlapping class pairs (count at bar end)")
+    ax2.set_xlim(0, 1.2 * 100 * float(pairs["rate"].max()) if len(pairs) and pairs["rate"].max() > 0 else 1)
+    ax2.grid(alpha=0.3, axis="x")
+    return finish(fig, created, title)
+
+
+def plot_backends(df: pd.DataFrame, title: str | None = None, axes=None):
+    """Seconds, 10-NN accuracy and trustworthiness of each t-SNE backend (a ``compare_backends`` table).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        ``BackendComparison.table`` (columns ``backend``, ``seconds``, ``knn_acc``, ``trustworthiness``).
+    title : str, optional
+        Title of a new figure.
+    axes : sequence of 3 Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Quality panels are zoomed to the measured range (dots, not bars on a cut axis).
+    """
     missing = {"backend", "seconds", "knn_acc", "trustworthiness"} - set(df.columns)
     if missing:
         raise ValueError(f"plot_backends needs the columns of compare_backends; missing {sorted(missing)}.")
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
-    colors = _colors(len(df))
-    for ax, col, label in zip(axes, ("seconds", "knn_acc", "trustworthiness"),
-                              ("wall-clock seconds", "10-NN accuracy (2-D)", "trustworthiness")):
-        bars = ax.bar(df["backend"].astype(str), df[col], color=colors)
-        ax.bar_label(bars, fmt="%.1f" if col == "seconds" else "%.3f", fontsize=8)
-        ax.set_title(label)
-        if col != "seconds":
-            lo = float(df[col].min())
-            ax.set_ylim(max(0.0, lo - 0.1), 1.0)
-        ax.grid(alpha=0.3, axis="y")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    fig, grid, created = panels(axes, 1, 3, figsize=(12, 3.4))
+    colors = config_colors(list(df["backend"]))
+    names = df["backend"].astype(str).tolist()
+    y = np.arange(len(df))[::-1]
+    for ax, col, label in zip(grid.flat, ("seconds", "knn_acc", "trustworthiness"),
+                              ("wall-clock seconds", "10-NN accuracy in 2-D", "trustworthiness (10 neighbours)")):
+        values = df[col].to_numpy(dtype=float)
+        if col == "seconds":
+            ax.barh(y, values, color=[colors[n] for n in names])
+            for yi, v in zip(y, values):
+                ax.text(v, yi, f" {v:.1f} s", va="center", fontsize=8)
+            ax.set_xlim(0, 1.25 * values.max())
+        else:
+            ax.scatter(values, y, c=[colors[n] for n in names], s=60, zorder=3)
+            for yi, v in zip(y, values):
+                ax.annotate(f"{v:.4f}", (v, yi), xytext=(0, 7), textcoords="offset points", ha="center", fontsize=8)
+            span = max(values.max() - values.min(), 0.002)
+            ax.set_xlim(values.min() - 0.6 * span, min(1.0, values.max() + 0.6 * span) + 1e-9)
+        ax.set_yticks(y, names)
+        ax.set_ylim(-0.7, len(df) - 0.3)
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3, axis="x")
+    return finish(fig, created, title)
 
 
-def plot_representations(embeddings: dict, labels, scores: dict | None = None, classes=None, size: float = 4.0,
-                         title: str | None = None):
+def plot_tsne_scaling(scaling: pd.DataFrame, title: str | None = None, axes=None):
+    """t-SNE wall-clock seconds against the number of points (log-log), and the speed-up of the first backend.
+
+    Parameters
+    ----------
+    scaling : pandas.DataFrame
+        From :func:`mnistlab.studies.embed.tsne_scaling` (``backend``, ``n``, ``seconds``).
+    title : str, optional
+        Title of a new figure.
+    axes : sequence of 2 Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Right panel: seconds of each other backend divided by those of the first one listed.
+    """
+    if scaling.empty or not {"backend", "n", "seconds"} <= set(scaling.columns):
+        raise ValueError("plot_tsne_scaling needs a non-empty tsne_scaling table (backend, n, seconds).")
+    fig, grid, created = panels(axes, 1, 2, figsize=(11, 3.8))
+    ax1, ax2 = grid.flat
+    names = list(dict.fromkeys(scaling["backend"]))
+    colors = config_colors(names)
+    wide = scaling.pivot_table(index="n", columns="backend", values="seconds")
+    for name in names:
+        s = wide[name].dropna()
+        ax1.plot(s.index, s.values, "o-", color=colors[name], label=name)
+        ax1.annotate(f"{s.values[-1]:.0f} s", (s.index[-1], s.values[-1]), xytext=(5, 0), textcoords="offset points",
+                     va="center", fontsize=8, color=colors[name])
+    ax1.set_xscale("log")
+    ax1.set_yscale("log")
+    ax1.set(xlabel="points (log scale)", ylabel="seconds (log scale)", title="time against n")
+    ax1.grid(alpha=0.3, which="both")
+    ax1.legend(fontsize=8, loc="upper left")
+    fast = names[0]
+    for name in names[1:]:
+        ratio = (wide[name] / wide[fast]).dropna()
+        ax2.plot(ratio.index, ratio.values, "o-", color=colors[name], label=f"{name} / {fast}")
+        for n, r in ratio.items():
+            ax2.annotate(f"{r:.1f}x", (n, r), xytext=(0, 7), textcoords="offset points", ha="center", fontsize=8)
+    ax2.axhline(1, color="k", lw=0.8)
+    ax2.set_xscale("log")
+    ax2.set(xlabel="points (log scale)", ylabel=f"speed-up of {fast} (x)", title=f"how many times faster {fast} is")
+    ax2.set_ylim(0, max(2.0, 1.25 * float(np.nanmax((wide.drop(columns=fast).div(wide[fast], axis=0)).to_numpy()))
+                        if len(names) > 1 else 2.0))
+    ax2.grid(alpha=0.3, which="both")
+    if len(names) > 1:
+        ax2.legend(fontsize=8, loc="upper left")
+    plain = mticker.FuncFormatter(lambda v, _: f"{v:g}")
+    for ax in (ax1, ax2):  # ticks at the measured sizes, in plain numbers
+        ax.xaxis.set_major_locator(mticker.FixedLocator(wide.index.to_numpy(dtype=float)))
+        ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.xaxis.set_minor_locator(mticker.NullLocator())
+        ax.set_xlim(wide.index.min() / 1.3, wide.index.max() * 1.3)
+    ax1.yaxis.set_major_locator(mticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax1.yaxis.set_major_formatter(plain)
+    ax1.yaxis.set_minor_formatter(mticker.NullFormatter())
+    return finish(fig, created, title)
+
+
+def plot_representations(embeddings: Mapping, labels, scores: Mapping | None = None, classes=None,
+                         size: float = 4.0, title: str | None = None, axes=None):
     """Side-by-side 2-D embeddings of several representations of the same points.
 
     Parameters
     ----------
-    embeddings : dict ``{name: array (n, 2)}``
+    embeddings : mapping ``{name: array (n, 2)}``
     labels : array (n,)
-    scores : dict ``{name: {"silhouette": ..., "knn_acc": ...}}``, optional
-        Shown under each panel's title (e.g. from :func:`class_separation`).
-    classes : class names for the legend (on the last panel)
+    scores : mapping ``{name: {"silhouette": ..., "knn_acc": ...}}``, optional
+        Shown under each panel's title (e.g. from :func:`~mnistlab.studies.embed.class_separation`).
+    classes : sequence of str, optional
+        Class names (legend on the last panel).
+    size : float
+        Inches per panel in a new figure.
+    title : str, optional
+        Title of a new figure.
+    axes : sequence of ``len(embeddings)`` Axes, optional
 
     Returns
     -------
@@ -273,16 +551,12 @@ def plot_representations(embeddings: dict, labels, scores: dict | None = None, c
     """
     if not embeddings:
         raise ValueError("plot_representations needs at least one embedding.")
-    fig, axes = plt.subplots(1, len(embeddings), figsize=(size * len(embeddings) + 1.2, size), squeeze=False)
-    for j, (ax, (name, Y)) in enumerate(zip(axes[0], embeddings.items())):
-        label = name
+    fig, grid, created = panels(axes, 1, len(embeddings), figsize=(size * len(embeddings) + 1.2, size))
+    for j, (ax, (name, Y)) in enumerate(zip(grid.flat, embeddings.items())):
+        label = str(name)
         if scores and name in scores:
             sc = scores[name]
             parts = [f"{key.replace('_', ' ')} {sc[key]:.3f}" for key in ("silhouette", "knn_acc") if key in sc]
             label += "\n" + ", ".join(parts)
         plot_scatter(Y, labels, classes=classes, ax=ax, title=label, legend=j == len(embeddings) - 1)
-        ax.title.set_fontsize(10)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return finish(fig, created, title)

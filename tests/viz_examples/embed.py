@@ -1,0 +1,52 @@
+"""Examples of mnistlab.viz.embed for the axes contract test."""
+import numpy as np
+import pandas as pd
+
+_rng = np.random.default_rng(0)
+_y = np.repeat(np.arange(3), 20)
+_Y = _rng.normal(size=(60, 3)) + _y[:, None] * 3.0
+
+
+def _report():
+    from mnistlab.studies.embed import knn_report
+
+    return knn_report(_Y[:, :2], _y, classes=["a", "b", "c"], k=3)
+
+
+def _backends():
+    return pd.DataFrame({"backend": ["opentsne", "multicore"], "n": [100, 100], "seconds": [1.0, 2.0],
+                         "knn_acc": [0.95, 0.94], "trustworthiness": [0.97, 0.96]})
+
+
+def _scaling():
+    return pd.DataFrame({"backend": ["opentsne", "multicore"] * 2, "n": [100, 100, 400, 400],
+                         "seconds": [1.0, 1.5, 2.0, 6.0], "knn_acc": [0.9] * 4, "trustworthiness": [0.9] * 4})
+
+
+def _pairs():
+    from mnistlab.studies.embed import pair_distances
+
+    return {"784-D": pair_distances(_Y, _y, n_pairs=300), "2-D": pair_distances(_Y[:, :2], _y, n_pairs=300)}
+
+
+def _pca():
+    from sklearn.decomposition import PCA
+
+    return PCA().fit(_rng.normal(size=(50, 20)) * np.linspace(3, 0.1, 20))
+
+
+EXAMPLES = {
+    "plot_scatter": lambda: ((_Y, _y), {"classes": ["a", "b", "c"]}),
+    "plot_pairs": lambda: ((_Y, _y), {"axis_names": ["PC 1", "PC 2", "PC 3"], "axes": (3, 3)}),
+    "plot_explained_variance": lambda: ((_pca(),), {}),
+    "plot_reconstructions": lambda: ((_rng.random((2, 784)), {2: _rng.random((2, 784)), 10: _rng.random((2, 784))}),
+                                     {"axes": (2, 3)}),
+    "plot_class_highlights": lambda: ((_Y, _y), {"scores": {"0": 0.9}, "axes": 3}),
+    "plot_axis_distributions": lambda: ((_Y[:, :2], _y), {"axes": 2}),
+    "plot_pair_distances": lambda: ((_pairs(),), {"scores": {"2-D": 0.8}, "axes": 2}),
+    "plot_knn_report": lambda: ((_report(),), {"axes": 2}),
+    "plot_backends": lambda: ((_backends(),), {"axes": 3}),
+    "plot_tsne_scaling": lambda: ((_scaling(),), {"axes": 2}),
+    "plot_representations": lambda: (({"pixels": _Y[:, :2], "features": _Y[:, 1:]}, _y),
+                                     {"scores": {"pixels": {"silhouette": 0.1, "knn_acc": 0.9}}, "axes": 2}),
+}
