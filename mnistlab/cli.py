@@ -161,7 +161,9 @@ def _cmd_predict(args) -> int:
 def _cmd_data(args) -> int:
     import mnistlab as ml
 
-    names = list(ml.DATASETS) if args.dataset == "all" else [args.dataset]
+    from mnistlab.data.datasets import FILE_DATASETS
+
+    names = list(FILE_DATASETS) if args.dataset == "all" else [args.dataset]
     root = ml.data_root(args.root)
     source = "--root" if args.root else "MNISTLAB_DATA" if os.environ.get("MNISTLAB_DATA") else "the default"
     print(f"data root: {root.resolve()}  (from {source})")

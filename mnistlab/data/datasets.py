@@ -65,7 +65,13 @@ DATASETS: dict[str, DatasetInfo] = {
         "kmnist", "KMNIST", 0.1918, 0.3483,
         ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
     ),
+    # scikit-learn's bundled 8x8 digits brought to MNIST style (mnistlab.data.sklearn_digits); no files:
+    # mean/std of the converted training pixels of the default split
+    "sklearn-digits": DatasetInfo("sklearn-digits", "sklearn-digits", 0.1566, 0.2945,
+                                  tuple(str(i) for i in range(10))),
 }
+FILE_DATASETS = ("mnist", "fashion-mnist", "kmnist")
+"""The datasets read from IDX files in torchvision's layout (``mnistlab data`` checks these)."""
 _ALIASES = {"fashion": "fashion-mnist", "fashionmnist": "fashion-mnist", "fashion_mnist": "fashion-mnist"}
 
 # File names inside <root>/<Folder>/raw/, as torchvision expects them.
@@ -205,6 +211,8 @@ def check_files(name: str = "mnist", root: str | os.PathLike | None = None) -> "
         when the file is sound). Used by ``mnistlab data``.
     """
     info = dataset_info(name)
+    if info.name not in FILE_DATASETS:
+        raise ValueError(f"{info.name} is not read from files (it comes with scikit-learn); nothing to check.")
     raw = data_root(root) / info.folder / "raw"
     report = []
     for split, (img, lbl) in _FILES.items():
@@ -361,6 +369,11 @@ def load_dataset(
     info = dataset_info(name)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be a positive number of images (or None for all), not {limit!r}.")
+    if info.name == "sklearn-digits":  # bundled with scikit-learn: no files to read
+        from .sklearn_digits import load_sklearn_digits
+
+        out = load_sklearn_digits(split)
+        return out.head(limit) if limit is not None else out
     if split == "all":
         tr, te = load_dataset(name, "train", root, download), load_dataset(name, "test", root, download)
         out = ImageSet(torch.cat([tr.images, te.images]), torch.cat([tr.labels, te.labels]), info.name)

@@ -1,4 +1,4 @@
 """Studies: the computations behind the notebooks (never matplotlib). One module per topic."""
-from . import datastats, dynamics, embed, gan
+from . import datastats, dynamics, embed, gan, transfer
 
-__all__ = ["datastats", "dynamics", "embed", "gan"]
+__all__ = ["datastats", "dynamics", "embed", "gan", "transfer"]
