@@ -1,0 +1,693 @@
+"""Figures of notebook 06 (inside the model), drawn from :mod:`mnistlab.studies.interpret` results.
+
+Every function follows the package's plotting rule: with ``ax=None`` (or ``axes=None`` /
+``fig=None`` for multi-panel figures) it makes and lays out its own figure; given an ``ax`` /
+``axes`` / ``fig`` it draws into it, leaves its layout alone, and returns that figure.
+Attribution maps use a diverging colormap centred at zero (red: raises the target's score,
+blue: lowers it) with symmetric limits.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.colors import LogNorm
+
+from .style import DIVERGING_CMAP, class_colors, config_colors
+
+__all__ = [
+    "ATTRIBUTION_CMAP", "plot_digits", "plot_misclassified", "plot_confusion", "plot_most_confused",
+    "plot_report", "plot_attributions", "plot_class_maps", "plot_randomization", "plot_randomization_maps",
+    "plot_feature_maps", "plot_filters", "plot_channel_class_means", "plot_top_activating",
+    "plot_class_maximization", "plot_reliability", "plot_label_issues", "plot_robustness", "plot_cell",
+]
+
+ATTRIBUTION_CMAP = DIVERGING_CMAP
+"""Diverging colormap of attribution maps (the package's one): red positive, blue negative, white zero."""
+
+
+def _grid(fig, nrows: int, ncols: int, size: tuple[float, float]):
+    """(figure, axes array, created) for a grid of panels drawn into ``fig`` or a new figure."""
+    created = fig is None
+    if created:
+        fig = plt.figure(figsize=(ncols * size[0], nrows * size[1]))
+    axes = np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False))
+    return fig, axes, created
+
+
+def _as_array(images) -> np.ndarray:
+    a = np.asarray(images.cpu() if hasattr(images, "cpu") else images, dtype=np.float64)
+    if a.ndim == 4:
+        a = a[:, 0]
+    if a.size and a.max() > 1.5:
+        a = a / 255.0
+    return a
+
+
+def _sym(m) -> float:
+    v = float(np.nanmax(np.abs(m))) if np.size(m) else 0.0
+    return v if v > 0 else 1.0
+
+
+def _show_map(ax, m, image=None, vmax=None):
+    """A signed map on the diverging colormap, with the digit's outline."""
+    vmax = _sym(m) if vmax is None else vmax
+    im = ax.imshow(m, cmap=ATTRIBUTION_CMAP, vmin=-vmax, vmax=vmax)
+    if image is not None:
+        ax.contour(image, levels=[0.5], colors="k", linewidths=0.6, alpha=0.7)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return im
+
+
+def _off(ax):
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for s in ax.spines.values():
+        s.set_visible(False)
+
+
+def plot_digits(images, titles: Sequence[str] | None = None, ncols: int = 10, title: str | None = None,
+                fig=None, title_colors: Sequence | None = None):
+    """A grid of digits with a title each.
+
+    Parameters
+    ----------
+    images : array (N, 28, 28) (uint8 or [0, 1])
+    titles : sequence of str, optional
+    ncols : int
+    title : str, optional
+        Figure title.
+    fig : Figure, optional
+    title_colors : sequence of colours, optional
+
+    Returns
+    -------
+    Figure
+    """
+    imgs = _as_array(images)
+    n = max(len(imgs), 1)
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    fig, axes, created = _grid(fig, nrows, ncols, (1.25, 1.45))
+    for i, ax in enumerate(axes.flat):
+        _off(ax)
+        if i < len(imgs):
+            ax.imshow(imgs[i], cmap="gray_r", vmin=0, vmax=1)
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=8, **({} if title_colors is None else {"color": title_colors[i]}))
+    if title:
+        fig.suptitle(title)
+    if created:
+        fig.tight_layout()
+    return fig
+
+
+def plot_misclassified(interp, max_per_class: int = 12, fig=None):
+    """Every true class in a row, its misclassified digits along it (most confident error first).
+
+    Each digit is titled with the predicted class and its probability; the row label gives the
+    true class and the number of errors (with how many are not shown).
+
+    Parameters
+    ----------
+    interp : Interpretation
+        With images.
+    max_per_class : int
+    fig : Figure, optional
+
+    Returns
+    -------
+    Figure
+    """
+    wrong = interp.misclassified_by_class()
+    ncols = max(1, min(max_per_class, int(wrong.groupby("true").size().max()) if len(wrong) else 1))
+    C = interp.num_classes
+    fig, axes, created = _grid(fig, C, ncols + 1, (0.95, 1.05))
+    colors = class_colors(C)
+    for t in range(C):
+        rows = wrong[wrong["true"] == t]
+        lab = axes[t, 0]
+        _off(lab)
+        more = f"\n(+{len(rows) - ncols} more)" if len(rows) > ncols else ""
+        lab.text(0.95, 0.5, f"true {interp.classes[t]}\n{len(rows)} wrong{more}", ha="right", va="center",
+                 fontsize=8, transform=lab.transAxes, color=colors[t], fontweight="bold")
+        imgs = interp.images_of(rows.index[:ncols]) if len(rows) else []
+        for j in range(ncols):
+            ax = axes[t, j + 1]
+            _off(ax)
+            if j < len(rows):
+                r = rows.iloc[j]
+                ax.imshow(_as_array(imgs[j:j + 1])[0], cmap="gray_r", vmin=0, vmax=1)
+                ax.set_title(f"→{interp.classes[int(r['predicted'])]} {r['confidence']:.2f}", fontsize=7,
+                             color=colors[int(r["predicted"])], pad=2)
+    fig.suptitle(f"Misclassified digits per true class ({interp.n_errors} of {len(interp):,}; "
+                 f"title: predicted class and its probability)", fontsize=10)
+    if created:
+        fig.tight_layout(h_pad=0.2, w_pad=0.1)
+    return fig
+
+
+def plot_confusion(interp, normalize: bool = False, ax=None):
+    """Confusion matrix with the diagonal set apart, so the errors are visible.
+
+    Off-diagonal cells are coloured by their count (log scale) or row share; diagonal cells are
+    grey with their number written in bold (correct predictions would otherwise swamp the scale).
+
+    Parameters
+    ----------
+    interp : Interpretation
+    normalize : bool
+        Row-normalised (share of each true class, in %) instead of counts.
+    ax : Axes, optional
+
+    Returns
+    -------
+    Figure
+    """
+    created = ax is None
+    if created:
+        fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    counts = interp.confusion().to_numpy()
+    values = interp.confusion("true").to_numpy() * 100 if normalize else counts.astype(float)
+    C = len(values)
+    off = np.ma.masked_where(np.eye(C, dtype=bool) | (counts == 0), values)
+    norm = None
+    if off.count():
+        lo, hi = float(off.min()), float(off.max())
+        norm = LogNorm(vmin=lo / 2, vmax=max(hi, lo * 1.01))   # the smallest error stays visible, not white
+    im = ax.imshow(off, cmap="Reds", norm=norm)
+    ax.imshow(np.ma.masked_where(~np.eye(C, dtype=bool), np.ones_like(values)), cmap="Greys", vmin=0, vmax=4)
+    for t in range(C):
+        for p in range(C):
+            if counts[t, p] == 0 and t != p:
+                continue
+            txt = f"{values[t, p]:.1f}" if normalize else f"{int(counts[t, p])}"
+            if normalize and t != p and values[t, p] < 0.1:
+                txt = f"{values[t, p]:.2f}"
+            dark = t != p and norm is not None and norm(values[t, p]) > 0.65
+            ax.text(p, t, txt, ha="center", va="center", fontsize=7 if t == p else 8,
+                    fontweight="bold" if t == p else "normal", color="white" if dark else "black")
+    ax.set_xticks(range(C), interp.classes)
+    ax.set_yticks(range(C), interp.classes)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(("row-normalised confusion (% of each true class)" if normalize else "confusion counts")
+                 + "\ndiagonal (grey) set apart; errors coloured", fontsize=10)
+    if norm is not None:
+        # an inset colour bar: a caller's axes keep their size and place
+        ax.figure.colorbar(im, cax=ax.inset_axes([1.03, 0.0, 0.04, 1.0]), format="%g",
+                           label="% of the true class (log scale)" if normalize else "errors (log scale)")
+    if created:
+        fig.tight_layout()
+    return ax.figure
+
+
+def plot_most_confused(table: pd.DataFrame, ax=None):
+    """Horizontal bars of the most frequent (true -> predicted) error pairs from ``Interpretation.most_confused``."""
+    created = ax is None
+    if created:
+        fig, ax = plt.subplots(figsize=(5.5, 0.32 * max(len(table), 1) + 1.2))
+    labels = [f"{a} → {b}" for a, b in zip(table["true_name"], table["predicted_name"])]
+    y = np.arange(len(table))[::-1]
+    colors = class_colors(max(int(table["true"].max()) + 1, 10) if len(table) else 10)
+    ax.barh(y, table["count"], color=[colors[int(t)] for t in table["true"]])
+    for yi, c, r in zip(y, table["count"], table["rate"]):
+        ax.text(c, yi, f" {int(c)} ({r:.1%})", va="center", fontsize=8)
+    ax.set_yticks(y, labels)
+    ax.set_xlabel("errors (share of the true class)")
+    ax.set_title("most confused pairs (true → predicted)", fontsize=10)
+    ax.set_xlim(0, (table["count"].max() if len(table) else 1) * 1.35)
+    ax.grid(axis="x", alpha=0.3)
+    if created:
+        fig.tight_layout()
+    return ax.figure
+
+
+def plot_report(report: pd.DataFrame, ax=None):
+    """Per-class precision, recall and F1 (``Interpretation.report``) as dots, zoomed to their range."""
+    created = ax is None
+    if created:
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+    rows = report.drop(index=[i for i in ("accuracy", "macro avg", "weighted avg") if i in report.index])
+    x = np.arange(len(rows))
+    for k, (col, m) in enumerate((("precision", "o"), ("recall", "s"), ("f1", "^"))):
+        ax.plot(x + (k - 1) * 0.18, rows[col] * 100, m, label=col, ms=5)
+    ax.set_xticks(x, rows.index)
+    ax.set_xlabel("class")
+    ax.set_ylabel("%")
+    lo = float(rows[["precision", "recall", "f1"]].min().min()) * 100
+    ax.set_ylim(max(lo - 0.3 * (100 - lo) - 0.05, 0), 100.02)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    ax.set_title("per-class precision, recall and F1 (scikit-learn)", fontsize=10)
+    if created:
+        fig.tight_layout()
+    return ax.figure
+
+
+def plot_attributions(images, maps: Mapping[str, np.ndarray], row_titles: Sequence[str] | None = None,
+                      title: str | None = None, fig=None):
+    """One row per image: the digit, then one signed map per method (red raises the target's score).
+
+    Parameters
+    ----------
+    images : array (N, 28, 28)
+    maps : dict
+        Method name -> array (N, 28, 28).
+    row_titles : sequence of str, optional
+        Title of each row's digit.
+    title : str, optional
+    fig : Figure, optional
+
+    Returns
+    -------
+    Figure
+    """
+    imgs = _as_array(images)
+    names = list(maps)
+    n = len(imgs)
+    fig, axes, created = _grid(fig, max(n, 1), len(names) + 1, (1.55, 1.6))
+    for i in range(n):
+        ax = axes[i, 0]
+        ax.imshow(imgs[i], cmap="gray_r", vmin=0, vmax=1)
+        _off(ax)
+        if row_titles is not None:
+            ax.set_title(row_titles[i], fontsize=8)
+        for j, name in enumerate(names):
+            _show_map(axes[i, j + 1], np.asarray(maps[name][i]), imgs[i])
+            if i == 0:
+                axes[i, j + 1].set_title(name, fontsize=9)
+    fig.suptitle(title or "attributions (red: raises the score, blue: lowers it; each map on its own symmetric "
+                          "scale; outline: the digit)", fontsize=10)
+    if created:
+        fig.tight_layout()
+    return fig
+
+
+def plot_class_maps(maps, classes: Sequence[str], mean_images=None, titles: Sequence[str] | None = None,
+                    title: str | None = None, ncols: int = 5, shared: bool = True, fig=None):
+    """One signed map per class (e.g. the per-class average attribution), on a symmetric scale.
+
+    Parameters
+    ----------
+    maps : array (K, 28, 28)
+    classes : sequence of str
+        Panel labels (used when ``titles`` is None).
+    mean_images : array (K, 28, 28), optional
+        Outlined on each map (e.g. the mean image of the examples).
+    titles : sequence of str, optional
+    title : str, optional
+    ncols : int
+    shared : bool
+        One colour scale for all panels (with a colour bar); otherwise each panel is scaled to
+        its own largest absolute value (for maps of different methods).
+    fig : Figure, optional
+
+    Returns
+    -------
+    Figure
+    """
+    maps = np.asarray(maps)
+    k = len(maps)
+    ncols = min(ncols, k)
+    nrows = math.ceil(k / ncols)
+    fig, axes, created = _grid(fig, nrows, ncols, (1.9, 2.0))
+    vmax = _sym(maps)
+    im = None
+    for i, ax in enumerate(axes.flat):
+        _off(ax)
+        if i < k:
+            im = _show_map(ax, maps[i], None if mean_images is None else _as_array(mean_images)[i],
+                           vmax if shared else None)
+            ax.set_title(titles[i] if titles is not None else str(classes[i]), fontsize=9)
+    if im is not None and shared:
+        fig.colorbar(im, ax=list(axes.flat), fraction=0.025, pad=0.02, label="attribution (shared scale)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    if created:
+        fig.set_layout_engine("constrained")
+    return fig
+
+
+def plot_randomization(check, ax=None):
+    """Rank correlation of the maps with the trained model's as layers are randomised from the top.
+
+    Parameters
+    ----------
+    check : RandomizationCheck
+    ax : Axes, optional
+
+    Returns
+    -------
+    Figure
+    """
+    created = ax is None
+    if created:
+        fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    t = check.table
+    x = t["step"].to_numpy()
+    ax.fill_between(x, t["ci_low"], t["ci_high"], alpha=0.25, color="C0", label="95% CI over images")
+    ax.plot(x, t["rank_corr_abs"], "o-", color="C0", label="|map| (Spearman)")
+    ax.plot(x, t["rank_corr_signed"], "s--", color="C3", ms=4, label="signed map (Spearman)")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xticks(x, [str(v) for v in t["layer"]], rotation=60, ha="right", fontsize=7)
+    ax.set_xlabel("last layer randomised (cascading from the output)")
+    ax.set_ylabel("rank correlation with\nthe trained model's maps")
+    ax.set_ylim(min(-0.1, float(np.nanmin(t["rank_corr_signed"])) - 0.05), 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_title("sanity check (Adebayo et al. 2018): maps must change when the weights do", fontsize=10)
+    if created:
+        fig.tight_layout()
+    return ax.figure
+
+
+def plot_randomization_maps(images, check, n: int = 4, fig=None):
+    """Digits, their trained-model maps and their fully-randomised-model maps, side by side."""
+    imgs = _as_array(images)[:n]
+    n = len(imgs)
+    fig, axes, created = _grid(fig, 3, max(n, 1), (1.6, 1.65))
+    for i in range(n):
+        axes[0, i].imshow(imgs[i], cmap="gray_r", vmin=0, vmax=1)
+        _off(axes[0, i])
+        _show_map(axes[1, i], check.trained[i], imgs[i])
+        _show_map(axes[2, i], check.randomized[i], imgs[i])
+    for r, lab in enumerate(("digit", "trained", "randomised")):
+        axes[r, 0].set_ylabel(lab, fontsize=9)
+    fig.suptitle("maps of the trained and of the fully randomised network", fontsize=10)
+    if created:
+        fig.tight_layout()
+    return fig
+
+
+def plot_feature_maps(maps: Mapping[str, np.ndarray], image=None, max_channels: int = 16, fig=None):
+    """Feature maps of every conv layer for one digit: one row per layer, the most active channels.
+
+    Parameters
+    ----------
+    maps : dict
+        Layer name -> array (channels, h, w) (``studies.interpret.feature_maps``).
+    image : array (28, 28), optional
+        The input, shown in the first column.
+    max_channels : int
+        Channels per layer, the ones with the largest mean activation.
+    fig : Figure, optional
+
+    Returns
+    -------
+    Figure
+    """
+    names = list(maps)
+    ncols = min(max_channels, max(m.shape[0] for m in maps.values())) + 1
+    fig, axes, created = _grid(fig, len(names), ncols, (0.85, 1.05))
+    for r, name in enumerate(names):
+        m = maps[name]
+        order = np.argsort(-m.mean((1, 2)), kind="stable")[:ncols - 1]
+        lab = axes[r, 0]
+        _off(lab)
+        desc = f"{name}\n{m.shape[0]} ch, {m.shape[1]}×{m.shape[2]}"
+        if image is not None and r == 0:
+            lab.imshow(_as_array(np.asarray(image)[None])[0], cmap="gray_r", vmin=0, vmax=1)
+            lab.set_title("input", fontsize=7, pad=2)
+            lab.set_ylabel(desc, fontsize=7)
+        else:
+            lab.text(0.5, 0.5, desc, ha="center", va="center", fontsize=7, transform=lab.transAxes)
+        for j in range(1, ncols):
+            ax = axes[r, j]
+            _off(ax)
+            if j - 1 < len(order):
+                ch = order[j - 1]
+                ax.imshow(m[ch], cmap="magma")
+                ax.set_title(f"ch {ch}", fontsize=6, pad=1.5)
+    fig.suptitle("feature maps of every conv layer (after its activation), most active channels first", fontsize=10)
+    if created:
+        fig.tight_layout(h_pad=0.6, w_pad=0.2)
+    return fig
+
+
+def plot_filters(filters, ncols: int = 8, fig=None):
+    """First-layer convolution kernels on a diverging scale (red: positive weight)."""
+    filters = np.asarray(filters)
+    k = len(filters)
+    ncols = min(ncols, k)
+    nrows = math.ceil(k / ncols)
+    fig, axes, created = _grid(fig, nrows, ncols, (0.9, 0.95))
+    vmax = _sym(filters)
+    for i, ax in enumerate(axes.flat):
+        _off(ax)
+        if i < k:
+            ax.imshow(filters[i], cmap=ATTRIBUTION_CMAP, vmin=-vmax, vmax=vmax)
+            ax.set_title(str(i), fontsize=7, pad=1)
+    fig.suptitle(f"first-layer filters ({filters.shape[1]}×{filters.shape[2]}; red positive, blue negative, "
+                 "shared scale)", fontsize=10)
+    if created:
+        fig.tight_layout()
+    return fig
+
+
+def plot_channel_class_means(df: pd.DataFrame, ax=None):
+    """Which channels fire for which class: mean activation per class, each channel scaled to its maximum.
+
+    Channels are ordered by the class they prefer.
+
+    Parameters
+    ----------
+    df : DataFrame
+        ``studies.interpret.channel_class_means`` (classes x channels).
+    ax : Axes, optional
+
+    Returns
+    -------
+    Figure
+    """
+    created = ax is None
+    if created:
+        fig, ax = plt.subplots(figsize=(min(2 + 0.16 * df.shape[1], 14), 3.8))
+    a = df.to_numpy()
+    scaled = a / np.where(np.abs(a).max(0) > 0, np.abs(a).max(0), 1)
+    order = np.lexsort((-scaled.max(0), scaled.argmax(0)))
+    im = ax.imshow(scaled[:, order], aspect="auto", cmap="viridis", vmin=min(0, scaled.min()), vmax=1)
+    ax.set_yticks(range(len(df)), df.index)
+    ax.set_xticks(range(df.shape[1]), [str(c) for c in df.columns[order]], fontsize=5, rotation=90)
+    ax.set_xlabel("channel (ordered by preferred class)")
+    ax.set_ylabel("true class")
+    ax.figure.colorbar(im, cax=ax.inset_axes([1.01, 0.0, 0.02, 1.0]), label="mean activation / channel max")
+    ax.set_title(f"mean activation of each channel of {df.attrs.get('layer', 'the layer')} per class", fontsize=10)
+    if created:
+        fig.tight_layout()
+    return ax.figure
+
+
+def plot_top_activating(table: pd.DataFrame, images, classes: Sequence[str] | None = None, fig=None):
+    """For each channel (a row), the images that activate it most.
+
+    Parameters
+    ----------
+    table : DataFrame
+        ``studies.interpret.top_activating`` (channel, rank, index, true, activation).
+    images : array (len(table), 28, 28)
+        The images of the table's rows, in order.
+    classes : sequence of str, optional
+    fig : Figure, optional
+
+    Returns
+    -------
+    Figure
+    """
+    imgs = _as_array(images)
+    channels = list(dict.fromkeys(table["channel"]))
+    k = int(table["rank"].max()) + 1 if len(table) else 1
+    fig, axes, created = _grid(fig, max(len(channels), 1), k, (0.95, 1.05))
+    for r, ch in enumerate(channels):
+        rows = np.flatnonzero(table["channel"].to_numpy() == ch)
+        for j in range(k):
+            ax = axes[r, j]
+            _off(ax)
+            if j < len(rows):
+                i = rows[j]
+                ax.imshow(imgs[i], cmap="gray_r", vmin=0, vmax=1)
+                lab = classes[int(table["true"].iloc[i])] if classes is not None else int(table["true"].iloc[i])
+                ax.set_title(f"{lab}: {table['activation'].iloc[i]:.2f}", fontsize=6, pad=1)
+        axes[r, 0].set_ylabel(f"ch {ch}", fontsize=8)
+    fig.suptitle(f"images that activate channels of {table.attrs.get('layer', 'the layer')} most "
+                 "(title: label and mean activation)", fontsize=10)
+    if created:
+        fig.tight_layout(h_pad=0.3)
+    return fig
+
+
+def plot_class_maximization(images, table: pd.DataFrame, classes: Sequence[str], ncols: int = 5, fig=None):
+    """The input each class's score likes best (class activation maximisation), titled with its probability."""
+    imgs = np.asarray(images)
+    k = len(imgs)
+    ncols = min(ncols, k)
+    fig, axes, created = _grid(fig, math.ceil(k / ncols), ncols, (1.7, 1.85))
+    for i, ax in enumerate(axes.flat):
+        _off(ax)
+        if i < k:
+            r = table.iloc[i]
+            ax.imshow(imgs[i], cmap="gray_r", vmin=0, vmax=1)
+            ax.set_title(f"{classes[int(r['class'])]}: p = {r['prob']:.2f}", fontsize=9)
+    fig.suptitle("what each class looks like to the network (gradient ascent on the input, smoothness penalty)",
+                 fontsize=10)
+    if created:
+        fig.tight_layout()
+    return fig
+
+
+def plot_reliability(cal, axes=None):
+    """Reliability diagram before and after temperature scaling, and the confidence histogram.
+
+    Parameters
+    ----------
+    cal : Calibration
+        ``studies.interpret.calibrate``.
+    axes : pair of Axes, optional
+        (diagram, histogram).
+
+    Returns
+    -------
+    Figure
+    """
+    created = axes is None
+    if created:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.2, 1]})
+    ax, hx = axes
+    lo = 1.0
+    for name, tab, ece, c in (("before", cal.before, cal.ece_before, "C3"),
+                              (f"after (T = {cal.temperature:.2f})", cal.after, cal.ece_after, "C0")):
+        t = tab[tab["count"] > 0]
+        lo = min(lo, float(t["confidence"].min()), float(t["accuracy"].min()))
+        ax.plot(t["confidence"], t["accuracy"], "-", color=c, lw=1, alpha=0.6)
+        ax.scatter(t["confidence"], t["accuracy"], s=8 + 120 * np.sqrt(t["count"] / t["count"].max()), color=c,
+                   label=f"{name}: ECE {ece:.4f}", zorder=3)
+        width = (tab["high"] - tab["low"]).iloc[0]
+        hx.bar(tab["low"] + width / 2 + (-0.18 if c == "C3" else 0.18) * width, tab["count"], width=width * 0.36,
+               color=c, label=name)
+    lo = max(0.0, lo - 0.05)
+    ax.plot([lo, 1], [lo, 1], "k--", lw=1, label="perfect calibration")
+    ax.set(xlim=(lo, 1.005), ylim=(lo, 1.005), xlabel="mean confidence in the bin", ylabel="accuracy in the bin")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right", title="marker area ~ images in the bin", title_fontsize=7)
+    ax.set_title(f"reliability diagram (evaluation half, {len(cal.eval_indices):,} images)", fontsize=10)
+    hx.set_yscale("log")
+    hx.set(xlabel="confidence of the top class", ylabel="images (log)")
+    hx.legend(fontsize=8, loc="upper left")
+    hx.grid(alpha=0.3)
+    hx.set_title("how many predictions fall in each bin", fontsize=10)
+    if created:
+        fig.tight_layout()
+    return axes[0].figure
+
+
+def plot_label_issues(issues: pd.DataFrame, images, classes: Sequence[str], ncols: int = 8, title: str | None = None,
+                      fig=None):
+    """The top suspected label errors: each digit titled with its given label and the predicted one.
+
+    Parameters
+    ----------
+    issues : DataFrame
+        ``studies.interpret.label_issues`` (given, predicted, p_predicted, ...), first rows shown.
+    images : array (len(issues), 28, 28)
+    classes : sequence of str
+    ncols : int
+    title : str, optional
+    fig : Figure, optional
+
+    Returns
+    -------
+    Figure
+    """
+    imgs = _as_array(images)
+    titles = [f"given {classes[g]}\npred {classes[p]} {q:.2f}"
+              for g, p, q in zip(issues["given"], issues["predicted"], issues["p_predicted"])][:len(imgs)]
+    return plot_digits(imgs, titles, ncols=ncols, title=title or "suspected label errors (cleanlab), most severe first",
+                       fig=fig)
+
+
+def plot_robustness(df: pd.DataFrame, axes=None):
+    """Accuracy against the perturbation level, one panel per perturbation, one line per model (95% CI band).
+
+    Parameters
+    ----------
+    df : DataFrame
+        ``studies.interpret.robustness``.
+    axes : sequence of Axes, optional
+        One per perturbation.
+
+    Returns
+    -------
+    Figure
+    """
+    kinds = list(dict.fromkeys(df["perturbation"]))
+    created = axes is None
+    if created:
+        fig, axes = plt.subplots(1, len(kinds), figsize=(3.6 * len(kinds), 3.5), sharey=True, squeeze=False)
+        axes = axes[0]
+    models = list(dict.fromkeys(df["model"]))
+    colors = config_colors(models)
+    for ax, kind in zip(axes, kinds):
+        d = df[df["perturbation"] == kind]
+        for m in models:
+            s = d[d["model"] == m].sort_values("level")
+            ax.fill_between(s["level"], s["ci_low"] * 100, s["ci_high"] * 100, color=colors[m], alpha=0.2)
+            ax.plot(s["level"], s["acc"] * 100, "o-", color=colors[m], ms=3, label=m)
+        ax.set_xlabel(d["unit"].iloc[0])
+        ax.set_title(kind, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[-1].legend(fontsize=8, loc="lower left")
+    axes[0].figure.suptitle("robustness: accuracy on perturbed test digits (band: 95% Wilson interval)", fontsize=10)
+    if created:
+        fig.tight_layout()
+    return axes[0].figure
+
+
+def plot_cell(interp, true: int, predicted: int, maps=None, max_digits: int = 8, fig=None):
+    """The digits of one confusion cell with their probabilities, and their attribution maps below.
+
+    Parameters
+    ----------
+    interp : Interpretation
+        With images.
+    true, predicted : int
+        The cell.
+    maps : array (K, 28, 28), optional
+        Attribution maps of the shown digits (same order as ``interp.cell``), drawn in a second row.
+    max_digits : int
+    fig : Figure, optional
+
+    Returns
+    -------
+    Figure
+    """
+    idx = interp.cell(true, predicted)[:max_digits]
+    nrows = 1 if maps is None else 2
+    fig, axes, created = _grid(fig, nrows, max(len(idx), 1), (1.45, 1.6))
+    preds = interp.predictions
+    for j, ax in enumerate(axes[0]):
+        _off(ax)
+        if j < len(idx):
+            r = preds.loc[idx[j]]
+            ax.imshow(_as_array(interp.images_of([idx[j]]))[0], cmap="gray_r", vmin=0, vmax=1)
+            ax.set_title(f"#{idx[j]}\np{interp.classes[predicted]}={r[f'p{predicted}']:.2f}"
+                         + (f" p{interp.classes[true]}={r[f'p{true}']:.2f}" if true != predicted else ""), fontsize=7)
+    if maps is not None:
+        imgs = _as_array(interp.images_of(idx)) if len(idx) else []
+        for j, ax in enumerate(axes[1]):
+            _off(ax)
+            if j < len(idx):
+                _show_map(ax, np.asarray(maps[j]), imgs[j])
+    n = len(interp.cell(true, predicted))
+    head = (f"true {interp.classes[true]} → predicted {interp.classes[predicted]}: {n} digit{'s' * (n != 1)}"
+            + (f" (first {len(idx)})" if n > len(idx) else ""))
+    if not len(idx):
+        axes[0, 0].text(0.5, 0.5, "empty cell", ha="center", va="center", transform=axes[0, 0].transAxes)
+    fig.suptitle(head + ("" if maps is None else "; below: saliency toward the predicted class"), fontsize=9)
+    if created:
+        fig.tight_layout()
+    return fig

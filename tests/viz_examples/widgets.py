@@ -1,0 +1,3 @@
+"""mnistlab.viz.widgets holds ipywidgets explorers (classes, tested in tests/test_interpret.py and in a browser)."""
+EXAMPLES = {}
+NOT_PLOTS = {"figure_png": "returns PNG bytes of a figure; draws nothing"}
