@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from ..studies import dynamics as dyn
 from ..training.recorder import HistogramFrames, HistogramRecorder
+from .common import panels
 from .store import figure_to_array
 from .style import class_colors
 
@@ -54,11 +55,9 @@ def key_frame_indices(steps: Sequence[int], n: int = 5) -> list[int]:
 
 def _own_axes(axes, n: int, ncols: int, size=(2.6, 2.1), **kw):
     """(fig, flat list of n axes, created) from the caller's axes or a new figure."""
-    if axes is not None:
-        flat = list(np.ravel(axes))
-        if len(flat) < n:
-            raise ValueError(f"Need {n} axes (one per panel), got {len(flat)}.")
-        return flat[0].figure, flat[:n], False
+    if axes is not None:  # the caller's: checked and flattened by the one helper of every plot
+        fig, grid, _ = panels(axes, 1, n)
+        return fig, list(grid.ravel())[:n], False
     nrows = math.ceil(n / ncols)
     fig, grid = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False, **kw)
     flat = list(grid.ravel())

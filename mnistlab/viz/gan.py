@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .common import panels
 from .store import figure_to_array
 from .style import class_colors, config_colors
 
@@ -32,11 +33,9 @@ def _as_tensor(images) -> torch.Tensor:
 
 
 def _own(ax, figsize):
-    """(fig, ax, created): a new figure when ``ax`` is None, else the caller's."""
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
-        return fig, ax, True
-    return ax.figure, ax, False
+    """(fig, ax, created): a new figure when ``ax`` is None, else the caller's (:func:`viz.common.panels`)."""
+    fig, grid, created = panels(ax, 1, 1, figsize=figsize)
+    return fig, grid[0, 0], created
 
 
 def tile(images, nrow: int | None = None, padding: int = 2) -> np.ndarray:
