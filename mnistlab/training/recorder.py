@@ -34,7 +34,6 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +45,7 @@ import torch
 from torch import nn
 
 from .callbacks import Callback
+from .checkpoint import atomic_write
 
 __all__ = [
     "QUANTITIES", "STATISTICS", "ACTIVATION_STATISTICS", "LAYER_TYPES", "ACTIVATION_TYPES",
@@ -71,6 +71,12 @@ ACTIVATION_TYPES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, n
 _PREFIX = {nn.Linear: "fc", nn.Conv1d: "conv", nn.Conv2d: "conv", nn.Conv3d: "conv",
            nn.BatchNorm1d: "bn", nn.BatchNorm2d: "bn", nn.LayerNorm: "ln", nn.Embedding: "emb"}
 _DEFAULT_RANGE_FACTOR = {"weights": 3.0, "gradients": 3.0, "updates": 3.0}
+
+
+def _write_npz(path: Path, arrays: dict) -> Path:
+    """Write ``arrays`` as a compressed .npz atomically (the package's one atomic write); return ``path``."""
+    atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
+    return path
 
 
 # --------------------------------------------------------------------------------------------
@@ -690,13 +696,7 @@ class HistogramRecorder(Callback):
             if f["counts"]:
                 arrays[f"{q}/counts"] = np.stack(f["counts"])
                 arrays[f"{q}/edges"] = self._edges[q]
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(buf.getvalue())
-        tmp.replace(path)
-        return path
+        return _write_npz(path, arrays)
 
     def load_artifact(self, path) -> "HistogramRecorder":
         """Fill this recorder from a file written by :meth:`save_artifact`; return it.
@@ -845,13 +845,7 @@ class SnapshotRecorder(Callback):
         for i, st in enumerate(self._states):
             for j, k in enumerate(keys):
                 arrays[f"{i}/{j}"] = st[k].numpy()
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(buf.getvalue())
-        tmp.replace(path)
-        return path
+        return _write_npz(path, arrays)
 
     def load_artifact(self, path) -> "SnapshotRecorder":
         """Fill this recorder from a file written by :meth:`save_artifact`; return it."""
