@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Mapping, Sequence
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -199,8 +200,9 @@ def plot_confusion(interp, normalize: bool = False, ax=None):
                  + "\ndiagonal (grey) set apart; errors coloured", fontsize=10)
     if norm is not None:
         # an inset colour bar: a caller's axes keep their size and place
-        ax.figure.colorbar(im, cax=ax.inset_axes([1.03, 0.0, 0.04, 1.0]), format="%g",
-                           label="% of the true class (log scale)" if normalize else "errors (log scale)")
+        cbar = ax.figure.colorbar(im, cax=ax.inset_axes([1.03, 0.0, 0.04, 1.0]), format="%g",
+                                  label="% of the true class (log scale)" if normalize else "errors (log scale)")
+        cbar.ax.yaxis.set_minor_formatter(mpl.ticker.FormatStrFormatter("%g"))  # log minor ticks: 0.2, not 2x10^-1
     if created:
         fig.tight_layout()
     return ax.figure
