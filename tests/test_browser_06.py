@@ -97,6 +97,7 @@ def test_confusion_explorer_click_changes_the_digits_in_jupyterlab(tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -129,8 +130,11 @@ def test_confusion_explorer_click_changes_the_digits_in_jupyterlab(tmp_path):
         wait = WebDriverWait(driver, 120)
         wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".jp-NotebookPanel .jp-Cell")))
         wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator[data-status='idle']")))
+        # JupyterLab re-renders cells while it settles, so an element found a moment ago can go stale:
+        # every lookup-and-act below is retried until it lands
+        retry = WebDriverWait(driver, 120, ignored_exceptions=(StaleElementReferenceException,))
         # "Run All Cells", JupyterLab's own command, from its command palette (Ctrl+Shift+C), as a user would
-        driver.find_element(By.CSS_SELECTOR, ".jp-NotebookPanel .jp-Cell").click()
+        retry.until(lambda d: d.find_element(By.CSS_SELECTOR, ".jp-NotebookPanel .jp-Cell").click() or True)
         ActionChains(driver).send_keys(Keys.ESCAPE).key_down(Keys.CONTROL).key_down(Keys.SHIFT).send_keys("c") \
             .key_up(Keys.SHIFT).key_up(Keys.CONTROL).perform()
         palette = wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".lm-CommandPalette-input")))
@@ -145,20 +149,39 @@ def test_confusion_explorer_click_changes_the_digits_in_jupyterlab(tmp_path):
                 raise AssertionError("a cell failed:\n" + errors[0].text[-2000:])
             return d.find_elements(By.CSS_SELECTOR, ".mnistlab-predictions-browser")
 
-        WebDriverWait(driver, RUN_TIMEOUT, poll_frequency=2).until(finished)
-        explorer = driver.find_element(By.CSS_SELECTOR, ".mnistlab-confusion-explorer")
-        status = explorer.find_element(By.CSS_SELECTOR, ".mnistlab-status")
-        image = explorer.find_element(By.CSS_SELECTOR, "img.mnistlab-digits")
-        before_text, before_src = status.text, image.get_attribute("src")
+        WebDriverWait(driver, RUN_TIMEOUT, poll_frequency=2, ignored_exceptions=(StaleElementReferenceException,)) \
+            .until(finished)
+
+        def explorer_state(d):
+            """(status text, digit image src, explorer) read afresh, so re-rendered outputs never go stale."""
+            explorer = d.find_element(By.CSS_SELECTOR, ".mnistlab-confusion-explorer")
+            return (explorer.find_element(By.CSS_SELECTOR, ".mnistlab-status").text,
+                    explorer.find_element(By.CSS_SELECTOR, "img.mnistlab-digits").get_attribute("src"), explorer)
+
+        before_text, before_src, explorer = retry.until(explorer_state)
         assert "predicted" in before_text and before_src
         target = (3, 3) if "true 3 → predicted 3" not in before_text else (1, 1)
-        button = explorer.find_element(By.CSS_SELECTOR, f"button.mnistlab-cell-{target[0]}-{target[1]}")
-        driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", button)
-        button.click()
+        cell_css = f".mnistlab-confusion-explorer button.mnistlab-cell-{target[0]}-{target[1]}"
+
+        def click_cell(d):
+            button = d.find_element(By.CSS_SELECTOR, cell_css)
+            d.execute_script("arguments[0].scrollIntoView({block: 'center'});", button)
+            count = button.text
+            button.click()
+            return count
+
+        count = retry.until(click_cell)
         want = f"true {target[0]} → predicted {target[1]}"
-        WebDriverWait(driver, 120).until(lambda d: want in status.text and image.get_attribute("src") != before_src)
-        assert f"{button.text} digit" in status.text        # the button's count is the number of digits shown
-        driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", explorer)
+
+        def changed(d):
+            text, src, explorer = explorer_state(d)
+            if want in text and src != before_src:
+                d.execute_script("arguments[0].scrollIntoView({block: 'start'});", explorer)
+                return text
+            return False
+
+        after_text = retry.until(changed)
+        assert f"{count} digit" in after_text        # the button's count is the number of digits shown
         driver.save_screenshot(str(SCREENSHOT))
         assert SCREENSHOT.stat().st_size > 20_000
     except Exception:
