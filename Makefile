@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	@# MulticoreTSNE is abandoned upstream: it builds only with cmake < 3.20, outside pip's build isolation.
 	$(BIN)/python -m pip install --quiet "cmake==3.18.4.post1"
 	PATH="$(BIN):$$PATH" $(BIN)/python -m pip install --quiet --no-build-isolation MulticoreTSNE
-	$(BIN)/python -c "import mnistlab, MulticoreTSNE, openTSNE, papermill, captum, cleanlab, torchmetrics, ray, tensorboard; print('mnistlab', mnistlab.__version__, 'installed')"
+	$(BIN)/python -c "import mnistlab, MulticoreTSNE, openTSNE, papermill, captum, cleanlab, torchmetrics, torch_fidelity, ray, tensorboard; print('mnistlab', mnistlab.__version__, 'installed')"
 	touch $@
 
 install: $(STAMP)

@@ -48,8 +48,8 @@ def main(argv=None) -> int:
     judge = load_pretrained(device=device)
     runs = {}
     for name in ("dcgan", "cdcgan"):
-        runs[name] = gs.train_gan(create_gan(name, seed=args.seed, ngf=FULL_WIDTH, ndf=FULL_WIDTH), train, steps=steps, device=device, seed=args.seed,
-                                  progress=False)
+        gan = create_gan(name, seed=args.seed, ngf=FULL_WIDTH, ndf=FULL_WIDTH, spectral_norm=True)
+        runs[name] = gs.train_gan(gan, train, steps=steps, device=device, seed=args.seed, progress=False, **FULL_RECIPE)
         print(f"{name}: {steps} steps in {runs[name].train_seconds:.1f} s of training "
               f"({1000 * runs[name].train_seconds / steps:.1f} ms per step)", flush=True)
     train_seconds = sum(r.train_seconds for r in runs.values())
@@ -83,10 +83,12 @@ def main(argv=None) -> int:
     return 0
 
 
-FULL_STEPS = 4000
+FULL_STEPS = 6000
 """Steps per GAN in notebook 07's full mode (keep in step with the notebook's STEPS)."""
 FULL_WIDTH = 32
-"""ngf = ndf in notebook 07's full mode (its WIDTH)."""
+"""ngf = ndf in notebook 07's full mode (its WIDTH); spectral norm in D, as its NETS."""
+FULL_RECIPE = dict(loss="hinge", lr=2e-4, lr_d=4e-4, betas=(0.0, 0.9))
+"""train_gan's settings in notebook 07 (its RECIPE)."""
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import matplotlib
 
@@ -342,17 +343,23 @@ def test_reference_distances_order(judge, mnist_small):
         gs.degrade(test.images[:2], "jpeg", 1)
 
 
-def test_precision_recall_or_clear_import_error():
+def test_precision_recall_tells_quality_from_diversity():
     g = np.random.default_rng(0)
     real = g.normal(size=(300, 8))
-    if gs.precision_recall_available():
-        same = gs.precision_recall(real, g.normal(size=(300, 8)))
-        shifted = gs.precision_recall(real, g.normal(size=(300, 8)) + 4)
-        assert same["precision"] > 0.7 and same["recall"] > 0.7
-        assert shifted["precision"] < 0.2 and shifted["recall"] < 0.2
-    else:
-        with pytest.raises(ImportError, match="pip install torch-fidelity"):
-            gs.precision_recall(real, real)
+    same = gs.precision_recall(real, g.normal(size=(300, 8)))
+    shifted = gs.precision_recall(real, g.normal(size=(300, 8)) + 4)
+    # a collapsed generator: every sample in the middle of the real cloud (precise) but no spread (no recall)
+    collapsed = gs.precision_recall(real, 0.05 * g.normal(size=(300, 8)))
+    assert same["precision"] > 0.7 and same["recall"] > 0.7
+    assert shifted["precision"] < 0.2 and shifted["recall"] < 0.2
+    assert collapsed["precision"] > 0.9 and collapsed["recall"] < 0.2
+
+
+def test_precision_recall_names_the_install_when_torch_fidelity_is_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch_fidelity.metric_prc", None)  # import now raises ImportError
+    assert not gs.precision_recall_available()
+    with pytest.raises(ImportError, match="pip install torch-fidelity"):
+        gs.precision_recall(np.zeros((5, 2)), np.zeros((5, 2)))
 
 
 def test_nearest_train_distances_finds_copies(mnist_small):
@@ -427,6 +434,22 @@ def test_plots_make_their_own_figures(tmp_path):
         plt.close(f)
     with pytest.raises(ValueError, match="do not fill 10 rows"):
         vg.plot_class_grid(torch.zeros(15, 28, 28, dtype=torch.uint8))
+
+
+def test_training_curves_mark_the_equilibrium_of_the_loss_used():
+    ns = vg.plot_training_curves(_history(), window=5)
+    lines = {round(l.get_ydata()[0], 4) for l in ns.axes[0].lines if l.get_linestyle() == ":"}
+    assert lines == {round(2 * np.log(2), 4), round(np.log(2), 4)}
+    # hinge: loss_G = -mean logit goes negative; the panel must show it and the lines at 2 and 0
+    hinge_history = _history().assign(loss_d=lambda h: 2.0 - h["step"] / 100, loss_g=lambda h: -h["step"] / 200)
+    hinge = vg.plot_training_curves(hinge_history, window=5, loss="hinge")
+    ax = hinge.axes[0]
+    assert {l.get_ydata()[0] for l in ax.lines if l.get_linestyle() == ":"} == {2.0, 0.0}
+    lo, hi = ax.get_ylim()
+    assert lo < -0.45 and hi > 2.0 and ax.get_ylabel() == "hinge loss"
+    plt.close("all")
+    with pytest.raises(ValueError, match="loss must be one of"):
+        vg.plot_training_curves(_history(), loss="wasserstein")
 
 
 def test_tile_and_gif_frames():

@@ -936,7 +936,8 @@ def precision_recall(real_features, fake_features, k: int = 3) -> dict:
                           "Kynkaanniemi et al. 2019): pip install torch-fidelity") from exc
     real = torch.as_tensor(np.asarray(real_features), dtype=torch.float32)
     fake = torch.as_tensor(np.asarray(fake_features), dtype=torch.float32)
-    out = prc_features_to_metric(real, fake, prc_neighborhood=k, prc_batch_size=10000, save_cpu_ram=True,
+    # torch-fidelity's order is (generated, real): precision is measured on its first argument
+    out = prc_features_to_metric(fake, real, prc_neighborhood=k, prc_batch_size=10000, save_cpu_ram=True,
                                  verbose=False)
     return {key: float(out[key]) for key in ("precision", "recall", "f_score")}
 

@@ -22,7 +22,8 @@ __all__ = ["tile", "plot_samples", "gif_frames", "plot_training_curves", "plot_i
            "plot_class_shares", "plot_quality_over_training", "plot_nearest_neighbours",
            "plot_distance_distributions"]
 
-_NS_EQUILIBRIUM = {"loss_d": 2 * math.log(2), "loss_g": math.log(2), "d": 0.5}
+# where D cannot tell real from fake (every logit 0, D = 0.5), per loss of mnistlab.studies.gan.LOSSES
+_EQUILIBRIUM = {"ns": {"loss_d": 2 * math.log(2), "loss_g": math.log(2)}, "hinge": {"loss_d": 2.0, "loss_g": 0.0}}
 
 
 def _as_tensor(images) -> torch.Tensor:
@@ -110,10 +111,11 @@ def plot_training_curves(history: pd.DataFrame, window: int = 50, loss: str = "n
                          title: str | None = None, axes=None):
     """Both losses and the discriminator's outputs D(x), D(G(z)) per step (rolling mean over ``window`` steps).
 
-    The faint lines are the raw per-step values. For the non-saturating loss the dotted lines mark
-    the equilibrium where D cannot tell real from fake (D = 0.5, loss_D = 2 ln 2, loss_G = ln 2):
-    a healthy run hovers around it with D(x) above D(G(z)); a collapsing one shows loss_D falling
-    to 0 with D(x) -> 1 and D(G(z)) -> 0 while loss_G climbs.
+    The faint lines are the raw per-step values. The dotted lines mark the equilibrium where D
+    cannot tell real from fake (every logit 0, D = 0.5; non-saturating loss: loss_D = 2 ln 2,
+    loss_G = ln 2; hinge loss: loss_D = 2, loss_G = 0): a healthy run hovers around it with D(x)
+    above D(G(z)); a collapsing one shows loss_D falling to 0 with D(x) -> 1 and D(G(z)) -> 0
+    while loss_G climbs.
 
     Parameters
     ----------
@@ -122,13 +124,15 @@ def plot_training_curves(history: pd.DataFrame, window: int = 50, loss: str = "n
         line style per GAN.
     window : int
     loss : "ns" or "hinge"
-        Draws the equilibrium lines for "ns".
+        The loss the run used (where the equilibrium lines sit).
     label : str, optional
         Prefix of both panel titles (e.g. the GAN's name).
     title : str, optional
         Figure title (only on a figure this function creates).
     axes : two matplotlib Axes, optional
     """
+    if loss not in _EQUILIBRIUM:
+        raise ValueError(f"loss must be one of {sorted(_EQUILIBRIUM)}, not {loss!r}.")
     created = axes is None
     if created:
         fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -138,7 +142,7 @@ def plot_training_curves(history: pd.DataFrame, window: int = 50, loss: str = "n
     styles = ["-", "--", ":", "-."]
     colors = {"loss_d": "C3", "loss_g": "C0", "d_real": "C2", "d_fake": "C1"}
     names = {"loss_d": "loss D", "loss_g": "loss G", "d_real": "D(x)", "d_fake": "D(G(z))"}
-    top = 0.0
+    top, bottom = 0.0, 0.0
     for (gan, h), ls in zip(groups, styles):
         h = h.sort_values("step")
         suffix = f" ({gan})" if gan is not None else ""
@@ -146,17 +150,19 @@ def plot_training_curves(history: pd.DataFrame, window: int = 50, loss: str = "n
             for c in cols:
                 smooth = h[c].rolling(window, min_periods=1).mean()
                 if ax is ax_l:
-                    top = max(top, float(smooth.max()))
+                    top, bottom = max(top, float(smooth.max())), min(bottom, float(smooth.min()))
                 if len(groups) == 1:
                     ax.plot(h["step"], h[c], color=colors[c], alpha=0.18, lw=0.6)
                 ax.plot(h["step"], smooth, color=colors[c], ls=ls, lw=1.5, label=names[c] + suffix)
-    if loss == "ns":
-        for v in (_NS_EQUILIBRIUM["loss_d"], _NS_EQUILIBRIUM["loss_g"]):
-            ax_l.axhline(v, color="0.4", ls=":", lw=1)
-        ax_d.axhline(_NS_EQUILIBRIUM["d"], color="0.4", ls=":", lw=1)
-    ax_l.set_ylim(0, 1.15 * max(top, 2 * math.log(2)))  # zoom on the smoothed curves; raw spikes run off the top
+    for v in _EQUILIBRIUM[loss].values():
+        ax_l.axhline(v, color="0.4", ls=":", lw=1)
+    ax_d.axhline(0.5, color="0.4", ls=":", lw=1)
+    # zoom on the smoothed curves and the equilibrium lines; raw spikes run off the panel
+    lo, hi = min(bottom, *_EQUILIBRIUM[loss].values()), max(top, *_EQUILIBRIUM[loss].values())
+    ax_l.set_ylim(lo - 0.15 * (hi - lo) * (lo < 0), hi + 0.15 * (hi - lo))
     pre = f"{label}: " if label else ""
-    ax_l.set(xlabel="step", ylabel="loss (nats)", title=f"{pre}losses (rolling mean of {window} steps)")
+    ax_l.set(xlabel="step", ylabel="loss (nats)" if loss == "ns" else "hinge loss",
+             title=f"{pre}losses (rolling mean of {window} steps)")
     ax_d.set(xlabel="step", ylabel="mean D output (probability real)", title=f"{pre}discriminator on real and fake",
              ylim=(0, 1))
     for ax in (ax_l, ax_d):
