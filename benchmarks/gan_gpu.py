@@ -48,8 +48,9 @@ def main(argv=None) -> int:
     judge = load_pretrained(device=device)
     runs = {}
     for name in ("dcgan", "cdcgan"):
-        gan = create_gan(name, seed=args.seed, ngf=FULL_WIDTH, ndf=FULL_WIDTH, spectral_norm=True)
-        runs[name] = gs.train_gan(gan, train, steps=steps, device=device, seed=args.seed, progress=False, **FULL_RECIPE)
+        nets, settings = gs.RECIPES[FULL_RECIPE]
+        gan = create_gan(name, seed=args.seed, ngf=FULL_WIDTH, ndf=FULL_WIDTH, **nets)
+        runs[name] = gs.train_gan(gan, train, steps=steps, device=device, seed=args.seed, progress=False, **settings)
         print(f"{name}: {steps} steps in {runs[name].train_seconds:.1f} s of training "
               f"({1000 * runs[name].train_seconds / steps:.1f} ms per step)", flush=True)
     train_seconds = sum(r.train_seconds for r in runs.values())
@@ -86,9 +87,9 @@ def main(argv=None) -> int:
 FULL_STEPS = 6000
 """Steps per GAN in notebook 07's full mode (keep in step with the notebook's STEPS)."""
 FULL_WIDTH = 32
-"""ngf = ndf in notebook 07's full mode (its WIDTH); spectral norm in D, as its NETS."""
-FULL_RECIPE = dict(loss="hinge", lr=2e-4, lr_d=4e-4, betas=(0.0, 0.9))
-"""train_gan's settings in notebook 07 (its RECIPE)."""
+"""ngf = ndf in notebook 07's full mode (its WIDTH)."""
+FULL_RECIPE = "sngan"
+"""The entry of mnistlab.studies.gan.RECIPES notebook 07 trains with."""
 
 if __name__ == "__main__":
     sys.exit(main())

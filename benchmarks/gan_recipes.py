@@ -1,4 +1,4 @@
-"""Two training recipes for notebook 07's GANs, judged after the same number of steps; prints one table.
+"""The training recipes of ``mnistlab.studies.gan.RECIPES`` for notebook 07's GANs, judged after the same number of steps; prints one table.
 
 * ``dcgan``: DCGAN's own (Radford et al. 2016): non-saturating loss, Adam lr 2e-4 for both nets,
   betas (0.5, 0.999), batch norm in the discriminator.
@@ -9,7 +9,7 @@ Same nets (width 32), seed, data order and noise; every GAN is judged by the shi
 ``--n-eval`` samples of its EMA generator: Frechet distance in the classifier's feature space over the
 train-vs-test floor for as many images, the largest gap between a class's share and 10%
 (unconditional), the fraction classified as requested (conditional), and the classifier's mean
-confidence. The last column is the ratio of each number to the dcgan recipe's in the same run::
+confidence; then the ratio of each number to the dcgan recipe's in the same run::
 
     MNISTLAB_DATA=/path/to/data python benchmarks/gan_recipes.py              # 2,000 steps, about 10 min on 2 cores
     python benchmarks/gan_recipes.py --steps 200 --n-eval 500                 # a quick check
@@ -21,12 +21,6 @@ import sys
 
 import pandas as pd
 import torch
-
-RECIPES = {
-    "dcgan": (dict(spectral_norm=False), dict(loss="ns", lr=2e-4, lr_d=2e-4, betas=(0.5, 0.999))),
-    "sngan": (dict(spectral_norm=True), dict(loss="hinge", lr=2e-4, lr_d=4e-4, betas=(0.0, 0.9))),
-}
-
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -50,7 +44,7 @@ def main(argv=None) -> int:
           f"train-vs-test floor for {args.n_eval} images: {floor:.4f}", flush=True)
     rows = []
     for gan_name in ("dcgan", "cdcgan"):
-        for recipe, (nets, settings) in RECIPES.items():
+        for recipe, (nets, settings) in gs.RECIPES.items():
             gan = create_gan(gan_name, seed=args.seed, ngf=args.width, ndf=args.width, **nets)
             run = gs.train_gan(gan, train, steps=args.steps, device=args.device, seed=args.seed, progress=False, **settings)
             requested = torch.arange(args.n_eval) % 10 if gan.conditional else None

@@ -135,6 +135,17 @@ def test_losses_and_spectral_norm_train(loss):
     assert run.settings["loss"] == loss
 
 
+@pytest.mark.parametrize("recipe", sorted(gs.RECIPES))
+def test_recipes_build_and_train(recipe):
+    nets, settings = gs.RECIPES[recipe]
+    gan = create_gan("dcgan", seed=0, **nets, **TINY)
+    assert any("parametrizations" in k for k in gan.discriminator.state_dict()) == nets["spectral_norm"]
+    run = gs.train_gan(gan, blobs(128), epochs=1, batch_size=32, progress=False, device="cpu", **settings)
+    assert np.isfinite(run.history[["loss_d", "loss_g"]].to_numpy()).all()
+    assert {k: run.settings[k] for k in ("loss", "lr", "lr_d")} == {k: settings[k] for k in ("loss", "lr", "lr_d")}
+    assert tuple(run.settings["betas"]) == settings["betas"] and settings["loss"] in gs.LOSSES
+
+
 def test_train_gan_argument_errors(tmp_path):
     gan, data = create_gan("dcgan", seed=0, **TINY), blobs(64)
     with pytest.raises(ValueError, match="exactly one of steps= or epochs="):

@@ -47,7 +47,7 @@ from ..training.checkpoint import CheckpointError, atomic_write
 from ..training.loop import TrainingError, predict, resolve_device
 
 __all__ = [
-    "GANState", "GANRun", "train_gan", "load_gan_checkpoint", "save_gan_checkpoint", "LOSSES",
+    "GANState", "GANRun", "train_gan", "load_gan_checkpoint", "save_gan_checkpoint", "LOSSES", "RECIPES",
     "SnapshotRecorder", "EvaluationRecorder",
     "to_unit", "sample", "slerp", "interpolate", "class_grid",
     "ClassifierFeatures", "FrechetDistance", "frechet_distance", "class_histogram", "evaluate_samples",
@@ -79,6 +79,17 @@ def _hinge_g(fake: torch.Tensor) -> torch.Tensor:
 
 LOSSES = {"ns": (_ns_d, _ns_g), "hinge": (_hinge_d, _hinge_g)}
 """GAN losses by name: ``"ns"`` (non-saturating, Goodfellow et al. 2014) and ``"hinge"`` (Lim & Ye 2017)."""
+
+RECIPES: dict[str, tuple[dict, dict]] = {
+    "dcgan": ({"spectral_norm": False}, {"loss": "ns", "lr": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999)}),
+    "sngan": ({"spectral_norm": True}, {"loss": "hinge", "lr": 2e-4, "lr_d": 4e-4, "betas": (0.0, 0.9)}),
+}
+"""Training recipes by name: (keyword arguments of ``create_gan``, keyword arguments of :func:`train_gan`).
+
+``"dcgan"``: Radford et al. 2016 (non-saturating loss, Adam lr 2e-4 for both nets, beta1 0.5).
+``"sngan"``: Miyato et al. 2018 (spectral norm in D, hinge loss, Adam betas (0, 0.9)) with D's rate
+twice G's (the two time-scale rule, Heusel et al. 2017); notebook 07 trains with it.
+"""
 
 
 # ------------------------------------------------------------------------------------ train state
