@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..studies.gan import LOSSES
 from .common import panels
 from .store import figure_to_array
 from .style import class_colors, config_colors
@@ -22,8 +23,13 @@ __all__ = ["tile", "plot_samples", "gif_frames", "plot_training_curves", "plot_i
            "plot_class_shares", "plot_quality_over_training", "plot_nearest_neighbours",
            "plot_distance_distributions"]
 
-# where D cannot tell real from fake (every logit 0, D = 0.5), per loss of mnistlab.studies.gan.LOSSES
-_EQUILIBRIUM = {"ns": {"loss_d": 2 * math.log(2), "loss_g": math.log(2)}, "hinge": {"loss_d": 2.0, "loss_g": 0.0}}
+
+
+def _equilibrium(loss: str) -> tuple[float, float]:
+    """(loss_D, loss_G) where D cannot tell real from fake: every logit 0, so D = 0.5."""
+    d_loss, g_loss = LOSSES[loss]
+    zero = torch.zeros(1)
+    return float(d_loss(zero, zero)), float(g_loss(zero))
 
 
 def _as_tensor(images) -> torch.Tensor:
@@ -131,8 +137,8 @@ def plot_training_curves(history: pd.DataFrame, window: int = 50, loss: str = "n
         Figure title (only on a figure this function creates).
     axes : two matplotlib Axes, optional
     """
-    if loss not in _EQUILIBRIUM:
-        raise ValueError(f"loss must be one of {sorted(_EQUILIBRIUM)}, not {loss!r}.")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {sorted(LOSSES)}, not {loss!r}.")
     created = axes is None
     if created:
         fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -154,11 +160,12 @@ def plot_training_curves(history: pd.DataFrame, window: int = 50, loss: str = "n
                 if len(groups) == 1:
                     ax.plot(h["step"], h[c], color=colors[c], alpha=0.18, lw=0.6)
                 ax.plot(h["step"], smooth, color=colors[c], ls=ls, lw=1.5, label=names[c] + suffix)
-    for v in _EQUILIBRIUM[loss].values():
+    equilibrium = _equilibrium(loss)
+    for v in equilibrium:
         ax_l.axhline(v, color="0.4", ls=":", lw=1)
     ax_d.axhline(0.5, color="0.4", ls=":", lw=1)
     # zoom on the smoothed curves and the equilibrium lines; raw spikes run off the panel
-    lo, hi = min(bottom, *_EQUILIBRIUM[loss].values()), max(top, *_EQUILIBRIUM[loss].values())
+    lo, hi = min(bottom, *equilibrium), max(top, *equilibrium)
     ax_l.set_ylim(lo - 0.15 * (hi - lo) * (lo < 0), hi + 0.15 * (hi - lo))
     pre = f"{label}: " if label else ""
     ax_l.set(xlabel="step", ylabel="loss (nats)" if loss == "ns" else "hinge loss",
