@@ -148,6 +148,25 @@ def test_summarize_uses_last_epoch_of_each_run():
     assert ex.summarize(df, "val_acc").loc["a", "mean"] == pytest.approx(0.7)
 
 
+def test_summarize_and_plot_seeds_count_folds_that_share_a_seed():
+    # cross_validate's frame: 3 folds, one seed, 2 epochs each; the folds are the repeats
+    cv = pd.DataFrame({"config": "a", "seed": 0, "fold": [0, 0, 1, 1, 2, 2], "epoch": [1, 2] * 3,
+                       "fold_acc": [0.5, 0.90, 0.5, 0.94, 0.5, 0.98]})
+    s = ex.summarize(cv, "fold_acc", unit="fold").loc["a"]
+    assert s["n"] == 3 and s["mean"] == pytest.approx(0.94) and s["ci_low"] < 0.90
+    assert ex.summarize(cv, "fold_acc").loc["a", "n"] == 1  # by seed, the three folds are one run
+
+    import matplotlib.pyplot as plt
+    import mnistlab.viz.experiments as vx
+
+    fig = vx.plot_seeds(cv, "fold_acc", unit="fold")
+    ax = fig.axes[0]
+    mean_marker = [l for l in ax.lines if l.get_label() == "mean"][0]
+    assert mean_marker.get_xdata()[0] == pytest.approx(94.0)
+    assert ax.collections and any(c.get_label() == "95% CI of the mean" for c in ax.containers)
+    plt.close(fig)
+
+
 def frame(name, values):
     return pd.DataFrame({"config": name, "seed": range(len(values)), "epoch": 1, "test_acc": values})
 

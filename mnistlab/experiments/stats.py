@@ -58,8 +58,11 @@ def _t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, fl
 
 
 def summarize(df: pd.DataFrame, metric: str = "test_acc", confidence: float = 0.95,
-              by: str = "config") -> pd.DataFrame:
+              by: str = "config", unit: str = "seed") -> pd.DataFrame:
     """Per config: mean, std, 95% t-interval and n of ``metric`` over seeds (last epoch of each run).
+
+    ``unit`` is the column that tells the repeats apart: "seed", or "fold" for the folds of
+    :func:`~mnistlab.experiments.cross_validate` (which share one seed).
 
     Returns
     -------
@@ -69,7 +72,7 @@ def summarize(df: pd.DataFrame, metric: str = "test_acc", confidence: float = 0.
     """
     if metric not in df.columns:
         raise KeyError(f"{metric!r} is not a column; available: {sorted(df.columns)}.")
-    per_run = final_rows(df, (by, "seed")) if "epoch" in df.columns else df
+    per_run = final_rows(df, (by, unit)) if "epoch" in df.columns else df
     rows = []
     for name, g in per_run.groupby(by, sort=False):
         mean, std, half, n = _t_interval(g[metric].to_numpy(), confidence)

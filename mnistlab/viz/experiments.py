@@ -138,7 +138,7 @@ def plot_seeds(runs: pd.DataFrame, metric: str = "test_acc", *, configs: Sequenc
         raise ValueError(f"configs {missing} are not in the runs; available: {list(dict.fromkeys(last['config']))}.")
     scale = _scale(metric)
     fig, ax, created = _own(ax, (8.0, 0.5 * len(configs) + 1.9))
-    summary = summarize(last[last["config"].isin(configs)], metric)
+    summary = summarize(last[last["config"].isin(configs)], metric, unit=unit)
     ys = np.arange(len(configs))[::-1]
     shown = []
     for y, name in zip(ys, configs):
