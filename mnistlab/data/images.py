@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import ndimage as ndi
 from PIL import Image, ImageOps
 
 __all__ = ["to_mnist", "load_images"]
@@ -129,7 +131,30 @@ def _to_gray(image) -> Image.Image:
         return image.convert("RGB").convert("L")
 
 
-def to_mnist(image, invert: bool | None = None, threshold: float = 0.2) -> torch.Tensor:
+def is_clean(gray: np.ndarray) -> bool:
+    """Whether a grayscale picture is clean: small (at most 64 px a side), or on paper of one exact value.
+
+    Drawings, renders, screenshots and MNIST-style images have a background of one grey value (at
+    least half the pixels share it); a photo or a scan has grain, noise and shading, so no value
+    covers that much.
+
+    Parameters
+    ----------
+    gray : numpy.ndarray (H, W)
+        uint8 pixels.
+
+    Returns
+    -------
+    bool
+    """
+    gray = np.asarray(gray)
+    if max(gray.shape) <= 64:
+        return True
+    values = np.round(gray).astype(np.int64).clip(0, 255).ravel()
+    return bool(np.bincount(values, minlength=256).max() >= 0.5 * values.size)
+
+
+def to_mnist(image, invert: bool | None = None, threshold: float = 0.2, photo: bool | None = None) -> torch.Tensor:
     """Convert one image to a 28x28 uint8 MNIST-style digit.
 
     Parameters
@@ -143,6 +168,11 @@ def to_mnist(image, invert: bool | None = None, threshold: float = 0.2) -> torch
     threshold : float
         Fraction of the maximum ink below which pixels count as background when the
         digit's bounding box is found.
+    photo : bool, optional
+        ``True``: treat the picture as a photo (paper divided out, ruled lines, specks and other
+        marks removed, strokes brought to MNIST's width: :func:`find_digits`; the largest digit
+        found is returned). ``False``: MNIST's steps only (crop to the ink, fit 20x20, centre of
+        mass at the centre). By default a photo unless the picture is clean (:func:`is_clean`).
 
     Returns
     -------
@@ -152,13 +182,21 @@ def to_mnist(image, invert: bool | None = None, threshold: float = 0.2) -> torch
     Raises
     ------
     ValueError
-        If the image holds no ink (blank), or cannot be read.
+        If the image holds no ink (blank), no digit can be found in a photo, or it cannot be read.
     """
     where = f"{image}: " if isinstance(image, (str, os.PathLike)) else ""
     try:
         gray = np.asarray(_to_gray(image), dtype=np.float32)
     except _Blank as exc:
         raise ValueError(f"{where}the image is blank: {exc}.") from None
+    if photo is None:
+        photo = not is_clean(gray)
+    if photo:
+        found = find_digits(gray.astype(np.uint8), invert=invert, threshold=threshold)
+        if not len(found):
+            raise ValueError(f"{where}no digit found: nothing stands out from the paper (the ink is too faint, "
+                             "or the picture holds only paper); photograph the digit larger and in focus.")
+        return found.images[found.largest()]
     if invert is None:
         border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
         invert = float(np.median(border)) > 127
@@ -170,6 +208,11 @@ def to_mnist(image, invert: bool | None = None, threshold: float = 0.2) -> torch
         raise ValueError(f"{where}the image is blank: " + (
             f"every pixel has the same value ({gray.min():.0f} of 255)" if flat
             else "no pixel stands out from the background") + "; there is no digit to read.")
+    return _frame(ink, threshold)
+
+
+def _frame(ink: np.ndarray, threshold: float) -> torch.Tensor:
+    """MNIST's own steps: crop to the ink, fit into 20x20 keeping the aspect ratio, centre of mass at the centre."""
     rows = np.flatnonzero((ink > threshold * ink.max()).any(1))
     cols = np.flatnonzero((ink > threshold * ink.max()).any(0))
     crop = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
@@ -292,3 +335,238 @@ def render_digits(typed=TYPED_DIGITS, drawn=DRAWN_DIGITS, stroke: int = 12):
 
 
 __all__ += ["render_digits", "TYPED_DIGITS", "DRAWN_DIGITS"]
+
+
+# --------------------------------------------------------------------------------------------
+# Photos: divide out the paper, threshold, drop ruled lines and specks, group strokes into digits
+# --------------------------------------------------------------------------------------------
+
+_WORK = 400
+"""Photos are reduced to at most this many pixels on their longer side before they are segmented."""
+
+MNIST_STROKE = 0.13
+"""MNIST's median stroke width as a fraction of the digit's longer side (measured on its test split)."""
+
+
+@dataclass
+class Digits:
+    """What :func:`find_digits` saw in a picture: each preprocessing step, and the digits left to right.
+
+    Attributes
+    ----------
+    steps : dict of str -> numpy.ndarray
+        ``"gray"`` (the picture, 0-1), ``"paper"`` (the estimated paper, shadows included),
+        ``"ink"`` (ink with the paper divided out, 0-1), ``"mask"`` (thresholded ink),
+        ``"cleaned"`` (ruled lines and specks removed), ``"digits"`` (an int label per pixel: 0 none, k the k-th digit).
+    boxes : list of (top, left, bottom, right)
+        Each digit's bounding box in the working image, left to right.
+    images : torch.Tensor
+        uint8 (K, 28, 28): each digit prepared as MNIST was.
+    stroke : list of float
+        Each digit's stroke width before normalisation, as a fraction of its longer side (MNIST: 0.13).
+    lines : int
+        How many ruled lines were found and removed.
+    """
+
+    steps: dict
+    boxes: list
+    images: torch.Tensor
+    stroke: list
+    lines: int = 0
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def largest(self) -> int:
+        """Index of the digit with the largest bounding box (the one :func:`to_mnist` returns).
+
+        Raises
+        ------
+        ValueError
+            If no digit was found.
+        """
+        if not self.boxes:
+            raise ValueError("no digit was found, so there is no largest one.")
+        return int(np.argmax([(b - t) * (r - l) for t, l, b, r in self.boxes]))
+
+    def __repr__(self) -> str:
+        return f"Digits({len(self)} found, boxes={self.boxes}, ruled lines removed={self.lines})"
+
+
+def _work_gray(gray: np.ndarray) -> np.ndarray:
+    h, w = gray.shape
+    scale = _WORK / max(h, w)
+    if scale < 1:
+        gray = np.asarray(Image.fromarray(gray.astype(np.float32), mode="F").resize(
+            (max(1, round(w * scale)), max(1, round(h * scale))), Image.BOX))
+    return np.clip(gray / 255.0, 0, 1)
+
+
+def _remove_lines(ink: np.ndarray) -> tuple[np.ndarray, int]:
+    """Find ruled lines (thin straight lines crossing the whole picture) and subtract them from the ink.
+
+    Thin structures (what a grey opening with a disk of radius 3 removes) are thresholded and
+    near-horizontal lines (within 30 degrees) found with a Hough transform; one counts when it has
+    votes from at least 45% of the picture's width. Each line's own ink profile across it (the
+    median over its length, so the few columns a digit crosses do not count) is subtracted, and the
+    rest rescaled, so a digit's stroke that crosses a line keeps its ink.
+    """
+    from skimage.filters import threshold_otsu
+    from skimage.morphology import disk
+    from skimage.transform import hough_line, hough_line_peaks
+
+    h, w = ink.shape
+    if w < 64 or h < 16:
+        return ink, 0
+    thin = ink - ndi.grey_opening(ink, footprint=disk(3))
+    if float(thin.max()) <= 0.05:
+        return ink, 0
+    found = thin > max(float(threshold_otsu(thin)), 0.05)
+    angles = np.deg2rad(np.concatenate([np.linspace(-90, -60, 61), np.linspace(60, 89.5, 60)]))
+    accumulator, thetas, dists = hough_line(found, theta=angles)
+    _, thetas, dists = hough_line_peaks(accumulator, thetas, dists, min_distance=8, threshold=0.45 * w,
+                                        num_peaks=80)
+    out = ink.copy()
+    ys, xs = np.mgrid[:h, :w]
+    for theta, d in zip(thetas, dists):
+        offset = np.rint(xs * np.cos(theta) + ys * np.sin(theta) - d).astype(int)
+        near = np.abs(offset) <= 5
+        bins = offset[near] + 5
+        profile = np.array([np.median(ink[near][bins == k]) if (bins == k).any() else 0.0 for k in range(11)])
+        level = np.clip(profile[bins], 0, 0.95)
+        out[near] = np.clip((out[near] - level) / (1 - level), 0, 1)
+    return out, len(thetas)
+
+
+def _stroke_width(mask: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """The median stroke width of a mask (twice the distance to the edge along its skeleton), the skeleton and that distance."""
+    from skimage.morphology import skeletonize
+
+    skeleton = skeletonize(mask)
+    inside = ndi.distance_transform_edt(mask)
+    if not skeleton.any():
+        return 1.0, skeleton, inside
+    return float(2 * np.median(inside[skeleton]) - 1), skeleton, inside
+
+
+def find_digits(image, invert: bool | None = None, threshold: float = 0.2) -> Digits:
+    """Find every digit in a picture (a photo of paper, a scan, a drawing), left to right.
+
+    The paper is estimated by a grey closing larger than any stroke and divided out (shadows,
+    tint and gradients go), the ink is thresholded with hysteresis relative to its strongest
+    strokes, ruled lines are found with a Hough transform and erased, specks are dropped, and
+    the remaining connected components are grouped into digits by overlapping columns (a 5's
+    bar stays with its body). Strokes far thinner or thicker than MNIST's are redrawn at
+    MNIST's width along their skeleton; then each digit gets MNIST's own steps.
+
+    Parameters
+    ----------
+    image : path, PIL.Image, numpy.ndarray or torch.Tensor
+    invert : bool, optional
+        As for :func:`to_mnist`.
+    threshold : float
+        As for :func:`to_mnist` (the bounding box of each digit's ink).
+
+    Returns
+    -------
+    Digits
+        The steps, boxes and (K, 28, 28) images; K is 0 when nothing stands out from the paper.
+
+    Raises
+    ------
+    ValueError
+        If the image cannot be read or is blank.
+    """
+    from skimage.filters import apply_hysteresis_threshold, threshold_otsu
+    from skimage.measure import label, regionprops
+
+    where = f"{image}: " if isinstance(image, (str, os.PathLike)) else ""
+    try:
+        gray = np.asarray(_to_gray(image), dtype=np.float32)
+    except _Blank as exc:
+        raise ValueError(f"{where}the image is blank: {exc}.") from None
+    if invert is None:
+        border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+        invert = float(np.median(border)) > 127
+    g = _work_gray(gray if invert else 255.0 - gray)  # dark ink on light paper from here on
+    h, w = g.shape
+    size = max(7, int(min(h, w) / 5)) | 1
+    paper = ndi.uniform_filter(ndi.grey_closing(g, size=(size, size)), size)
+    ink = np.clip(1.0 - g / np.maximum(paper, 1e-3), 0, 1)
+    steps = {"gray": g, "paper": paper, "ink": ink}
+    ink, lines = _remove_lines(ink)
+    steps["unlined"] = ink
+    smooth = ndi.gaussian_filter(ink, 1.0)
+    strongest = float(np.percentile(smooth, 99.9))
+    if strongest < 0.04:  # nothing darker than the paper by 4%
+        steps.update(mask=np.zeros_like(ink, bool), cleaned=np.zeros_like(ink, bool), digits=np.zeros(ink.shape, int))
+        return Digits(steps, [], torch.zeros((0, 28, 28), torch.uint8), [], lines)
+    high = max(threshold_otsu(smooth), 0.35 * strongest)
+    mask = apply_hysteresis_threshold(smooth, 0.5 * high, high)
+    labels = label(mask, connectivity=2)
+    regions = [r for r in regionprops(labels)]
+    # specks go: a component counts if it is at least a fifth the size of the largest, or if it is
+    # a piece of stroke inside (or just beside) one that counts
+    extent = {r.label: max(r.bbox[2] - r.bbox[0], r.bbox[3] - r.bbox[1]) for r in regions}
+    largest = max(extent.values(), default=0)
+    big = [r for r in regions if extent[r.label] >= 0.2 * largest]
+
+    def beside(r) -> bool:
+        for b in big:
+            m = 0.15 * extent[b.label]
+            if (r.bbox[0] >= b.bbox[0] - m and r.bbox[2] <= b.bbox[2] + m and r.bbox[1] >= b.bbox[1] - m
+                    and r.bbox[3] <= b.bbox[3] + m):
+                return True
+        return False
+
+    regions = big + [r for r in regions if extent[r.label] < 0.2 * largest and r.area >= 6 and beside(r)]
+    # group components whose columns overlap into one digit
+    regions.sort(key=lambda r: r.bbox[1])
+    groups: list[list] = []
+    for r in regions:
+        for grp in groups:
+            left, right = min(x.bbox[1] for x in grp), max(x.bbox[3] for x in grp)
+            top, bottom = min(x.bbox[0] for x in grp), max(x.bbox[2] for x in grp)
+            overlap = min(right, r.bbox[3]) - max(left, r.bbox[1])
+            gap = max(r.bbox[0] - bottom, top - r.bbox[2])  # above or below the group, not beside it
+            if (overlap >= 0.4 * min(right - left, r.bbox[3] - r.bbox[1])
+                    and gap <= 0.3 * max(bottom - top, r.bbox[2] - r.bbox[0])):
+                grp.append(r)
+                break
+        else:
+            groups.append([r])
+    areas = [sum(x.area for x in grp) for grp in groups]
+    heights = [max(x.bbox[2] for x in grp) - min(x.bbox[0] for x in grp) for grp in groups]
+    tall = max(heights, default=0)
+    groups = [grp for grp, a, hh in zip(groups, areas, heights) if a >= 0.12 * max(areas) and hh >= 0.35 * tall]
+    digit_map = np.zeros(ink.shape, int)
+    boxes, images, strokes = [], [], []
+    for k, grp in enumerate(sorted(groups, key=lambda g_: min(x.bbox[1] for x in g_)), start=1):
+        m = np.isin(labels, [x.label for x in grp])
+        digit_map[m] = k
+        top, left = min(x.bbox[0] for x in grp), min(x.bbox[1] for x in grp)
+        bottom, right = max(x.bbox[2] for x in grp), max(x.bbox[3] for x in grp)
+        side = max(bottom - top, right - left)
+        width, skeleton, inside = _stroke_width(m)
+        strokes.append(width / side)
+        if not 0.6 * MNIST_STROKE <= width / side <= 1.6 * MNIST_STROKE:
+            # eroded or dilated to MNIST's width (the signed distance to the stroke's edge, shifted);
+            # the skeleton, drawn at half that width, keeps the parts thinner than the median
+            signed = inside - ndi.distance_transform_edt(~m)
+            target = MNIST_STROKE * side
+            digit = np.clip(signed - (width - target) / 2 + 0.5, 0, 1)
+            digit = np.maximum(digit, np.clip(target / 4 + 0.5 - ndi.distance_transform_edt(~skeleton), 0, 1))
+        else:
+            near = ndi.binary_dilation(m, iterations=2)
+            digit = np.where(near, ink, 0.0)
+            digit = np.clip(digit / max(float(np.percentile(digit[m], 90)), 1e-3), 0, 1)
+        boxes.append((int(top), int(left), int(bottom), int(right)))
+        pad = int(0.3 * side)
+        crop = digit[max(top - pad, 0):bottom + pad, max(left - pad, 0):right + pad]
+        images.append(_frame(crop, threshold))
+    steps.update(mask=mask, cleaned=np.isin(labels, [x.label for grp in groups for x in grp]), digits=digit_map)
+    stack = torch.stack(images) if images else torch.zeros((0, 28, 28), torch.uint8)
+    return Digits(steps, boxes, stack, strokes, lines)
+
+
+__all__ += ["find_digits", "Digits", "MNIST_STROKE", "is_clean"]
