@@ -93,8 +93,11 @@ def _render(digits, rng, settings: dict) -> np.ndarray:
     gap = int(0.1 * settings["digit_height"])
     widths = [p.shape[1] * 0.72 for p in pens]  # the 28-pixel frame is wider than the digit
     total = sum(widths) + gap * (len(pens) - 1)
-    x = (w - total) / 2 + rng.uniform(-0.15, 0.15) * max(w - total, 0)
-    y0 = (h - pens[0].shape[0]) / 2 + rng.uniform(-0.2, 0.2) * max(h - pens[0].shape[0], 0)
+    # placed at random inside the part of the page the camera frames, whole
+    seen_w, seen_h = 0.8 * _zoom(settings) * w, 0.8 * _zoom(settings) * h
+    tall = 0.72 * pens[0].shape[0]  # the digit's own height inside its 28-pixel frame
+    x = (w - total) / 2 + rng.uniform(-0.5, 0.5) * max(seen_w - total, 0)
+    y0 = (h - pens[0].shape[0]) / 2 + rng.uniform(-0.5, 0.5) * max(seen_h - tall, 0)
     for pen, width in zip(pens, widths):
         top = int(round(y0 + rng.uniform(-0.04, 0.04) * pen.shape[0]))
         left = int(round(x - (pen.shape[1] - width) / 2))
@@ -118,6 +121,11 @@ def _render(digits, rng, settings: dict) -> np.ndarray:
     return np.clip(img, 0, 255)
 
 
+def _zoom(settings: dict) -> float:
+    """The fraction of the page's width and height that the camera frames (about the centre)."""
+    return 1.0 / (1.0 + 2 * settings["tilt"] + abs(np.sin(np.deg2rad(settings["rotation"]))) * 1.4)
+
+
 def _camera(img: np.ndarray, rng, settings: dict) -> np.ndarray:
     from skimage.transform import ProjectiveTransform, warp
 
@@ -130,7 +138,7 @@ def _camera(img: np.ndarray, rng, settings: dict) -> np.ndarray:
     dst = (src - [w / 2, h / 2]) @ rot.T + [w / 2, h / 2] + jitter
     tform = ProjectiveTransform.from_estimate(dst, src)
     # The camera frames the page a little inside its edges, so no table shows.
-    zoom = 1.0 / (1.0 + 2 * tilt + abs(np.sin(theta)) * 1.4)
+    zoom = _zoom(settings)
     frame = ProjectiveTransform(matrix=np.array([[zoom, 0, w / 2 * (1 - zoom)], [0, zoom, h / 2 * (1 - zoom)],
                                                  [0, 0, 1]]))
     # output pixel -> zoomed about the centre -> back through the camera's projection onto the page
@@ -200,8 +208,13 @@ def make_number_photo(digits, seed=0, **overrides):
         raise ValueError(f"Unknown photo settings {sorted(unknown)}; known: {sorted(settings)}.")
     settings.update(overrides)
     h, w = settings["page"]
-    need = int(settings["digit_height"] * (0.95 * len(digits) + 0.6))  # the number fits, with a margin
-    settings["page"] = (int(h), max(int(w), need))
+    # the page is large enough for the camera to frame the whole number, turned by the rotation
+    wide, tall = settings["digit_height"] * (0.95 * len(digits) + 0.3), settings["digit_height"] * 1.3
+    turn = np.deg2rad(settings["rotation"])
+    across = wide * abs(np.cos(turn)) + tall * abs(np.sin(turn))
+    up = wide * abs(np.sin(turn)) + tall * abs(np.cos(turn))
+    seen = 0.8 * _zoom(settings)
+    settings["page"] = (max(int(h), int(np.ceil(up / seen))), max(int(w), int(np.ceil(across / seen))))
     for key, table in (("ink", INKS), ("paper", PAPERS)):
         if settings[key] not in table:
             raise ValueError(f"{key}={settings[key]!r} is not one of {sorted(table)}.")
