@@ -131,6 +131,20 @@ def _to_gray(image) -> Image.Image:
         return image.convert("RGB").convert("L")
 
 
+def _read_gray(image) -> tuple[np.ndarray, str]:
+    """The picture as float32 grey levels 0-255, and the prefix naming it in errors (its path, or "")."""
+    where = f"{image}: " if isinstance(image, (str, os.PathLike)) else ""
+    try:
+        return np.asarray(_to_gray(image), dtype=np.float32), where
+    except _Blank as exc:
+        raise ValueError(f"{where}the image is blank: {exc}.") from None
+
+
+def _light_border(gray: np.ndarray) -> bool:
+    """Whether the picture's border is light (dark ink on light paper, to be inverted for MNIST)."""
+    return float(np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]]))) > 127
+
+
 def is_clean(gray: np.ndarray) -> bool:
     """Whether a grayscale picture is clean: small (at most 64 px a side), or on paper of one exact value.
 
@@ -184,11 +198,7 @@ def to_mnist(image, invert: bool | None = None, threshold: float = 0.2, photo: b
     ValueError
         If the image holds no ink (blank), no digit can be found in a photo, or it cannot be read.
     """
-    where = f"{image}: " if isinstance(image, (str, os.PathLike)) else ""
-    try:
-        gray = np.asarray(_to_gray(image), dtype=np.float32)
-    except _Blank as exc:
-        raise ValueError(f"{where}the image is blank: {exc}.") from None
+    gray, where = _read_gray(image)
     if photo is None:
         photo = not is_clean(gray)
     if photo:
@@ -198,8 +208,7 @@ def to_mnist(image, invert: bool | None = None, threshold: float = 0.2, photo: b
                              "or the picture holds only paper); photograph the digit larger and in focus.")
         return found.images[found.largest()]
     if invert is None:
-        border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-        invert = float(np.median(border)) > 127
+        invert = _light_border(gray)
     ink = 255.0 - gray if invert else gray
     ink = ink - np.median(np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]]))  # paper may be grey
     ink = np.clip(ink, 0, None)
@@ -480,14 +489,9 @@ def find_digits(image, invert: bool | None = None, threshold: float = 0.2) -> Di
     from skimage.filters import apply_hysteresis_threshold, threshold_otsu
     from skimage.measure import label, regionprops
 
-    where = f"{image}: " if isinstance(image, (str, os.PathLike)) else ""
-    try:
-        gray = np.asarray(_to_gray(image), dtype=np.float32)
-    except _Blank as exc:
-        raise ValueError(f"{where}the image is blank: {exc}.") from None
+    gray, where = _read_gray(image)
     if invert is None:
-        border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-        invert = float(np.median(border)) > 127
+        invert = _light_border(gray)
     g = _work_gray(gray if invert else 255.0 - gray)  # dark ink on light paper from here on
     h, w = g.shape
     size = max(7, int(min(h, w) / 5)) | 1
