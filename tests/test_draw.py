@@ -60,6 +60,10 @@ def test_the_browser_path_bytes_in_prediction_out(pad):
     pad.drawing = ONE.tobytes()
     assert pad.prediction == 1
     pad.drawing = b""
+    # as the comm delivers it: the browser's DataView arrives as a memoryview and goes through from_json
+    pad.set_state({"drawing": memoryview(ONE.tobytes())})
+    assert pad.prediction == 1 and isinstance(pad.drawing, bytes)
+    pad.drawing = b""
     assert pad.prediction is None
     pad.drawing = b"\x00" * 10                   # wrong length: said on the pad, nothing predicted
     assert pad.prediction is None and "bytes" in pad.label

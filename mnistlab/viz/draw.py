@@ -21,6 +21,7 @@ import anywidget
 import matplotlib
 import numpy as np
 import traitlets
+from ipywidgets.widgets.trait_types import bytes_serialization
 from matplotlib.colors import to_hex
 
 from .interpret import ATTRIBUTION_CMAP
@@ -128,7 +129,7 @@ export default { render };
 _CSS = """
 .mnistlab-pad { display: flex; gap: 18px; align-items: flex-start; font-family: sans-serif; }
 .mnistlab-pad-left { display: flex; flex-direction: column; gap: 6px; align-items: flex-start; }
-.mnistlab-pad-canvas { border: 1px solid #888; cursor: crosshair; touch-action: none; flex: none; }
+.mnistlab-pad-canvas { outline: 1px solid #888; cursor: crosshair; touch-action: none; flex: none; }
 .mnistlab-pad-prediction { font-size: 28px; font-weight: bold; min-height: 36px; }
 .mnistlab-pad-bars { display: flex; gap: 4px; height: 110px; align-items: stretch; margin: 6px 0 4px; }
 .mnistlab-pad-bar { width: 22px; display: flex; flex-direction: column; justify-content: flex-end;
@@ -192,7 +193,9 @@ class DigitPad(anywidget.AnyWidget):
 
     _esm = _ESM
     _css = _CSS
-    drawing = traitlets.Bytes(b"", help="canvas pixels from the browser, canvas_size**2 grayscale bytes").tag(sync=True)
+    # the browser sends a DataView, which arrives as a memoryview: bytes_serialization makes it bytes
+    drawing = traitlets.Bytes(b"", help="canvas pixels from the browser, canvas_size**2 grayscale bytes").tag(
+        sync=True, **bytes_serialization)
     canvas_size = traitlets.Int(280).tag(sync=True)
     pen_width = traitlets.Int(22).tag(sync=True)
     throttle_ms = traitlets.Int(200).tag(sync=True)
