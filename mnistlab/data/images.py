@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import NamedTuple
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -458,6 +459,139 @@ def _stroke_width(mask: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     return float(2 * np.median(inside[skeleton]) - 1), skeleton, inside
 
 
+class _Piece(NamedTuple):
+    """A connected component of the ink mask: its label, bounding box (top, left, bottom, right) and area."""
+    label: int
+    bbox: tuple
+    area: int
+
+
+def _pieces(labels: np.ndarray) -> list[_Piece]:
+    from skimage.measure import regionprops
+
+    return [_Piece(r.label, tuple(int(v) for v in r.bbox), int(r.area)) for r in regionprops(labels)]
+
+
+def _box(group) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) around a group of pieces."""
+    return (min(x.bbox[0] for x in group), min(x.bbox[1] for x in group),
+            max(x.bbox[2] for x in group), max(x.bbox[3] for x in group))
+
+
+def _digit_groups(pieces: list[_Piece]) -> list[list[_Piece]]:
+    """Drop specks and group the rest into digits.
+
+    A piece counts if it is at least a fifth the extent of the largest, or if it is a piece of stroke
+    inside (or just beside) one that counts. Pieces whose columns overlap by 40% and that sit above
+    or below each other (a gap under 30% of the taller) form one digit (a 5's bar, a 4's open top).
+    Groups under 12% of the largest group's area or 35% of the tallest's height are dropped.
+    """
+    extent = {r.label: max(r.bbox[2] - r.bbox[0], r.bbox[3] - r.bbox[1]) for r in pieces}
+    largest = max(extent.values(), default=0)
+    big = [r for r in pieces if extent[r.label] >= 0.2 * largest]
+
+    def beside(r) -> bool:
+        for b in big:
+            m = 0.15 * extent[b.label]
+            if (r.bbox[0] >= b.bbox[0] - m and r.bbox[2] <= b.bbox[2] + m and r.bbox[1] >= b.bbox[1] - m
+                    and r.bbox[3] <= b.bbox[3] + m):
+                return True
+        return False
+
+    pieces = big + [r for r in pieces if extent[r.label] < 0.2 * largest and r.area >= 6 and beside(r)]
+    pieces.sort(key=lambda r: r.bbox[1])
+    groups: list[list[_Piece]] = []
+    for r in pieces:
+        for grp in groups:
+            top, left, bottom, right = _box(grp)
+            overlap = min(right, r.bbox[3]) - max(left, r.bbox[1])
+            gap = max(r.bbox[0] - bottom, top - r.bbox[2])  # above or below the group, not beside it
+            if (overlap >= 0.4 * min(right - left, r.bbox[3] - r.bbox[1])
+                    and gap <= 0.3 * max(bottom - top, r.bbox[2] - r.bbox[0])):
+                grp.append(r)
+                break
+        else:
+            groups.append([r])
+    if not groups:
+        return []
+    areas = [sum(x.area for x in grp) for grp in groups]
+    heights = [_box(grp)[2] - _box(grp)[0] for grp in groups]
+    tall = max(heights)
+    return [grp for grp, a, hh in zip(groups, areas, heights) if a >= 0.12 * max(areas) and hh >= 0.35 * tall]
+
+
+def _faint_digits(smooth: np.ndarray, masks: list[np.ndarray], high: float) -> list[np.ndarray]:
+    """Digits on the row of those found that are too faint for the first threshold (a thin pen, blurred).
+
+    The row is the line through the found digits' centres. Away from them, the ink is thresholded
+    again at half the first threshold and pieces closer than an eighth of a digit's height are
+    joined; a cluster counts as a digit when its centre lies within half a digit's height of the
+    row, it is at least 60% as tall as the found digits and at most twice as wide, and it is no
+    further than two digit heights from them. Its strokes are then thresholded on their own (Otsu's
+    threshold of the ink around them), so a faint digit gets a threshold of its own. Returns one
+    mask per digit found.
+    """
+    from skimage.filters import apply_hysteresis_threshold, threshold_otsu
+    from skimage.measure import label, regionprops
+    from skimage.morphology import disk
+
+    boxes = np.array([_mask_box(m) for m in masks], float)
+    height = float(np.median(boxes[:, 2] - boxes[:, 0]))
+    cy, cx = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    slope, intercept = np.polyfit(cx, cy, 1) if np.ptp(cx) > 0 else (0.0, float(cy.mean()))
+    taken = ndi.binary_dilation(np.logical_or.reduce(masks), iterations=max(2, int(0.1 * height)))
+    rest = np.where(taken, 0, smooth)
+    mask = apply_hysteresis_threshold(rest, 0.25 * high, 0.5 * high)
+    if not mask.any():
+        return []
+    reach = max(1, int(0.125 * height))
+    clusters = label(ndi.binary_dilation(mask, disk(reach)), connectivity=2)
+    found = []
+    for region in regionprops(clusters):
+        ys, xs = np.nonzero((clusters == region.label) & mask)
+        if ys.size < 6:
+            continue
+        top, left, bottom, right = ys.min(), xs.min(), ys.max() + 1, xs.max() + 1
+        x, y = (left + right) / 2, (top + bottom) / 2
+        if not (abs(y - (slope * x + intercept)) <= 0.5 * height and bottom - top >= 0.6 * height
+                and right - left <= 2 * height
+                and boxes[:, 1].min() - 2 * height <= x <= boxes[:, 3].max() + 2 * height):
+            continue
+        near = clusters == region.label
+        values = rest[near]
+        t = float(threshold_otsu(values)) if np.ptp(values) > 0 else 0.5 * high
+        strokes = apply_hysteresis_threshold(np.where(near, rest, 0), 0.5 * t, t) | (mask & near)
+        pieces = label(strokes, connectivity=2)
+        big = np.bincount(pieces.ravel()) >= 6
+        big[0] = False
+        strokes = big[pieces]
+        if strokes.any():
+            found.append(strokes)
+    return found
+
+
+def _mask_box(m: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) around the True pixels of a mask."""
+    rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
+
+
+def _split_touching(m: np.ndarray, height: float) -> list[np.ndarray]:
+    """Split a digit's mask wider than 1.5 times ``height`` (the digits' median height): two digits
+    touching, as a marker's thick strokes do. The cut is the column with the least ink in the middle
+    40% of the mask, and the parts are split again while they are that wide."""
+    top, left, bottom, right = _mask_box(m)
+    if right - left <= 1.5 * height or bottom - top < 0.6 * height or right - left < 8:
+        return [m]
+    ink = m[:, left:right].sum(0).astype(float)
+    lo, hi = int(0.3 * (right - left)), int(0.7 * (right - left))
+    middle = np.arange(lo, hi + 1)
+    cut = left + int(middle[np.lexsort((np.abs(middle - (right - left) / 2), ink[middle]))[0]])
+    cols = np.arange(m.shape[1])
+    return [part for side in (m & (cols < cut), m & (cols >= cut)) if side.any()
+            for part in _split_touching(side, height)]
+
+
 def find_digits(image, invert: bool | None = None, threshold: float = 0.2) -> Digits:
     """Find every digit in a picture (a photo of paper, a scan, a drawing), left to right.
 
@@ -508,48 +642,19 @@ def find_digits(image, invert: bool | None = None, threshold: float = 0.2) -> Di
     high = max(threshold_otsu(smooth), 0.35 * strongest)
     mask = apply_hysteresis_threshold(smooth, 0.5 * high, high)
     labels = label(mask, connectivity=2)
-    regions = [r for r in regionprops(labels)]
-    # specks go: a component counts if it is at least a fifth the size of the largest, or if it is
-    # a piece of stroke inside (or just beside) one that counts
-    extent = {r.label: max(r.bbox[2] - r.bbox[0], r.bbox[3] - r.bbox[1]) for r in regions}
-    largest = max(extent.values(), default=0)
-    big = [r for r in regions if extent[r.label] >= 0.2 * largest]
-
-    def beside(r) -> bool:
-        for b in big:
-            m = 0.15 * extent[b.label]
-            if (r.bbox[0] >= b.bbox[0] - m and r.bbox[2] <= b.bbox[2] + m and r.bbox[1] >= b.bbox[1] - m
-                    and r.bbox[3] <= b.bbox[3] + m):
-                return True
-        return False
-
-    regions = big + [r for r in regions if extent[r.label] < 0.2 * largest and r.area >= 6 and beside(r)]
-    # group components whose columns overlap into one digit
-    regions.sort(key=lambda r: r.bbox[1])
-    groups: list[list] = []
-    for r in regions:
-        for grp in groups:
-            left, right = min(x.bbox[1] for x in grp), max(x.bbox[3] for x in grp)
-            top, bottom = min(x.bbox[0] for x in grp), max(x.bbox[2] for x in grp)
-            overlap = min(right, r.bbox[3]) - max(left, r.bbox[1])
-            gap = max(r.bbox[0] - bottom, top - r.bbox[2])  # above or below the group, not beside it
-            if (overlap >= 0.4 * min(right - left, r.bbox[3] - r.bbox[1])
-                    and gap <= 0.3 * max(bottom - top, r.bbox[2] - r.bbox[0])):
-                grp.append(r)
-                break
-        else:
-            groups.append([r])
-    areas = [sum(x.area for x in grp) for grp in groups]
-    heights = [max(x.bbox[2] for x in grp) - min(x.bbox[0] for x in grp) for grp in groups]
-    tall = max(heights, default=0)
-    groups = [grp for grp, a, hh in zip(groups, areas, heights) if a >= 0.12 * max(areas) and hh >= 0.35 * tall]
+    groups = _digit_groups(_pieces(labels))
+    masks = [np.isin(labels, [x.label for x in grp]) for grp in groups]
+    if len(masks) >= 2:
+        masks += _faint_digits(smooth, masks, high)
+    if len(masks) >= 2:  # one digit alone has nothing to be compared with
+        height = float(np.median([b[2] - b[0] for b in map(_mask_box, masks)]))
+        masks = [part for m in masks for part in _split_touching(m, height)]
+    masks.sort(key=lambda m: int(np.flatnonzero(m.any(0))[0]))
     digit_map = np.zeros(ink.shape, int)
     boxes, images, strokes = [], [], []
-    for k, grp in enumerate(sorted(groups, key=lambda g_: min(x.bbox[1] for x in g_)), start=1):
-        m = np.isin(labels, [x.label for x in grp])
+    for k, m in enumerate(masks, start=1):
         digit_map[m] = k
-        top, left = min(x.bbox[0] for x in grp), min(x.bbox[1] for x in grp)
-        bottom, right = max(x.bbox[2] for x in grp), max(x.bbox[3] for x in grp)
+        top, left, bottom, right = _mask_box(m)
         side = max(bottom - top, right - left)
         width, skeleton, inside = _stroke_width(m)
         strokes.append(width / side)
@@ -568,7 +673,7 @@ def find_digits(image, invert: bool | None = None, threshold: float = 0.2) -> Di
         pad = int(0.3 * side)
         crop = digit[max(top - pad, 0):bottom + pad, max(left - pad, 0):right + pad]
         images.append(_frame(crop, threshold))
-    steps.update(mask=mask, cleaned=np.isin(labels, [x.label for grp in groups for x in grp]), digits=digit_map)
+    steps.update(mask=mask, cleaned=digit_map > 0, digits=digit_map)
     stack = torch.stack(images) if images else torch.zeros((0, 28, 28), torch.uint8)
     return Digits(steps, boxes, stack, strokes, lines)
 
