@@ -460,16 +460,26 @@ def _stroke_width(mask: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
 
 
 class _Piece(NamedTuple):
-    """A connected component of the ink mask: its label, bounding box (top, left, bottom, right) and area."""
+    """A connected component of the ink mask: its label, bounding box (top, left, bottom, right), area,
+    and whether it is a stray piece of ruled line (thin, within 30 degrees of horizontal, running
+    off the edge of the picture, as the end of a line the Hough transform did not count does)."""
     label: int
     bbox: tuple
     area: int
+    ruled: bool = False
 
 
 def _pieces(labels: np.ndarray) -> list[_Piece]:
     from skimage.measure import regionprops
 
-    return [_Piece(r.label, tuple(int(v) for v in r.bbox), int(r.area)) for r in regionprops(labels)]
+    h, w = labels.shape
+    out = []
+    for r in regionprops(labels):
+        top, left, bottom, right = (int(v) for v in r.bbox)
+        ruled = bool(r.axis_minor_length < 0.2 * r.axis_major_length and abs(r.orientation) > np.pi / 3
+                     and (top == 0 or left == 0 or bottom == h or right == w))
+        out.append(_Piece(r.label, (top, left, bottom, right), int(r.area), ruled))
+    return out
 
 
 def _box(group) -> tuple[int, int, int, int]:
@@ -479,13 +489,14 @@ def _box(group) -> tuple[int, int, int, int]:
 
 
 def _digit_groups(pieces: list[_Piece]) -> list[list[_Piece]]:
-    """Drop specks and group the rest into digits.
+    """Drop specks and stray pieces of ruled line, and group the rest into digits.
 
     A piece counts if it is at least a fifth the extent of the largest, or if it is a piece of stroke
     inside (or just beside) one that counts. Pieces whose columns overlap by 40% and that sit above
     or below each other (a gap under 30% of the taller) form one digit (a 5's bar, a 4's open top).
     Groups under 12% of the largest group's area or 35% of the tallest's height are dropped.
     """
+    pieces = [r for r in pieces if not r.ruled]
     extent = {r.label: max(r.bbox[2] - r.bbox[0], r.bbox[3] - r.bbox[1]) for r in pieces}
     largest = max(extent.values(), default=0)
     big = [r for r in pieces if extent[r.label] >= 0.2 * largest]
@@ -592,6 +603,30 @@ def _split_touching(m: np.ndarray, height: float) -> list[np.ndarray]:
             for part in _split_touching(side, height)]
 
 
+def _merge_stacked(masks: list[np.ndarray]) -> list[np.ndarray]:
+    """Join neighbouring pieces that are each under 75% of the digits' median height and sit one
+    above the other (rows overlapping by under 30% of the shorter), when together they are no taller
+    than 1.3 and no wider than 1.2 median heights: a digit whose strokes broke apart (an 8's loops,
+    a 3's halves). Needs three or more digits, so that the median is a whole digit's height."""
+    if len(masks) < 3:
+        return masks
+    boxes = [_mask_box(m) for m in masks]
+    height = float(np.median([b[2] - b[0] for b in boxes]))
+    out, i = [], 0
+    while i < len(masks):
+        if i + 1 < len(masks):
+            (t1, l1, b1, r1), (t2, l2, b2, r2) = boxes[i], boxes[i + 1]
+            rows = min(b1, b2) - max(t1, t2)
+            if (max(b1 - t1, b2 - t2) < 0.75 * height and rows < 0.3 * min(b1 - t1, b2 - t2)
+                    and max(b1, b2) - min(t1, t2) <= 1.3 * height and max(r1, r2) - min(l1, l2) <= 1.2 * height):
+                out.append(masks[i] | masks[i + 1])
+                i += 2
+                continue
+        out.append(masks[i])
+        i += 1
+    return out
+
+
 def find_digits(image, invert: bool | None = None, threshold: float = 0.2) -> Digits:
     """Find every digit in a picture (a photo of paper, a scan, a drawing), left to right.
 
@@ -650,6 +685,7 @@ def find_digits(image, invert: bool | None = None, threshold: float = 0.2) -> Di
         height = float(np.median([b[2] - b[0] for b in map(_mask_box, masks)]))
         masks = [part for m in masks for part in _split_touching(m, height)]
     masks.sort(key=lambda m: int(np.flatnonzero(m.any(0))[0]))
+    masks = _merge_stacked(masks)
     digit_map = np.zeros(ink.shape, int)
     boxes, images, strokes = [], [], []
     for k, m in enumerate(masks, start=1):

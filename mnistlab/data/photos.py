@@ -54,7 +54,17 @@ def _pen(digit: np.ndarray, height: int, stroke: float) -> np.ndarray:
         r = int(round(radius))
         yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
         disk = xx ** 2 + yy ** 2 <= r * r
-        big = ndi.grey_dilation(big, footprint=disk) if stroke > 1 else ndi.grey_erosion(big, footprint=disk)
+        if stroke > 1:
+            big = ndi.grey_dilation(big, footprint=disk)
+        else:
+            # a fine pen follows the whole path, thinner: erosion alone would erase a digit's thin
+            # parts (an 8's loops), which no pen does, so the path (the skeleton) is drawn too
+            from skimage.morphology import skeletonize
+
+            path = skeletonize(big > 0.5)
+            half = max(0.5, 0.5 * stroke * 0.13 * height)
+            line = np.clip(half + 0.5 - ndi.distance_transform_edt(~path), 0, 1) * 0.7 + 0.3
+            big = np.maximum(ndi.grey_erosion(big, footprint=disk), np.where(path.any(), line, 0))
     ink = np.clip((big - 0.3) / 0.4, 0, 1)  # firm ink with a soft edge
     return ndi.gaussian_filter(ink, 0.6)
 
