@@ -24,6 +24,7 @@ from .training import (RECIPES, Callback, Checkpoint, CheckpointError, EarlyStop
                        pretrained_info, resolve_device, save_checkpoint, train_model, HistogramRecorder,
                        SnapshotRecorder)
 from . import experiments, studies, viz
+from .studies.handwriting import Reading, read_image, read_number
 from .viz import Figures, image_grid, learning_curves
 
 try:

@@ -1,4 +1,4 @@
-"""The ``mnistlab`` command: train, evaluate, predict, data, models, figures."""
+"""The ``mnistlab`` command: train, evaluate, predict, read, data, models, figures."""
 from __future__ import annotations
 
 import argparse
@@ -105,12 +105,9 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
-def _cmd_predict(args) -> int:
-    """Predict every image; one that cannot be read is named on stderr and marked in the output."""
-    import torch
-
+def _model_and_paths(args, usage: str):
+    """The model (a checkpoint among the inputs, --checkpoint, or the shipped one) and the image paths."""
     import mnistlab as ml
-    from mnistlab.data.images import to_mnist
     from mnistlab.training.checkpoint import is_checkpoint
 
     paths = list(args.inputs)
@@ -120,42 +117,91 @@ def _cmd_predict(args) -> int:
         if not found and Path(paths[0]).suffix.lower() in (".pt", ".pth", ".ckpt"):
             found = [paths[0]]  # an unreadable checkpoint still gets the checkpoint's error
         if len(found) > 1:
-            raise ValueError(f"several checkpoints given ({', '.join(found)}); predict with one at a time.")
+            raise ValueError(f"several checkpoints given ({', '.join(found)}); use one at a time.")
         if found:
             checkpoint = found[0]
             paths.remove(checkpoint)
     if not paths:
-        raise ValueError("give at least one image: mnistlab predict [CKPT] IMAGE...")
+        raise ValueError(f"give at least one image: {usage}")
     if checkpoint is None:
         from mnistlab.training.pretrained import load_pretrained
 
-        model = load_pretrained()
-    else:
-        model = ml.load_checkpoint(checkpoint).model
+        return load_pretrained(), paths
+    return ml.load_checkpoint(checkpoint).model, paths
+
+
+def _shown(path: str, images) -> str:
+    """Write what the model saw (28 x 28 per digit, side by side) beside ``path``; returns where."""
+    import numpy as np
+    from PIL import Image
+
+    from mnistlab.training.checkpoint import atomic_write
+
+    source = Path(path)
+    out = source.with_name(f"{source.stem}.28x28.png")
+    if out.resolve() == source.resolve():
+        raise ValueError(f"{path}: --show would overwrite the input itself; rename it.")
+    strip = 255 - np.concatenate([im.numpy() for im in images], axis=1)   # dark ink on white, as written
+    atomic_write(out, lambda fh: Image.fromarray(strip.astype(np.uint8)).save(fh, format="PNG"))
+    return str(out)
+
+
+def _read_all(args, read, usage: str) -> int:
+    """Read every image with ``read`` (read_image or read_number) and print one line per image.
+
+    A picture that cannot be read, or holds no digit, is named on stderr and marked in the output,
+    and the others are still read; warnings (not sure, several digits) follow the line.
+    """
+    import mnistlab as ml
+
+    model, paths = _model_and_paths(args, usage)
     classes = ml.dataset_info(model.preprocessing.dataset).classes
-    images, failed = {}, {}
+    failed = {}
     for path in paths:
         try:
-            images[path] = to_mnist(path)
+            reading = read(path, model, unsure_below=args.unsure_below)
         except (ValueError, FileNotFoundError, TypeError) as exc:
-            failed[path] = " ".join(str(exc).split())
-    probs = ml.predict(model, ml.as_imageset(torch.stack(list(images.values())))) if images else []
-    by_path = dict(zip(images, probs))
-    for path in paths:
-        if path in failed:
-            print(f"{path}\t-\t-\t(not predicted: {failed[path].replace(path + ': ', '')})")
+            failed[path] = " ".join(str(exc).split()).replace(path + ": ", "")
+            print(f"{path}\t-\t-\t(not read: {failed[path]})")
             continue
-        p = by_path[path]
-        k = int(p.argmax())
-        top = ", ".join(f"{classes[j]}:{p[j]:.3f}" for j in p.argsort()[::-1][:3])
-        print(f"{path}\t{classes[k]}\t{p[k]:.4f}\t(top 3: {top})")
+        if not reading.digits:
+            failed[path] = reading.warnings[0]
+            print(f"{path}\t-\t-\t({reading.warnings[0]})")
+            continue
+        text = "".join(str(classes[k]) for k in reading.digits) if len(reading.digits) > 1 else str(
+            classes[reading.digits[0]])
+        if read is ml.read_image:
+            p = reading.probabilities[0]
+            detail = "top 3: " + ", ".join(f"{classes[j]}:{p[j]:.3f}" for j in p.argsort()[::-1][:3])
+            line = f"{path}\t{text}\t{reading.confidence[0]:.4f}\t({detail})"
+        else:
+            each = " ".join(f"{c:.3f}" for c in reading.confidence)
+            line = f"{path}\t{text}\t{min(reading.confidence):.4f}\t(each digit: {each})"
+        if args.show:
+            line += f"\tshown: {_shown(path, reading.images)}"
+        for warning in reading.warnings:
+            line += f"\twarning: {warning}"
+        print(line)
     for path, reason in failed.items():
-        message = reason if path in reason else f"{path}: {reason}"
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {path}: {reason}", file=sys.stderr)
     if failed:
         sys.stdout.flush()
-        return 2 if not images else 1
+        return 2 if len(failed) == len(paths) else 1
     return 0
+
+
+def _cmd_predict(args) -> int:
+    """One digit per image: the digit, its probability, the top 3 and any warning."""
+    import mnistlab as ml
+
+    return _read_all(args, ml.read_image, "mnistlab predict [CKPT] IMAGE...")
+
+
+def _cmd_read(args) -> int:
+    """A number per image: its digits left to right, the lowest probability, each digit's, warnings."""
+    import mnistlab as ml
+
+    return _read_all(args, ml.read_number, "mnistlab read [CKPT] IMAGE...")
 
 
 def _cmd_data(args) -> int:
@@ -249,6 +295,16 @@ def _seed(text: str) -> int:
     return value
 
 
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"a probability between 0 and 1, got {text!r}")
+    return value
+
+
 def _finite_float(text: str) -> float:
     try:
         value = float(text)
@@ -290,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     Returns
     -------
     argparse.ArgumentParser
-        Sub-commands train, evaluate, predict, data, models and figures; a usage error prints
+        Sub-commands train, evaluate, predict, read, data, models and figures; a usage error prints
         one line and exits with code 2.
     """
     from mnistlab.training.config import TrainConfig
@@ -322,11 +378,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=_positive_int, default=None)
     e.set_defaults(func=_cmd_evaluate)
 
-    pr = sub.add_parser("predict", help="classify image files (any size or colour)",
-                        description="mnistlab predict [CKPT] IMAGE...  (without CKPT: the shipped pretrained model)")
-    pr.add_argument("inputs", nargs="+", metavar="[CKPT] IMAGE")
-    pr.add_argument("--checkpoint", default=None)
-    pr.set_defaults(func=_cmd_predict)
+    for name, func, help_, what in (
+            ("predict", _cmd_predict, "read one digit per image file (a photo, a scan or a drawing; any size or colour)",
+             "the digit, its probability, the top 3"),
+            ("read", _cmd_read, "read a number of several digits per image file, left to right",
+             "the number, its least sure digit's probability, each digit's")):
+        pr = sub.add_parser(name, help=help_, description=(
+            f"mnistlab {name} [CKPT] IMAGE...  (without CKPT: the shipped pretrained model). One line per image: "
+            f"{what}, and a warning when the model is not sure, finds no digit or finds several."))
+        pr.add_argument("inputs", nargs="+", metavar="[CKPT] IMAGE")
+        pr.add_argument("--checkpoint", default=None)
+        pr.add_argument("--show", action="store_true",
+                        help="write what the model saw (28x28 per digit) beside each image, as NAME.28x28.png")
+        pr.add_argument("--unsure-below", type=_probability, default=0.8, metavar="P",
+                        help="warn when a digit's probability is under P (default 0.8)")
+        pr.set_defaults(func=func)
 
     d = sub.add_parser("data", help="where the data is and whether every file is present and sound")
     d.add_argument("--dataset", default="all")

@@ -673,7 +673,7 @@ def find_digits(image, invert: bool | None = None, threshold: float = 0.2) -> Di
     strongest = float(np.percentile(smooth, 99.9))
     if strongest < 0.04:  # nothing darker than the paper by 4%
         steps.update(mask=np.zeros_like(ink, bool), cleaned=np.zeros_like(ink, bool), digits=np.zeros(ink.shape, int))
-        return Digits(steps, [], torch.zeros((0, 28, 28), torch.uint8), [], lines)
+        return Digits(steps, [], torch.zeros((0, 28, 28), dtype=torch.uint8), [], lines)
     high = max(threshold_otsu(smooth), 0.35 * strongest)
     mask = apply_hysteresis_threshold(smooth, 0.5 * high, high)
     labels = label(mask, connectivity=2)
@@ -710,7 +710,7 @@ def find_digits(image, invert: bool | None = None, threshold: float = 0.2) -> Di
         crop = digit[max(top - pad, 0):bottom + pad, max(left - pad, 0):right + pad]
         images.append(_frame(crop, threshold))
     steps.update(mask=mask, cleaned=digit_map > 0, digits=digit_map)
-    stack = torch.stack(images) if images else torch.zeros((0, 28, 28), torch.uint8)
+    stack = torch.stack(images) if images else torch.zeros((0, 28, 28), dtype=torch.uint8)
     return Digits(steps, boxes, stack, strokes, lines)
 
 

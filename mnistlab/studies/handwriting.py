@@ -199,7 +199,7 @@ def photo_accuracy(data, models: dict, n: int = 300, seed: int = 0, progress: bo
     for photo in tqdm(photos, desc="reading photos", disable=not progress, leave=False):
         found = find_digits(photo)
         counts.append(len(found))
-        new.append(found.images[found.largest()] if len(found) else torch.zeros((28, 28), torch.uint8))
+        new.append(found.images[found.largest()] if len(found) else torch.zeros((28, 28), dtype=torch.uint8))
         old.append(_old_way(photo))
     table["found"] = counts
     rows = []
