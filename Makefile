@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/tsne_speed.py
 	$(BIN)/python benchmarks/parallel_speed.py
 	$(BIN)/python benchmarks/recorder_overhead.py
+	$(BIN)/python benchmarks/photo_accuracy.py --json build/photo_accuracy.json
 
 clean:
 	rm -rf $(VENV) build notebooks/executed .mnistlab-cache .pytest_cache
