@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from ..data.images import Digits, _to_gray, find_digits, is_clean, to_mnist
 from ..training.loop import predict
 
-__all__ = ["Reading", "read_number", "read_image", "photo_accuracy", "number_accuracy", "UNSURE_BELOW"]
+__all__ = ["Reading", "read_number", "read_image", "photo_accuracy", "number_accuracy", "accuracy_by", "UNSURE_BELOW"]
 
 UNSURE_BELOW = 0.8
 """A digit read with a lower probability than this gets a warning ("not sure")."""
@@ -182,7 +182,9 @@ def photo_accuracy(data, models: dict, n: int = 300, seed: int = 0, progress: bo
     -------
     table : pandas.DataFrame
         One row per photo: its settings, ``found`` (digits found), and per model ``pred_<name>``
-        (new preprocessing) and ``old_<name>`` (MNIST's steps only).
+        (new preprocessing) and ``old_<name>`` (MNIST's steps only), with the probability of the
+        class read, ``conf_<name>`` and ``oldconf_<name>`` (-1 and 0 in ``pred``/``conf`` columns:
+        no digit found).
     summary : pandas.DataFrame
         One row per model and preprocessing: ``correct``, ``photos``, ``accuracy``.
     photos : list of numpy.ndarray
@@ -194,6 +196,7 @@ def photo_accuracy(data, models: dict, n: int = 300, seed: int = 0, progress: bo
 
     if not models:
         raise ValueError("photo_accuracy needs at least one model, e.g. {'shipped': ml.load_pretrained()}.")
+    _check_digits(data)
     photos, table = make_photos(data.images, data.labels, n=n, seed=seed)
     new, old, counts = [], [], []
     for photo in tqdm(photos, desc="reading photos", disable=not progress, leave=False):
@@ -205,11 +208,13 @@ def photo_accuracy(data, models: dict, n: int = 300, seed: int = 0, progress: bo
     rows = []
     for name, model in models.items():
         for way, images in (("new", new), ("old", old)):
-            pred = predict(model, torch.stack(images)).argmax(1)
+            probs = predict(model, torch.stack(images))
+            pred = probs.argmax(1)
             if way == "new":
                 pred[np.asarray(counts) == 0] = -1  # no digit found: wrong
             column = f"{'pred' if way == 'new' else 'old'}_{name}"
             table[column] = pred
+            table[f"{'conf' if way == 'new' else 'oldconf'}_{name}"] = probs.max(1)
             correct = int((pred == table["label"].to_numpy()).sum())
             rows.append({"model": name, "preprocessing": "photo (find_digits)" if way == "new" else "MNIST steps only",
                          "correct": correct, "photos": n, "accuracy": correct / n})
@@ -237,6 +242,7 @@ def number_accuracy(data, model=None, n: int = 100, length: int = 4, seed: int =
     """
     from ..data.photos import make_number_photos
 
+    _check_digits(data)
     model = _model(model)
     photos, table = make_number_photos(data.images, data.labels, n=n, length=length, seed=seed)
     readings = [read_number(p, model) for p in tqdm(photos, desc="reading numbers", disable=not progress,
@@ -246,3 +252,51 @@ def number_accuracy(data, model=None, n: int = 100, length: int = 4, seed: int =
     table.insert(3, "found", [len(r.digits) for r in readings])
     table.insert(4, "min_confidence", [min(r.confidence, default=0.0) for r in readings])
     return table, photos
+
+
+def _check_digits(data) -> None:
+    dataset = getattr(data, "dataset", "mnist")
+    if dataset != "mnist":
+        raise ValueError(f"photos of handwriting are written with MNIST's digits, not {dataset}: "
+                         f"pass ml.load_dataset('mnist', 'test').")
+
+
+def accuracy_by(table, by, columns: dict, label: str = "label", confidence: float = 0.95):
+    """Accuracy per value of each photo setting, per way of reading, with a Wilson interval.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`photo_accuracy` (one row per photo).
+    by : str or list of str
+        Settings to split by (``"paper"``, ``"stroke"``, ``"ink"``, ``"jpeg_quality"``...).
+    columns : dict of name -> column
+        The predictions to score, e.g. ``{"photo (find_digits)": "pred_shipped", "MNIST steps only":
+        "old_shipped"}``.
+    label : str
+        The column of true classes.
+    confidence : float
+        Of the interval (Wilson's score interval for a proportion: never outside 0..1).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per setting, value and reading: ``setting``, ``value``, ``reading``, ``correct``,
+        ``photos``, ``accuracy``, ``ci_low``, ``ci_high``.
+    """
+    import pandas as pd
+    from scipy.stats import binomtest
+
+    by = [by] if isinstance(by, str) else list(by)
+    missing = [c for c in by + list(columns.values()) + [label] if c not in table]
+    if missing:
+        raise ValueError(f"accuracy_by: the table has no column {missing}; it has {list(table.columns)}.")
+    rows = []
+    for setting in by:
+        for value, part in table.groupby(setting, sort=True):
+            for name, column in columns.items():
+                correct, n = int((part[column] == part[label]).sum()), len(part)
+                ci = binomtest(correct, n).proportion_ci(confidence, method="wilson")
+                rows.append({"setting": setting, "value": value, "reading": name, "correct": correct, "photos": n,
+                             "accuracy": correct / n, "ci_low": float(ci.low), "ci_high": float(ci.high)})
+    return pd.DataFrame(rows)
