@@ -454,7 +454,7 @@ def test_predict_names_the_blank_image_and_predicts_the_others(tmp_path, capsys)
     assert_one_line_error(rc, err, "blank.png", "blank", "same value", code=1)
     rows = [line.split("\t") for line in out.strip().splitlines()]
     assert [r[0] for r in rows] == [str(p) for p in paths]
-    assert rows[0][1] == rows[2][1] == "7" and rows[1][1] == "-" and "not predicted" in rows[1][3]
+    assert rows[0][1] == rows[2][1] == "7" and rows[1][1] == "-" and "not read" in rows[1][3]
 
 
 @pytest.mark.parametrize("make,words", [

@@ -9,16 +9,12 @@ MNIST data is needed (the shipped pretrained model reads the drawing).
 """
 from __future__ import annotations
 
-import os
-import secrets
-import subprocess
-import sys
-import time
 from pathlib import Path
+import time
 
 import pytest
 
-from test_browser_06 import CHROMEDRIVER, CHROMIUM, _free_port, _missing, _stop, _wait_for_server
+from browser_lab import lab_session, wait_for_output
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT = ROOT / "build" / "test_browser_09.png"
@@ -39,66 +35,14 @@ def _notebook(folder: Path) -> Path:
 
 
 def test_drawing_a_digit_in_jupyterlab_predicts_it(tmp_path):
-    reason = _missing()
-    if reason:
-        pytest.skip(reason)
-    from selenium import webdriver
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
+    with lab_session(tmp_path, _notebook(tmp_path), SCREENSHOT) as lab:
+        from selenium.common.exceptions import StaleElementReferenceException
+        from selenium.webdriver.common.action_chains import ActionChains
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import WebDriverWait
 
-    nb_path = _notebook(tmp_path)
-    port, token = _free_port(), secrets.token_hex(16)
-    env = dict(os.environ, MNISTLAB_FIGURES=str(tmp_path / "figures"), MNISTLAB_CACHE=str(tmp_path / "cache"),
-               JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
-               JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "lab-settings"),
-               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), MPLBACKEND="module://matplotlib_inline.backend_inline")
-    log = tmp_path / "jupyterlab.log"
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}",
-           f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}", "--LabApp.news_url=None",
-           "--ServerApp.terminals_enabled=False"] + (["--allow-root"] if os.geteuid() == 0 else [])
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    driver = None
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        _wait_for_server(f"{base}/api/status?token={token}", proc, log)
-        opts = webdriver.ChromeOptions()
-        opts.binary_location = str(CHROMIUM)
-        for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                    "--window-size=1300,900", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync"):
-            opts.add_argument(arg)
-        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
-        driver.get(f"{base}/lab/tree/{nb_path.name}?token={token}")
-        wait = WebDriverWait(driver, 120)
-        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".jp-NotebookPanel .jp-Cell")))
-        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator[data-status='idle']")))
-        # JupyterLab re-renders cells while it settles: every lookup-and-act below is retried until it lands
-        retry = WebDriverWait(driver, 120, ignored_exceptions=(StaleElementReferenceException,))
-        retry.until(lambda d: d.find_element(By.CSS_SELECTOR, ".jp-NotebookPanel .jp-Cell").click() or True)
-        ActionChains(driver).send_keys(Keys.ESCAPE).key_down(Keys.CONTROL).key_down(Keys.SHIFT).send_keys("c") \
-            .key_up(Keys.SHIFT).key_up(Keys.CONTROL).perform()
-        palette = wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".lm-CommandPalette-input")))
-        palette.send_keys("Run All Cells")
-        wait.until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".lm-CommandPalette-item.lm-mod-active"),
-                                                    "Run All Cells"))
-        palette.send_keys(Keys.ENTER)
-
-        def rendered(d):
-            errors = d.find_elements(By.CSS_SELECTOR, "[data-mime-type='application/vnd.jupyter.error']")
-            if errors:
-                raise AssertionError("the cell failed:\n" + errors[0].text[-2000:])
-            return d.find_elements(By.CSS_SELECTOR, ".mnistlab-pad canvas.mnistlab-pad-canvas")
-
-        WebDriverWait(driver, RUN_TIMEOUT, poll_frequency=1, ignored_exceptions=(StaleElementReferenceException,)) \
-            .until(rendered)
+        driver, retry = lab.driver, lab.retry
+        wait_for_output(driver, ".mnistlab-pad canvas.mnistlab-pad-canvas", RUN_TIMEOUT)
 
         def canvas(d):
             c = d.find_element(By.CSS_SELECTOR, ".mnistlab-pad-canvas")
@@ -153,12 +97,3 @@ def test_drawing_a_digit_in_jupyterlab_predicts_it(tmp_path):
         assert filled[:3] == [10, True, True] and float(filled[3].rstrip("%")) > 50, filled
         driver.save_screenshot(str(SCREENSHOT))
         assert SCREENSHOT.stat().st_size > 20_000
-    except Exception:
-        if driver is not None:
-            driver.save_screenshot(str(SCREENSHOT.with_name("test_browser_09_failure.png")))
-        raise
-    finally:
-        if driver is not None:
-            driver.quit()
-        _stop(proc)
-    assert proc.poll() is not None
