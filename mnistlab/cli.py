@@ -168,8 +168,7 @@ def _read_all(args, read, usage: str) -> int:
             failed[path] = reading.warnings[0]
             print(f"{path}\t-\t-\t({reading.warnings[0]})")
             continue
-        text = "".join(str(classes[k]) for k in reading.digits) if len(reading.digits) > 1 else str(
-            classes[reading.digits[0]])
+        text = "".join(str(classes[k]) for k in reading.digits)
         if read is ml.read_image:
             p = reading.probabilities[0]
             detail = "top 3: " + ", ".join(f"{classes[j]}:{p[j]:.3f}" for j in p.argsort()[::-1][:3])

@@ -141,9 +141,14 @@ def _read_gray(image) -> tuple[np.ndarray, str]:
         raise ValueError(f"{where}the image is blank: {exc}.") from None
 
 
+def _border(a: np.ndarray) -> np.ndarray:
+    """The pixels along the picture's four edges."""
+    return np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+
+
 def _light_border(gray: np.ndarray) -> bool:
     """Whether the picture's border is light (dark ink on light paper, to be inverted for MNIST)."""
-    return float(np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]]))) > 127
+    return float(np.median(_border(gray))) > 127
 
 
 def is_clean(gray: np.ndarray) -> bool:
@@ -211,7 +216,7 @@ def to_mnist(image, invert: bool | None = None, threshold: float = 0.2, photo: b
     if invert is None:
         invert = _light_border(gray)
     ink = 255.0 - gray if invert else gray
-    ink = ink - np.median(np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]]))  # paper may be grey
+    ink = ink - np.median(_border(ink))  # paper may be grey
     ink = np.clip(ink, 0, None)
     if ink.max() <= 0:
         flat = gray.min() == gray.max()
@@ -559,7 +564,8 @@ def _faint_digits(smooth: np.ndarray, masks: list[np.ndarray], high: float) -> l
     clusters = label(ndi.binary_dilation(mask, disk(reach)), connectivity=2)
     found = []
     for region in regionprops(clusters):
-        ys, xs = np.nonzero((clusters == region.label) & mask)
+        near = clusters == region.label
+        ys, xs = np.nonzero(near & mask)
         if ys.size < 6:
             continue
         top, left, bottom, right = ys.min(), xs.min(), ys.max() + 1, xs.max() + 1
@@ -568,7 +574,6 @@ def _faint_digits(smooth: np.ndarray, masks: list[np.ndarray], high: float) -> l
                 and right - left <= 2 * height
                 and boxes[:, 1].min() - 2 * height <= x <= boxes[:, 3].max() + 2 * height):
             continue
-        near = clusters == region.label
         values = rest[near]
         t = float(threshold_otsu(values)) if np.ptp(values) > 0 else 0.5 * high
         strokes = apply_hysteresis_threshold(np.where(near, rest, 0), 0.5 * t, t) | (mask & near)
@@ -656,7 +661,7 @@ def find_digits(image, invert: bool | None = None, threshold: float = 0.2) -> Di
         If the image cannot be read or is blank.
     """
     from skimage.filters import apply_hysteresis_threshold, threshold_otsu
-    from skimage.measure import label, regionprops
+    from skimage.measure import label
 
     gray, where = _read_gray(image)
     if invert is None:
@@ -684,7 +689,7 @@ def find_digits(image, invert: bool | None = None, threshold: float = 0.2) -> Di
     if len(masks) >= 2:  # one digit alone has nothing to be compared with
         height = float(np.median([b[2] - b[0] for b in map(_mask_box, masks)]))
         masks = [part for m in masks for part in _split_touching(m, height)]
-    masks.sort(key=lambda m: int(np.flatnonzero(m.any(0))[0]))
+    masks.sort(key=lambda m: _mask_box(m)[1])
     masks = _merge_stacked(masks)
     digit_map = np.zeros(ink.shape, int)
     boxes, images, strokes = [], [], []

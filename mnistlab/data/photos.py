@@ -104,7 +104,8 @@ def _render(digits, rng, settings: dict) -> np.ndarray:
     widths = [p.shape[1] * 0.72 for p in pens]  # the 28-pixel frame is wider than the digit
     total = sum(widths) + gap * (len(pens) - 1)
     # placed at random inside the part of the page the camera frames, whole
-    seen_w, seen_h = 0.8 * _zoom(settings) * w, 0.8 * _zoom(settings) * h
+    seen = 0.8 * _zoom(settings)
+    seen_w, seen_h = seen * w, seen * h
     tall = 0.72 * pens[0].shape[0]  # the digit's own height inside its 28-pixel frame
     x = (w - total) / 2 + rng.uniform(-0.5, 0.5) * max(seen_w - total, 0)
     y0 = (h - pens[0].shape[0]) / 2 + rng.uniform(-0.5, 0.5) * max(seen_h - tall, 0)

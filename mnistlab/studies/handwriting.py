@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data.images import Digits, _to_gray, find_digits, is_clean, to_mnist
+from ..data.images import Digits, _read_gray, find_digits, is_clean, to_mnist
 from ..training.loop import predict
 
 __all__ = ["Reading", "read_number", "read_image", "photo_accuracy", "number_accuracy", "accuracy_by", "UNSURE_BELOW"]
@@ -75,6 +75,16 @@ def _model(model):
     return model
 
 
+def _check_unsure(unsure_below: float) -> None:
+    if not 0 <= unsure_below <= 1:
+        raise ValueError(f"unsure_below is a probability in [0, 1], got {unsure_below}.")
+
+
+def _nothing_found(found: Digits) -> Reading:
+    return Reading("", [], [], np.zeros((0, 10), np.float32), found,
+                   ["no digit found: nothing stands out from the paper"])
+
+
 def read_number(image, model=None, unsure_below: float = UNSURE_BELOW) -> Reading:
     """Read every digit in a picture, left to right, as one number.
 
@@ -97,13 +107,11 @@ def read_number(image, model=None, unsure_below: float = UNSURE_BELOW) -> Readin
     ValueError
         If the picture cannot be read, is blank, or ``unsure_below`` is not in [0, 1].
     """
-    if not 0 <= unsure_below <= 1:
-        raise ValueError(f"unsure_below is a probability in [0, 1], got {unsure_below}.")
+    _check_unsure(unsure_below)
     model = _model(model)
     found = find_digits(image)
     if not len(found):
-        return Reading("", [], [], np.zeros((0, 10), np.float32), found,
-                       ["no digit found: nothing stands out from the paper"])
+        return _nothing_found(found)
     probs = predict(model, found.images)
     digits = [int(k) for k in probs.argmax(1)]
     confidence = [float(p[k]) for p, k in zip(probs, digits)]
@@ -135,10 +143,9 @@ def read_image(image, model=None, unsure_below: float = UNSURE_BELOW) -> Reading
     ValueError
         If the picture cannot be read or is blank.
     """
-    if not 0 <= unsure_below <= 1:
-        raise ValueError(f"unsure_below is a probability in [0, 1], got {unsure_below}.")
+    _check_unsure(unsure_below)
     model = _model(model)
-    gray = np.asarray(_to_gray(image), np.uint8)
+    gray = _read_gray(image)[0].astype(np.uint8)
     if is_clean(gray):
         digit = to_mnist(gray, photo=False)
         found = Digits({"gray": gray / 255.0}, [(0, 0, *gray.shape)], digit[None], [])
@@ -146,8 +153,7 @@ def read_image(image, model=None, unsure_below: float = UNSURE_BELOW) -> Reading
     else:
         found = find_digits(gray)
         if not len(found):
-            return Reading("", [], [], np.zeros((0, 10), np.float32), found,
-                           ["no digit found: nothing stands out from the paper"])
+            return _nothing_found(found)
         warnings = [f"{len(found)} digits found, the largest was read (use `mnistlab read` for a number)"] \
             if len(found) > 1 else []
         k = found.largest()
@@ -158,11 +164,6 @@ def read_image(image, model=None, unsure_below: float = UNSURE_BELOW) -> Reading
     if confidence < unsure_below:
         warnings.append(f"not sure: probability {confidence:.0%}")
     return Reading(str(digit), [digit], [confidence], probs, found, warnings)
-
-
-def _old_way(photo) -> torch.Tensor:
-    """MNIST's steps alone (one threshold, one bounding box): how to_mnist read photos before."""
-    return to_mnist(photo, photo=False)
 
 
 def photo_accuracy(data, models: dict, n: int = 300, seed: int = 0, progress: bool = True):
@@ -203,7 +204,7 @@ def photo_accuracy(data, models: dict, n: int = 300, seed: int = 0, progress: bo
         found = find_digits(photo)
         counts.append(len(found))
         new.append(found.images[found.largest()] if len(found) else torch.zeros((28, 28), dtype=torch.uint8))
-        old.append(_old_way(photo))
+        old.append(to_mnist(photo, photo=False))  # MNIST's steps alone: how photos were read before
     table["found"] = counts
     rows = []
     for name, model in models.items():
