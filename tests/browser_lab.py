@@ -83,7 +83,7 @@ def lab_session(folder: Path, notebook: Path, screenshot: Path, window: str = "1
     if reason:
         pytest.skip(reason)
     from selenium import webdriver
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import ElementNotInteractableException, StaleElementReferenceException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
@@ -121,10 +121,21 @@ def lab_session(folder: Path, notebook: Path, screenshot: Path, window: str = "1
         retry = WebDriverWait(driver, 120, ignored_exceptions=(StaleElementReferenceException,))
         # "Run All Cells", JupyterLab's own command, from its command palette (Ctrl+Shift+C)
         retry.until(lambda d: d.find_element(By.CSS_SELECTOR, ".jp-NotebookPanel .jp-Cell").click() or True)
-        ActionChains(driver).send_keys(Keys.ESCAPE).key_down(Keys.CONTROL).key_down(Keys.SHIFT).send_keys("c") \
-            .key_up(Keys.SHIFT).key_up(Keys.CONTROL).perform()
-        palette = wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".lm-CommandPalette-input")))
-        palette.send_keys("Run All Cells")
+
+        def type_command(d):
+            """Open the palette if it is not open and type the command; retried while JupyterLab still
+            re-renders it (a palette shown but not yet interactable)."""
+            found = d.find_elements(By.CSS_SELECTOR, ".lm-CommandPalette-input")
+            if not (found and found[0].is_displayed()):
+                ActionChains(d).send_keys(Keys.ESCAPE).key_down(Keys.CONTROL).key_down(Keys.SHIFT).send_keys("c") \
+                    .key_up(Keys.SHIFT).key_up(Keys.CONTROL).perform()
+                return False
+            found[0].clear()
+            found[0].send_keys("Run All Cells")
+            return found[0]
+
+        palette = WebDriverWait(driver, 120, poll_frequency=1, ignored_exceptions=(
+            StaleElementReferenceException, ElementNotInteractableException)).until(type_command)
         wait.until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".lm-CommandPalette-item.lm-mod-active"),
                                                     "Run All Cells"))
         palette.send_keys(Keys.ENTER)
