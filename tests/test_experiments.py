@@ -163,7 +163,42 @@ def test_summarize_and_plot_seeds_count_folds_that_share_a_seed():
     ax = fig.axes[0]
     mean_marker = [l for l in ax.lines if l.get_label() == "mean"][0]
     assert mean_marker.get_xdata()[0] == pytest.approx(94.0)
-    assert ax.collections and any(c.get_label() == "95% CI of the mean" for c in ax.containers)
+    ci = [l for l in ax.lines if l.get_label() == "95% CI of the mean"][0]
+    assert ax.collections and ci.get_xdata()[0] < 90.0 < 98.0 < ci.get_xdata()[-1]
+    plt.close(fig)
+
+
+def _seed_runs(means: dict, spread: float = 0.002, seeds=(0, 1, 2)) -> pd.DataFrame:
+    rows = [{"config": c, "seed": s, "epoch": 1, "test_acc": m + spread * (s - 1)} for c, m in means.items() for s in seeds]
+    return pd.DataFrame(rows)
+
+
+def test_plot_seeds_zooms_on_the_differences_and_labels_an_outlier_off_scale():
+    """One config far below the rest (04's SGD at its default rate): the axis frames the others, the
+    outlier is named off scale with its values, and no interval is drawn past 100%."""
+    import matplotlib.pyplot as plt
+    import mnistlab.viz.experiments as vx
+
+    means = {"a": 0.972, "b": 0.975, "c": 0.970, "d": 0.977, "e": 0.973}
+    df = pd.concat([_seed_runs(means), pd.DataFrame({"config": "sgd", "seed": [0, 1, 2], "epoch": 1,
+                                                      "test_acc": [0.70, 0.858, 0.855]})])
+    assert vx._far_off({"a": 1.0, "b": 1.01, "c": 0.99, "d": 1.0, "e": 0.5}) == ["e"]
+    assert vx._far_off({"a": 1.0, "b": 1.1, "c": 0.9}) == []  # too few to tell
+    fig = vx.plot_seeds(df)
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    assert 96.0 < lo < 96.9 and 97.8 < hi < 98.5  # the five close configs fill the axis
+    texts = [t.get_text() for t in ax.texts]
+    assert len(texts) == 1 and "off scale" in texts[0] and "70.0%" in texts[0] and "80.4%" in texts[0]
+    for line in ax.lines:
+        assert np.all(np.asarray(line.get_xdata(), float) <= hi) and np.all(np.asarray(line.get_xdata(), float) >= lo)
+    plt.close(fig)
+    # an interval that would pass 100% ends at 100%, marked as cut where it leaves the axis
+    wide = _seed_runs({"a": 0.99, "b": 0.991, "c": 0.992, "d": 0.99}, spread=0.001)
+    wide.loc[(wide.config == "d"), "test_acc"] = [0.999, 0.97, 0.999]
+    fig = vx.plot_seeds(wide)
+    ci = [l for l in fig.axes[0].lines if l.get_color() == vx.PALETTE[0] and len(l.get_xdata()) == 2]
+    assert max(max(l.get_xdata()) for l in ci) <= 100.0
     plt.close(fig)
 
 

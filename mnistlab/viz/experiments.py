@@ -17,12 +17,13 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from ..experiments.stats import Verdict, failed_runs, final_rows, summarize
-from .style import config_colors
+from .style import PALETTE, config_colors
 
 __all__ = ["plot_seeds", "plot_differences", "plot_curves", "plot_early_stopping", "plot_lr_sweep", "plot_scaling",
            "plot_predictions", "plot_augmentation"]
 
-_VERDICT_COLORS = {Verdict.HELPS: "C2", Verdict.HURTS: "C3", Verdict.WITHIN_NOISE: "0.45", Verdict.TOO_FEW_SEEDS: "0.7"}
+_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">")
+_VERDICT_COLORS = {Verdict.HELPS: PALETTE[2], Verdict.HURTS: PALETTE[3], Verdict.WITHIN_NOISE: "0.45", Verdict.TOO_FEW_SEEDS: "0.7"}
 
 
 def _is_rate(metric: str) -> bool:
@@ -137,47 +138,100 @@ def plot_seeds(runs: pd.DataFrame, metric: str = "test_acc", *, configs: Sequenc
     if missing:
         raise ValueError(f"configs {missing} are not in the runs; available: {list(dict.fromkeys(last['config']))}.")
     scale = _scale(metric)
+    bounds = _possible_range(metric)
     fig, ax, created = _own(ax, (8.0, 0.5 * len(configs) + 1.9))
     summary = summarize(last[last["config"].isin(configs)], metric, unit=unit)
     ys = np.arange(len(configs))[::-1]
-    shown = []
+    vals = {name: last.loc[last["config"] == name, metric].to_numpy(float) * scale for name in configs}
+    means = {name: summary.loc[name, "mean"] * scale for name in configs}
+    far = _far_off(means, {name: v.std() if len(v) > 1 else 0.0 for name, v in vals.items()})
+    framed = [x for name in configs if name not in far for x in [*vals[name], means[name]]]
+    framed += [v * scale for v in (published or {}).values() if v is not None and np.isfinite(v)]
+    framed += [v * scale for v in (lines or {}).values()]
+    lim = _zoom(framed, hi_cap=bounds[1], lo_cap=bounds[0]) or _zoom(list(means.values()))
+    lo_x, hi_x = lim
+    first = True
     for y, name in zip(ys, configs):
-        vals = last.loc[last["config"] == name, metric].to_numpy(float) * scale
-        jitter = np.linspace(-0.18, 0.18, len(vals)) if len(vals) > 1 else np.zeros(len(vals))
-        ax.scatter(vals, y + jitter, s=16, color="0.35", alpha=0.75, zorder=3,
-                   label=f"one {unit}" if y == ys[0] else None)
-        s = summary.loc[name]
-        if np.isfinite(s["ci_half"]):  # an interval of few seeds can reach past 0% or 100%: drawn up to the bound
-            lo, hi = s["ci_low"] * scale, s["ci_high"] * scale
-            if scale == 100:
-                lo, hi = max(lo, 0.0), min(hi, 100.0)
-            ax.errorbar(s["mean"] * scale, y, xerr=[[s["mean"] * scale - lo], [hi - s["mean"] * scale]], fmt="none",
-                        ecolor="C0", elinewidth=2.2, capsize=5, zorder=4,
-                        label="95% CI of the mean" if y == ys[0] else None)
-            shown += [lo, hi]
-        ax.plot(s["mean"] * scale, y, "|", color="C0", ms=16, mew=2.5, zorder=5,
-                label="mean" if y == ys[0] else None)
-        shown += list(vals)
+        v, m, s = vals[name], means[name], summary.loc[name]
+        jitter = np.linspace(-0.18, 0.18, len(v)) if len(v) > 1 else np.zeros(len(v))
+        inside = (v >= lo_x) & (v <= hi_x)
+        ax.scatter(v[inside], (y + jitter)[inside], s=16, color="0.35", alpha=0.75, zorder=3,
+                   label=f"one {unit}" if first else None)
+        if np.isfinite(s["ci_half"]):  # an interval of few seeds can reach past the possible range: cut there
+            lo, hi = max(s["ci_low"] * scale, bounds[0]), min(s["ci_high"] * scale, bounds[1])
+            a, b = max(lo, lo_x), min(hi, hi_x)
+            if a < b:
+                ax.plot([a, b], [y, y], color=PALETTE[0], lw=2.2, zorder=4,
+                        label="95% CI of the mean" if first else None)
+                for end, cut, marker in ((a, lo < lo_x, "<"), (b, hi > hi_x, ">")):
+                    ax.plot(end, y, marker if cut else "|", color=PALETTE[0], ms=7 if cut else 10, mew=2, zorder=4)
+        if lo_x <= m <= hi_x:
+            ax.plot(m, y, "|", color=PALETTE[0], ms=16, mew=2.5, zorder=5, label="mean" if first else None)
+        first = False
+        if name in far or not inside.all():
+            side_left = m < lo_x or (not lo_x <= m <= hi_x and m < hi_x)
+            fmt = (lambda x: f"{x:.1f}%") if scale == 100 else (lambda x: f"{x:.3g}")
+            text = f"off scale: mean {fmt(m)}, {unit}s {', '.join(fmt(x) for x in sorted(v))}"
+            ax.annotate(text, xy=(0.01 if side_left else 0.99, y), xycoords=("axes fraction", "data"),
+                        ha="left" if side_left else "right", va="center", fontsize=8, color=PALETTE[3],
+                        bbox=dict(boxstyle="round,pad=0.2", fc="white", ec=PALETTE[3], lw=0.8), zorder=7)
     pub_label = True
     for y, name in zip(ys, configs):
         v = (published or {}).get(name)
         if v is not None and np.isfinite(v):
-            ax.plot(v * scale, y, "D", color="C3", ms=7, mfc="none", mew=1.8, zorder=6,
+            ax.plot(v * scale, y, "D", color=PALETTE[3], ms=7, mfc="none", mew=1.8, zorder=6,
                     label="published" if pub_label else None)
             pub_label = False
-            shown.append(v * scale)
     for i, (label, v) in enumerate((lines or {}).items()):
-        ax.axvline(v * scale, color=f"C{(i + 4) % 10}", ls="--", lw=1.2, label=label, zorder=2)
-        shown.append(v * scale)
-    lim = _zoom(shown, hi_cap=100.5 if scale == 100 else None, lo_cap=0.0 if scale == 100 else None)
-    if lim:
-        ax.set_xlim(*lim)
+        ax.axvline(v * scale, color=PALETTE[(i + 4) % len(PALETTE)], ls="--", lw=1.2, label=label, zorder=2)
+    ax.set_xlim(lo_x, hi_x)
     ax.set_yticks(ys, configs)
     ax.set_ylim(ys.min() - 0.6, ys.max() + 0.6)
     ax.set_xlabel(_label(metric))
     ax.grid(alpha=0.3, axis="x")
     _legend_outside(ax, where="right")
     return _finish(fig, created, title, ax)
+
+
+def _far_off(centres: Mapping[str, float], spreads: Mapping[str, float] | None = None, k: float = 8.0) -> list[str]:
+    """Names whose centre lies so far from the others that framing it would hide their differences.
+
+    A centre is far off when its distance from the median of all centres exceeds ``k`` times their
+    median absolute deviation, and also four times the typical spread within one name (so a tight
+    group of equal configs does not call its ordinary members outliers).
+
+    Parameters
+    ----------
+    centres : mapping of str to float
+        One value per name (e.g. each config's mean accuracy).
+    spreads : mapping of str to float, optional
+        Spread of the repeats behind each centre (standard deviation over seeds).
+    k : float
+        How many median absolute deviations count as far.
+
+    Returns
+    -------
+    list of str
+        The far-off names, in the mapping's order; empty with fewer than four names.
+    """
+    names = list(centres)
+    if len(names) < 4:
+        return []
+    c = np.array([centres[n] for n in names], dtype=float)
+    med = np.median(c)
+    mad = np.median(np.abs(c - med))
+    typical = np.median([spreads[n] for n in names]) if spreads else 0.0
+    limit = max(k * mad, 4.0 * typical, 1e-12)
+    return [n for n, x in zip(names, c) if abs(x - med) > limit]
+
+
+def _possible_range(metric: str) -> tuple[float, float]:
+    """Where a value of ``metric`` can lie, as drawn: accuracies 0-100%, seconds and losses >= 0."""
+    if _is_rate(metric):
+        return 0.0, 100.0
+    if metric.endswith(("seconds", "loss")):
+        return 0.0, np.inf
+    return -np.inf, np.inf
 
 
 def plot_differences(comparisons: pd.DataFrame, *, title: str | None = None, labels: Sequence[str] | None = None,
@@ -288,7 +342,7 @@ def plot_curves(df: pd.DataFrame, metrics: Sequence = ("train_loss", "val_acc"),
     failed = set(failed)
     data = df[df["epoch"] > 0]
     targets = list(zip(axs, panels)) + ([(axs[-1], panels[acc_panel])] if zoom else [])
-    top_values = []
+    top_values = {}
     for k, (ax, panel) in enumerate(targets):
         for name in names:
             g = data[data[group] == name]
@@ -304,9 +358,11 @@ def plot_curves(df: pd.DataFrame, metrics: Sequence = ("train_loss", "val_acc"),
                 label += " (failed)" if bad else ""
                 if len(panel) > 1:
                     label += f" · {metric.split('_')[0]}"
-                marker = (("x" if ls == "--" else "o") if len(mean) < 30 else None)
-                ax.plot(mean.index, mean.values * s, ls=ls, marker=marker, ms=4, color=color,
-                        label=label if k == 0 else None, lw=1.6)
+                # each group its own marker, so two groups with equal curves (Adam, AdamW) both show
+                marker = (("x" if ls == "--" else _MARKERS[names.index(name) % len(_MARKERS)])
+                          if len(mean) < 30 else None)
+                ax.plot(mean.index, mean.values * s, ls=ls, marker=marker, ms=4.5, mfc="none" if names.index(name) % 2
+                        else color, color=color, label=label if k == 0 else None, lw=1.6)
                 if lo is not None:
                     lo_v, hi_v = lo.values * s, hi.values * s
                     if s == 100:  # a band of few seeds can reach past the possible range
@@ -315,7 +371,7 @@ def plot_curves(df: pd.DataFrame, metrics: Sequence = ("train_loss", "val_acc"),
                         lo_v = np.maximum(lo_v, mean.values * s / 3)
                     ax.fill_between(mean.index, lo_v, hi_v, color=color, alpha=0.15, lw=0)
                 if k == acc_panel and not bad and j == len(panel) - 1:
-                    top_values.append(mean.values[len(mean) // 2:] * s)
+                    top_values[name] = mean.values[len(mean) // 2:] * s
         first = panel[-1]
         ax.set(xlabel="epoch", ylabel=_label(first) if len(panel) == 1 else _label(first).replace(
             first.split("_")[0] + " ", "").replace("validation ", ""))
@@ -328,13 +384,28 @@ def plot_curves(df: pd.DataFrame, metrics: Sequence = ("train_loss", "val_acc"),
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
     if zoom:
-        lim = _zoom(np.concatenate(top_values) if top_values else [], pad=0.15, hi_cap=100.0)
-        if lim:
-            axs[-1].set_ylim(*lim)
-        axs[-1].set_title("zoom: the runs that learned (second half of training)", fontsize=9)
+        _zoom_second_half(axs[-1], top_values, sorted(data["epoch"].unique()))
     handles, labels = axs[0].get_legend_handles_labels()
     _legend_outside(axs[-1], handles, labels, where="right")
     return _finish(fig, created, title)
+
+
+def _zoom_second_half(ax, top_values: dict, epochs: list) -> None:
+    """The zoom panel: the second half of the epochs, framed on the groups that are not far below
+    the rest (those are named off scale with their last value)."""
+    if not top_values:
+        return
+    far = _far_off({name: v[-1] for name, v in top_values.items()})
+    lim = _zoom(np.concatenate([v for name, v in top_values.items() if name not in far]), pad=0.15, hi_cap=100.0)
+    if lim:
+        ax.set_ylim(*lim)
+    start = epochs[len(epochs) // 2]
+    ax.set_xlim(start - 0.3, epochs[-1] + 0.3)
+    ax.set_xticks([e for e in epochs if e >= start]) if len(epochs) <= 24 else None
+    for i, name in enumerate(far):
+        ax.text(0.02, 0.04 + 0.07 * i, f"off scale: {name} ({top_values[name][-1]:.1f}% at the end)",
+                transform=ax.transAxes, fontsize=8, color=PALETTE[3])
+    ax.set_title("zoom: second half of training", fontsize=9)
 
 
 def plot_early_stopping(runs: pd.DataFrame, full: str, stopped: str, *, title: str | None = None, axes=None):
@@ -453,7 +524,7 @@ def plot_lr_sweep(sweep: pd.DataFrame, metric: str = "val_acc", *, chosen: Mappi
         ax.set(xlabel="learning rate (log scale)", ylabel=_label(metric))
         ax.grid(alpha=0.3, which="both")
     if scale == 100:
-        axs[0].axhline(chance * 100, color="C3", lw=0.8, ls=":")
+        axs[0].axhline(chance * 100, color=PALETTE[3], lw=0.8, ls=":")
         axs[0].set_ylim(0, 100.5)
     lim = _zoom(sorted(ok_values)[len(ok_values) // 3:] if ok_values else [], pad=0.1, hi_cap=100.0 + 1e-9)
     if lim:
@@ -554,12 +625,12 @@ def plot_predictions(images, probs, truth=None, *, titles: Sequence[str] | None 
     for i in range(n):
         ok = truth is None or pred[i] == truth[i]
         axs[0, i].imshow(images[i], cmap="gray")
-        axs[0, i].set_title(f"{pred[i]} ({probs[i, pred[i]] * 100:.0f}%)", color="C2" if ok else "C3", fontsize=9)
+        axs[0, i].set_title(f"{pred[i]} ({probs[i, pred[i]] * 100:.0f}%)", color=PALETTE[2] if ok else PALETTE[3], fontsize=9)
         axs[0, i].set_xticks([])
         axs[0, i].set_yticks([])
         if titles is not None:
             axs[0, i].set_xlabel(titles[i], fontsize=7)
-        colors = ["C2" if truth is not None and k == truth[i] else "0.6" for k in range(probs.shape[1])]
+        colors = [PALETTE[2] if truth is not None and k == truth[i] else "0.6" for k in range(probs.shape[1])]
         axs[1, i].bar(range(probs.shape[1]), probs[i] * 100, color=colors)
         axs[1, i].set(xticks=range(probs.shape[1]), ylim=(0, 100), yticks=[] if i else [0, 50, 100])
         axs[1, i].tick_params(labelsize=6)

@@ -3,10 +3,15 @@ from __future__ import annotations
 
 import matplotlib as mpl
 
-__all__ = ["class_colors", "config_colors", "CLASS_CMAP", "DIVERGING_CMAP"]
+__all__ = ["class_colors", "config_colors", "CLASS_CMAP", "DIVERGING_CMAP", "PALETTE"]
 
 CLASS_CMAP = "tab10"
 """Ten well separated colours: class k is ``class_colors(10)[k]``."""
+
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf")
+"""The ten colours every plot picks from (matplotlib's tab10, the default cycle): 0 blue for the thing
+measured, 2 green for what helps, 3 red for what hurts or is off scale."""
 
 DIVERGING_CMAP = "RdBu_r"
 """Signed maps (attributions, differences): red positive, blue negative, white at zero."""
