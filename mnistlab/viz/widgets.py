@@ -1,9 +1,10 @@
 """Interactive explorers for JupyterLab (ipywidgets): a confusion-matrix explorer and a predictions browser.
 
 Both are thin views over an :class:`mnistlab.studies.interpret.Interpretation`; their state is
-plain Python (``selected``, ``indices``, ``rows``), so they are tested without a browser, and
-they draw with the same plot functions as the static figures (:mod:`mnistlab.viz.interpret`),
-rendered to PNG into an ``ipywidgets.Image``.
+plain Python (``selected``, ``indices``, ``rows``, ``page``), so they are tested without a browser,
+and they draw with the same plot functions as the static figures (:mod:`mnistlab.viz.interpret`),
+rendered to PNG into an ``ipywidgets.Image`` shown at the PNG's own pixel size (never stretched to
+the width of the output area; scaled down, keeping its aspect ratio, only where it does not fit).
 
 Examples
 --------
@@ -25,7 +26,9 @@ import matplotlib
 
 from .interpret import plot_cell, plot_digits
 
-__all__ = ["ConfusionExplorer", "PredictionsBrowser", "figure_png"]
+__all__ = ["ConfusionExplorer", "PredictionsBrowser", "figure_png", "png_size"]
+
+SELECTED_BORDER = "3px solid #08306b"   # outline of the selected cell of the confusion explorer
 
 
 def figure_png(fig: Figure, dpi: int = 90) -> bytes:
@@ -33,6 +36,28 @@ def figure_png(fig: Figure, dpi: int = 90) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return buf.getvalue()
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) in pixels of PNG bytes, read from the IHDR chunk."""
+    if len(png) < 24 or png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
+        raise ValueError("not PNG bytes")
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def _show_png(image, png: bytes) -> None:
+    """Put ``png`` into the ``ipywidgets.Image`` at its natural size; hide the image when ``png`` is empty.
+
+    The layout width is the PNG's width in CSS pixels, so a flex box (``VBox``) does not stretch it
+    to the output's width; the height stays ``auto`` so that the widget CSS's ``max-width: 100%``
+    scales it down proportionally on a narrow screen instead of distorting it.
+    """
+    image.value = png
+    if png:
+        width, _ = png_size(png)
+        image.layout.width, image.layout.height, image.layout.display = f"{width}px", "auto", None
+    else:
+        image.layout.display = "none"
 
 
 class _Display:
@@ -69,7 +94,8 @@ class ConfusionExplorer(_Display):
     shown : ndarray
         The first ``max_digits`` of ``indices`` (the drawn ones).
     buttons : dict
-        (true, predicted) -> the cell's ``ipywidgets.Button`` (CSS class ``mnistlab-cell-T-P``).
+        (true, predicted) -> the cell's ``ipywidgets.Button`` (CSS class ``mnistlab-cell-T-P``); the
+        selected one is outlined (``layout.border``) and has the CSS class ``mnistlab-cell-selected``.
     """
 
     def __init__(self, interp, model=None, method: str = "saliency", max_digits: int = 8):
@@ -110,6 +136,7 @@ class ConfusionExplorer(_Display):
         self.image = W.Image(format="png")
         self.image.add_class("mnistlab-digits")
         self._syncing = False
+        self.selected = None
         self.widget = W.VBox([W.HTML(f"<b>Confusion matrix</b> ({len(interp):,} digits, accuracy "
                                      f"{interp.accuracy:.2%}): click a cell"),
                               grid, W.HBox([self.true_box, self.pred_box]), self.status, self.image])
@@ -131,7 +158,14 @@ class ConfusionExplorer(_Display):
             ``indices``: dataset indices of every example in the cell.
         """
         true, predicted = int(true), int(predicted)
+        if self.selected is not None:
+            old = self.buttons[self.selected]
+            old.layout.border = None
+            old.remove_class("mnistlab-cell-selected")
         self.selected = (true, predicted)
+        new = self.buttons[self.selected]
+        new.layout.border = SELECTED_BORDER
+        new.add_class("mnistlab-cell-selected")
         self.indices = self.interp.cell(true, predicted)
         self.shown = self.indices[:self.max_digits]
         maps = None
@@ -142,7 +176,7 @@ class ConfusionExplorer(_Display):
         fig = Figure(figsize=(1.45 * max(len(self.shown), 1), 1.6 * (1 if maps is None else 2)))
         plot_cell(self.interp, true, predicted, maps, self.max_digits, fig=fig)
         fig.tight_layout()
-        self.image.value = figure_png(fig)
+        _show_png(self.image, figure_png(fig))
         names = self.interp.classes
         self.status.value = (f"<span class='mnistlab-selected' data-true='{true}' data-predicted='{predicted}'>"
                              f"true <b>{names[true]}</b> → predicted <b>{names[predicted]}</b>: "
@@ -170,9 +204,18 @@ class PredictionsBrowser(_Display):
     widget : ipywidgets.Widget
     rows : DataFrame
         The filtered, sorted rows of ``interp.predictions``.
+    page, pages : int
+        The current page and the number of pages, both counted from 1 (as in the page box and the status).
     page_rows : DataFrame
         The rows on the current page (drawn and tabulated).
+
+    Notes
+    -----
+    "all" in the class dropdowns has the value ``ALL`` (-1), not ``None``: ipywidgets treats a
+    ``None`` value as "nothing selected" and the dropdown would go blank when "all" is chosen again.
     """
+
+    ALL = -1
 
     SORTS = {"confidence, lowest first": ("confidence", True), "confidence, highest first": ("confidence", False),
              "loss, highest first": ("loss", False), "index": ("index", True)}
@@ -183,18 +226,24 @@ class PredictionsBrowser(_Display):
         if interp.images is None:
             raise ValueError("PredictionsBrowser needs an Interpretation with images.")
         self.interp, self.page_size = interp, page_size
-        options = [("all", None)] + [(c, i) for i, c in enumerate(interp.classes)]
+        options = [("all", self.ALL)] + [(c, i) for i, c in enumerate(interp.classes)]
         self.true_box = W.Dropdown(options=options, description="true", layout=W.Layout(width="150px"))
         self.pred_box = W.Dropdown(options=options, description="predicted", layout=W.Layout(width="170px"))
         self.sort_box = W.Dropdown(options=list(self.SORTS), value="confidence, lowest first", description="sort",
                                    layout=W.Layout(width="260px"))
         self.errors_box = W.Checkbox(value=False, description="errors only", indent=False)
-        self.page_box = W.BoundedIntText(value=0, min=0, max=0, description="page", layout=W.Layout(width="140px"))
+        self.page_box = W.BoundedIntText(value=1, min=1, max=1, description="page", layout=W.Layout(width="140px"))
         for w in (self.true_box, self.pred_box, self.sort_box, self.errors_box, self.page_box):
             w.observe(self._on_change, names="value")
+        for w, name in ((self.true_box, "true"), (self.pred_box, "predicted"), (self.sort_box, "sort"),
+                        (self.errors_box, "errors"), (self.page_box, "page")):
+            w.add_class(f"mnistlab-{name}")
         self.status = W.HTML()
+        self.status.add_class("mnistlab-browser-status")
         self.table = W.HTML()
+        self.table.add_class("mnistlab-table")
         self.image = W.Image(format="png")
+        self.image.add_class("mnistlab-page-digits")
         self.widget = W.VBox([W.HBox([self.true_box, self.pred_box, self.sort_box, self.errors_box, self.page_box]),
                               self.status, self.image, self.table])
         self.widget.add_class("mnistlab-predictions-browser")
@@ -203,37 +252,43 @@ class PredictionsBrowser(_Display):
 
     def _on_change(self, change):
         if not self._syncing:
-            self.update(page=self.page_box.value if change["owner"] is self.page_box else 0)
+            self.update(page=self.page_box.value if change["owner"] is self.page_box else 1)
+
+    def _class(self, box) -> int | None:
+        """The class chosen in dropdown ``box``, None for "all"."""
+        return None if box.value == self.ALL else box.value
 
     def set_filter(self, true: int | None = None, predicted: int | None = None,
                    sort: str = "confidence, lowest first", errors_only: bool = False) -> pd.DataFrame:
-        """Set every control at once and redraw; return the filtered rows."""
+        """Set every control at once (None: all classes) and show page 1; return the filtered rows."""
         if sort not in self.SORTS:
             raise ValueError(f"sort must be one of {list(self.SORTS)}, not {sort!r}.")
         self._syncing = True
         try:
-            self.true_box.value, self.pred_box.value = true, predicted
+            self.true_box.value = self.ALL if true is None else int(true)
+            self.pred_box.value = self.ALL if predicted is None else int(predicted)
             self.sort_box.value, self.errors_box.value = sort, errors_only
-            self.page_box.value = 0
+            self.page_box.value = 1
         finally:
             self._syncing = False
         return self.update()
 
-    def update(self, page: int = 0) -> pd.DataFrame:
-        """Recompute the rows from the controls, show page ``page``; return the filtered rows."""
+    def update(self, page: int = 1) -> pd.DataFrame:
+        """Recompute the rows from the controls, show page ``page`` (counted from 1, clipped to the
+        pages there are); return the filtered rows."""
         key, ascending = self.SORTS[self.sort_box.value]
-        self.rows = self.interp.filter(self.true_box.value, self.pred_box.value, sort=key, ascending=ascending,
-                                       errors_only=self.errors_box.value)
-        pages = max(1, math.ceil(len(self.rows) / self.page_size))
-        page = min(max(int(page), 0), pages - 1)
+        self.rows = self.interp.filter(self._class(self.true_box), self._class(self.pred_box), sort=key,
+                                       ascending=ascending, errors_only=self.errors_box.value)
+        self.pages = pages = max(1, math.ceil(len(self.rows) / self.page_size))
+        self.page = page = min(max(int(page), 1), pages)
         self._syncing = True
         try:
-            self.page_box.max = pages - 1
+            self.page_box.max = pages
             self.page_box.value = page
         finally:
             self._syncing = False
-        self.page_rows = self.rows.iloc[page * self.page_size:(page + 1) * self.page_size]
-        self.status.value = (f"{len(self.rows):,} of {len(self.interp):,} predictions; page {page + 1} of {pages}")
+        self.page_rows = self.rows.iloc[(page - 1) * self.page_size:page * self.page_size]
+        self.status.value = (f"{len(self.rows):,} of {len(self.interp):,} predictions; page {page} of {pages}")
         if len(self.page_rows):
             names = self.interp.classes
             titles = [f"#{i} {names[int(r.true)]}→{names[int(r.predicted)]}\n{r.confidence:.2f}"
@@ -241,9 +296,9 @@ class PredictionsBrowser(_Display):
             fig = Figure(figsize=(1.25 * 10, 1.45 * math.ceil(len(self.page_rows) / 10)))
             plot_digits(self.interp.images_of(self.page_rows.index), titles, ncols=10, fig=fig)
             fig.tight_layout()
-            self.image.value = figure_png(fig)
+            _show_png(self.image, figure_png(fig))
         else:
-            self.image.value = b""
+            _show_png(self.image, b"")
         cols = ["true", "predicted", "confidence", "loss"] + [f"p{k}" for k in range(self.interp.num_classes)]
         self.table.value = self.page_rows[cols].to_html(float_format=lambda v: f"{v:.3f}", border=0)
         return self.rows
