@@ -487,7 +487,7 @@ def test_predictions_browser_filters_and_sorts(small_interp):
     rows = br.set_filter(errors_only=True, sort="confidence, highest first")
     assert len(rows) == small_interp.n_errors and not rows["correct"].any()
     br.set_filter()
-    br.page_box.value = 2
+    br.page_box.value = 3  # pages count from 1: page 3 holds rows 10..14
     assert br.page_rows.index.tolist() == br.rows.index[10:15].tolist()
     with pytest.raises(ValueError, match="sort must be"):
         br.set_filter(sort="size")
@@ -543,3 +543,49 @@ def test_every_plot_function_draws_into_the_callers_figure(small_interp, pretrai
         assert call(fig) is fig, name
         assert fig.get_layout_engine() is None, f"{name} changed the caller's layout"
         plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------
+# One naming of layers (the recorders' conv1, fc1, bn1), documented columns
+# --------------------------------------------------------------------------------------------
+
+def test_layers_carry_the_recorders_names_not_module_paths():
+    from mnistlab.training.recorder import layer_names, parameterised_layers
+
+    for name in ("fast", "lenet5", "conv2_fc2"):
+        model = create_model(name, seed=0)
+        recorded = [n for n, _, _ in parameterised_layers(model)]      # what notebook 05's recorder calls them
+        convs = [n for n, _ in I.conv_layers(model)]
+        assert convs == [n for n in recorded if n.startswith("conv")], name
+        assert list(I.feature_maps(model, torch.zeros(28, 28, dtype=torch.uint8))) == convs
+        assert [n for n, _ in I._weight_layers(model)] == list(layer_names(model).values())
+        assert not any("." in n for n in convs)
+    # an ensemble is named after its first member
+    two = [create_model("fast", seed=0), create_model("fast", seed=1)]
+    assert [n for n, _ in I.conv_layers(two)] == [n for n, _ in I.conv_layers(two[0])]
+
+
+def test_randomization_and_channel_tables_name_layers_like_the_recorder():
+    model = create_model("fast", seed=0)
+    images = torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    check = I.randomization_check(model, images, [0, 1, 2], "saliency")
+    assert check.table["layer"].tolist()[1:] == [n for n, _ in I._weight_layers(model)][::-1]
+    assert check.table["layer"].iloc[1] == "fc1"                       # the output layer is randomised first
+    interp = I.Interpretation.from_model(model, ml.ImageSet(images, torch.tensor([0, 1, 2])))
+    last = I.conv_layers(model)[-1][0]
+    assert I.channel_class_means(model, interp).attrs["layer"] == last
+    assert I.channel_class_means(model, interp, layer="conv1").attrs["layer"] == "conv1"
+    assert I.top_activating(model, interp, k=1, n_channels=1, layer="conv2").attrs["layer"] == "conv2"
+    with pytest.raises(ValueError, match=r"conv1"):                    # the message lists the friendly names
+        I.channel_class_means(model, interp, layer="body.0")
+
+
+def test_most_confident_wrong_documents_every_column(table_interp):
+    doc = I.Interpretation.most_confident_wrong.__doc__
+    df = table_interp.most_confident_wrong(3)
+    assert "Returns" in doc and "-------" in doc
+    for col in [c for c in df.columns if not c.startswith("p") or c == "p_true"] + ["p0", df.index.name]:
+        assert f"``{col}``" in doc, col
+    assert df["confidence"].is_monotonic_decreasing and not df["correct"].any()
+    for method in ("least_confident_correct", "top_losses"):
+        assert "Returns" in getattr(I.Interpretation, method).__doc__

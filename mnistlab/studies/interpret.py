@@ -47,6 +47,7 @@ from tqdm.auto import tqdm
 from .._util import eval_mode
 from ..data.datasets import ImageSet, as_imageset, dataset_info, kfold_indices
 from ..models.registry import preprocessing_of
+from ..training.recorder import layer_names
 
 __all__ = [
     "load_subject", "Interpretation", "PixelModel", "pixel_model", "model_logits", "as_pixels",
@@ -423,7 +424,14 @@ class Interpretation:
                               kind="stable").head(k).reset_index(drop=True)
 
     def top_losses(self, k: int = 9, which: str = "all") -> pd.DataFrame:
-        """The ``k`` examples with the largest loss (``which``: "all", "wrong" or "correct")."""
+        """The ``k`` examples with the largest loss (``which``: "all", "wrong" or "correct").
+
+        Returns
+        -------
+        DataFrame
+            Indexed by dataset ``index``, largest loss first, with the columns of
+            :attr:`predictions`; see :meth:`most_confident_wrong`.
+        """
         df = self._which(which)
         return df.sort_values("loss", ascending=False, kind="stable").head(k)
 
@@ -474,11 +482,44 @@ class Interpretation:
         return df.set_index(["true", "predicted", "index"])
 
     def least_confident_correct(self, k: int = 10) -> pd.DataFrame:
-        """The ``k`` correctly classified examples with the lowest confidence."""
+        """The ``k`` correctly classified examples with the lowest confidence.
+
+        Returns
+        -------
+        DataFrame
+            Indexed by dataset ``index``, least confident first, with the columns of
+            :attr:`predictions` (``true``, ``predicted``, ``confidence``, ``correct``, ``loss``,
+            ``p_true``, ``p0`` ...); see :meth:`most_confident_wrong`.
+        """
         return self._which("correct").sort_values("confidence", kind="stable").head(k)
 
     def most_confident_wrong(self, k: int = 10) -> pd.DataFrame:
-        """The ``k`` misclassified examples with the highest confidence."""
+        """The ``k`` misclassified examples with the highest confidence (the model's surest mistakes).
+
+        Parameters
+        ----------
+        k : int
+            How many rows (fewer when there are fewer errors).
+
+        Returns
+        -------
+        DataFrame
+            Indexed by dataset ``index`` (the image's position in the dataset), most confident
+            first, with the columns of :attr:`predictions`:
+
+            - ``true`` : int, the label;
+            - ``predicted`` : int, the predicted class;
+            - ``confidence`` : float, the probability of the predicted class;
+            - ``correct`` : bool, always False here;
+            - ``loss`` : float, the cross-entropy ``-log p_true``;
+            - ``p_true`` : float, the probability given to the label;
+            - ``p0`` ... ``p9`` : float, the probability of each class (one per class).
+
+        Examples
+        --------
+        >>> wrong = interp.most_confident_wrong(16)                 # doctest: +SKIP
+        >>> images = interp.images_of(wrong.index)                   # their pictures
+        """
         return self._which("wrong").sort_values("confidence", ascending=False, kind="stable").head(k)
 
     def cell(self, true: int, predicted: int) -> np.ndarray:
@@ -553,9 +594,14 @@ class Attribution:
 
 
 def conv_layers(model) -> list[tuple[str, nn.Conv2d]]:
-    """The ``Conv2d`` layers of ``model`` (first member of an ensemble) in definition order, with their names."""
+    """The ``Conv2d`` layers of ``model`` (first member of an ensemble) in definition order, with their names.
+
+    Names are those of :func:`mnistlab.training.recorder.layer_names` (``conv1``, ``conv2``...),
+    the names the training recorders and notebook 05 use, not module paths like ``body.0``.
+    """
     net = pixel_model(model).members[0]
-    layers = [(name, m) for name, m in net.named_modules() if isinstance(m, nn.Conv2d)]
+    names = layer_names(net)
+    layers = [(names[path], m) for path, m in net.named_modules() if isinstance(m, nn.Conv2d)]
     if not layers:
         raise ValueError(f"{type(net).__name__} has no Conv2d layer; Grad-CAM and feature maps need a convolutional "
                          "model (e.g. 'lenet5', 'fast', 'best').")
@@ -762,7 +808,7 @@ class RandomizationCheck:
     ----------
     table : DataFrame
         One row per cascade step: ``step`` (0 = trained model), ``layer`` (the layer randomised
-        at this step), ``layers_randomized``, and over the images the mean Spearman rank
+        at this step, named as the recorders name it: ``fc2``, ``bn3``, ``conv2``...), ``layers_randomized``, and over the images the mean Spearman rank
         correlation with the trained model's maps of the absolute maps (``rank_corr_abs``, with
         ``ci_low``/``ci_high``, a 95% t-interval) and of the signed maps (``rank_corr_signed``).
     trained : ndarray (N, 28, 28)
@@ -779,12 +825,16 @@ class RandomizationCheck:
     per_image: pd.DataFrame
 
 
-_SHORT = {nn.Conv2d: "conv", nn.Linear: "linear", nn.BatchNorm1d: "BN", nn.BatchNorm2d: "BN"}
+_RANDOMIZED = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)
 
 
 def _weight_layers(net: nn.Module) -> list[tuple[str, nn.Module]]:
-    """(``"<name> (<kind>)"``, module) of every Conv2d, Linear and BatchNorm layer, in definition order."""
-    return [(f"{n} ({_SHORT[type(m)]})", m) for n, m in net.named_modules() if type(m) in _SHORT]
+    """(name, module) of every Conv2d, Linear and BatchNorm layer, in definition order.
+
+    Names from :func:`mnistlab.training.recorder.layer_names`: ``conv1``, ``bn1``, ``fc1``...
+    """
+    names = layer_names(net)
+    return [(names[p], m) for p, m in net.named_modules() if type(m) in _RANDOMIZED]
 
 
 def _t_interval(x: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -882,7 +932,8 @@ def feature_maps(model, image) -> dict[str, np.ndarray]:
     Returns
     -------
     dict
-        Conv layer name -> array (channels, height, width), in forward order.
+        Conv layer name (``conv1``, ``conv2``...; see :func:`conv_layers`) -> array (channels,
+        height, width), in forward order.
     """
     from captum.attr import LayerActivation
 

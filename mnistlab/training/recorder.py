@@ -3,10 +3,12 @@
 :class:`HistogramRecorder` is a training callback. Every ``every`` optimizer steps it records, for
 each parameterised layer (convolutions and linear layers by default), a histogram of the weights,
 of the gradients (after ``backward``, before the optimizer step) and of the updates (the change
-the step made), over bin edges fixed per layer and quantity at the first record so that frames are
-comparable over training (values outside the edges are counted in the outermost bins). Beside the
+the step made), over bin edges shared by every frame of a layer and quantity so that frames are
+comparable over training. The edges are set at the first record (+- 3 max |x|) and doubled whenever a
+later record holds values beyond them; the frames recorded before are then merged into the wider
+bins, which is exact, so the edges always cover the data of every record. Beside the
 counts it keeps summary numbers (mean, std, mean and max absolute value, norm, excess kurtosis,
-fraction outside the edges; for updates also ``ratio`` = ||dw|| / ||w||), and forward hooks on the
+fraction outside the first record's edges; for updates also ``ratio`` = ||dw|| / ||w||), and forward hooks on the
 activation modules record the activations' mean, std and the fractions of zero outputs, of dead
 units and of saturated outputs.
 
@@ -50,7 +52,7 @@ from .checkpoint import atomic_write
 __all__ = [
     "QUANTITIES", "STATISTICS", "ACTIVATION_STATISTICS", "LAYER_TYPES", "ACTIVATION_TYPES",
     "HistogramFrames", "parameterised_layers", "tensor_statistics", "ActivationHooks", "activation_statistics",
-    "HistogramRecorder", "SnapshotRecorder",
+    "HistogramRecorder", "SnapshotRecorder", "merge_bins", "layer_names",
 ]
 
 QUANTITIES = ("weights", "gradients", "updates")
@@ -71,6 +73,8 @@ ACTIVATION_TYPES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, n
 _PREFIX = {nn.Linear: "fc", nn.Conv1d: "conv", nn.Conv2d: "conv", nn.Conv3d: "conv",
            nn.BatchNorm1d: "bn", nn.BatchNorm2d: "bn", nn.LayerNorm: "ln", nn.Embedding: "emb"}
 _DEFAULT_RANGE_FACTOR = {"weights": 3.0, "gradients": 3.0, "updates": 3.0}
+_MAX_DOUBLINGS = 64
+"""How often a layer's automatic edges may double (2**64 times the first record's range)."""
 
 
 def _write_npz(path: Path, arrays: dict) -> Path:
@@ -82,6 +86,41 @@ def _write_npz(path: Path, arrays: dict) -> Path:
 # --------------------------------------------------------------------------------------------
 # Layers and statistics
 # --------------------------------------------------------------------------------------------
+
+def layer_names(model: nn.Module) -> dict[str, str]:
+    """Short readable names of every module of ``model`` that owns a ``weight`` parameter, by module path.
+
+    The one naming of layers in the package: the recorders, the training-dynamics figures and
+    the interpretation of notebook 06 (feature maps, channel activations, the randomisation
+    check) all say ``conv1``, ``fc2``, ``bn1`` for the same module.
+
+    Parameters
+    ----------
+    model : nn.Module
+
+    Returns
+    -------
+    dict
+        Module path (as in ``model.named_modules()``, e.g. ``"body.0"``) -> name, in definition
+        order. Names count per kind: ``conv1``, ``conv2`` (convolutions), ``fc1``, ``fc2`` (linear),
+        ``bn1`` (batch norm), ``ln1`` (layer norm), ``emb1`` (embeddings); other modules take
+        their lower-case class name (``groupnorm1``).
+
+    Examples
+    --------
+    >>> layer_names(ml.create_model("fast", seed=0))       # doctest: +SKIP
+    {'body.0': 'conv1', 'body.1': 'bn1', 'body.4': 'conv2', ..., 'head': 'fc1'}
+    """
+    counters: dict[str, int] = {}
+    names = {}
+    for path, module in model.named_modules():
+        if not isinstance(getattr(module, "weight", None), nn.Parameter):
+            continue
+        prefix = next((p for t, p in _PREFIX.items() if type(module) is t), type(module).__name__.lower())
+        counters[prefix] = counters.get(prefix, 0) + 1
+        names[path] = f"{prefix}{counters[prefix]}"
+    return names
+
 
 def parameterised_layers(model: nn.Module, types: Sequence[type] | None = LAYER_TYPES) -> list[tuple[str, str, nn.Module]]:
     """The layers with a ``weight`` parameter, in definition order, with short readable names.
@@ -96,25 +135,18 @@ def parameterised_layers(model: nn.Module, types: Sequence[type] | None = LAYER_
     Returns
     -------
     list of (name, path, module)
-        ``name`` counts per kind in definition order (``conv1``, ``conv2``, ``fc1``, ``fc2``,
-        ``bn1``...), ``path`` is the module's path in ``model.named_modules()``.
+        ``name`` from :func:`layer_names` (``conv1``, ``conv2``, ``fc1``, ``fc2``, ``bn1``...,
+        counted per kind in definition order, the same whatever ``types`` selects), ``path`` is
+        the module's path in ``model.named_modules()``.
 
     Raises
     ------
     ValueError
         If the model has no such layer.
     """
-    counters: dict[str, int] = {}
-    out = []
-    for path, module in model.named_modules():
-        weight = getattr(module, "weight", None)
-        if not isinstance(weight, nn.Parameter):
-            continue
-        if types is not None and not isinstance(module, tuple(types)):
-            continue
-        prefix = next((p for t, p in _PREFIX.items() if type(module) is t), type(module).__name__.lower())
-        counters[prefix] = counters.get(prefix, 0) + 1
-        out.append((f"{prefix}{counters[prefix]}", path, module))
+    names = layer_names(model)
+    out = [(names[path], path, module) for path, module in model.named_modules()
+           if path in names and (types is None or isinstance(module, tuple(types)))]
     if not out:
         kinds = "any module with a weight" if types is None else ", ".join(t.__name__ for t in types)
         raise ValueError(f"{type(model).__name__} has no parameterised layer of the kinds recorded ({kinds}); "
@@ -123,7 +155,8 @@ def parameterised_layers(model: nn.Module, types: Sequence[type] | None = LAYER_
 
 
 def _segment_record(x: torch.Tensor, seg: torch.Tensor, sizes: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
-                    bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+                    bins: int, grow: tuple[torch.Tensor, torch.Tensor] | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Histogram counts and :data:`STATISTICS` of several tensors at once, with no host synchronisation.
 
     ``x`` is the float32 concatenation of L flattened tensors, ``seg`` (same length) the tensor
@@ -133,12 +166,21 @@ def _segment_record(x: torch.Tensor, seg: torch.Tensor, sizes: torch.Tensor, lo:
     (counted in ``nonfinite``). A handful of kernels for all layers together, so recording on a
     GPU costs little and never waits for the device.
 
+    ``grow = (k, can)`` widens the edges: ``k`` (L,) float32 is the number of times each layer's
+    edges were already doubled (about their centre), ``can`` (L,) bool which layers may grow.
+    Those layers get the smallest ``k' >= k`` (at most :data:`_MAX_DOUBLINGS`) whose edges
+    ``centre +- half * 2**k'`` hold every finite value (for edges centred on 0, which automatic
+    edges are), and the counts are taken over those edges. ``outside`` stays relative to
+    ``lo`` / ``hi``.
+
     Returns
     -------
     counts : torch.Tensor
         ``(L, bins)`` float32.
     stats : torch.Tensor
         ``(L, len(STATISTICS))`` float32.
+    k : torch.Tensor or None
+        ``(L,)`` float32 doublings used for the counts (``None`` without ``grow``).
     """
     L = len(sizes)
     finite = torch.isfinite(x)
@@ -161,9 +203,18 @@ def _segment_record(x: torch.Tensor, seg: torch.Tensor, sizes: torch.Tensor, lo:
     outside = seg_sum((((x < lo_s) | (x > hi_s)) & finite).to(x.dtype)) / n
     stats = torch.stack([mean, m2.sqrt(), seg_sum(a) / n, amax, seg_sum(xs * xs).sqrt(), kurt, outside,
                          1.0 - n / sizes.to(x.dtype)], dim=1)
+    k = None
+    if grow is not None:
+        k_prev, can = grow
+        half = (hi - lo) * 0.5
+        need = torch.ceil(torch.log2(torch.clamp(amax / half, min=1.0))).clamp_(max=_MAX_DOUBLINGS)
+        k = torch.where(can, torch.maximum(k_prev, need), k_prev)
+        centre, span = (hi + lo) * 0.5, (half * torch.exp2(k)).clamp_(max=1e38)
+        lo, hi = centre - span, centre + span
+        lo_s, hi_s = lo[seg], hi[seg]
     pos = ((torch.minimum(torch.maximum(xs, lo_s), hi_s) - lo_s) / (hi_s - lo_s) * bins).long().clamp_(0, bins - 1)
     counts = torch.zeros(L * bins, dtype=x.dtype, device=x.device).index_add_(0, seg * bins + pos, w)
-    return counts.reshape(L, bins), stats
+    return counts.reshape(L, bins), stats, k
 
 
 def tensor_statistics(t: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
@@ -185,8 +236,8 @@ def tensor_statistics(t: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     """
     x = t.detach().reshape(-1).float()
     bounds = torch.tensor([lo, hi], dtype=torch.float32, device=x.device)
-    _, stats = _segment_record(x, torch.zeros(len(x), dtype=torch.long, device=x.device),
-                               torch.tensor([len(x)], device=x.device), bounds[:1], bounds[1:], 2)
+    _, stats, _ = _segment_record(x, torch.zeros(len(x), dtype=torch.long, device=x.device),
+                                  torch.tensor([len(x)], device=x.device), bounds[:1], bounds[1:], 2)
     return stats[0]
 
 
@@ -361,9 +412,11 @@ class HistogramFrames:
     steps, epochs : numpy.ndarray
         ``(F,)``: the optimizer step of each frame (steps finished before it) and its epoch (1-based).
     edges : numpy.ndarray
-        ``(L, bins + 1)`` bin edges per layer, fixed over training.
+        ``(L, bins + 1)`` bin edges per layer, the same for every frame; the recorder's automatic
+        edges cover the values of every frame (explicit ``ranges`` are kept as given).
     counts : numpy.ndarray
-        ``(F, L, bins)`` int64 counts; values outside the edges are in the first / last bin.
+        ``(F, L, bins)`` int64 counts; values outside the edges (only with explicit ``ranges``,
+        or beyond 2**64 times the first record's range) are in the first / last bin.
     """
 
     quantity: str
@@ -398,11 +451,16 @@ class HistogramRecorder(Callback):
         Record activation statistics with forward hooks (:class:`ActivationHooks`) on the
         training batches of the recorded steps.
     range_factor : dict, optional
-        Bin edges are fixed at the first record of each layer and quantity as
+        Bin edges are set at the first record of each layer and quantity as
         ``+- factor * max|x|``; default 3.0 for each quantity.
     ranges : dict, optional
         Explicit edges ``{(quantity, layer): (lo, hi)}`` or ``{quantity: (lo, hi)}`` overriding
-        ``range_factor``.
+        ``range_factor``; they are kept as given (never widened).
+    widen : bool
+        Double a layer's automatic edges whenever a record holds values beyond them, and merge
+        the frames recorded before into the wider bins (exact: each old bin falls inside one new
+        bin; needs an even ``bins``), so that the edges cover every record. With False the edges
+        stay those of the first record and values beyond them are counted in the outermost bins.
     layer_types : sequence of module classes, optional
         Layers to record (default :data:`LAYER_TYPES`); ``None``: every module with a weight.
     sync_every : int
@@ -433,11 +491,14 @@ class HistogramRecorder(Callback):
     def __init__(self, every: int = 50, bins: int = 64, quantities: Sequence[str] = QUANTITIES,
                  activations: bool = True, range_factor: Mapping[str, float] | None = None,
                  ranges: Mapping | None = None, layer_types: Sequence[type] | None = LAYER_TYPES,
-                 sync_every: int = 32, final: bool = True):
+                 sync_every: int = 32, final: bool = True, widen: bool = True):
         if int(every) < 1:
             raise ValueError(f"every must be a positive number of steps, got {every!r}.")
         if int(bins) < 2:
             raise ValueError(f"bins must be at least 2, got {bins!r}.")
+        if widen and int(bins) % 2:
+            raise ValueError(f"bins={bins!r}: widening the edges merges bins exactly only for an even number of bins; "
+                             "pass an even bins or widen=False.")
         unknown = [q for q in quantities if q not in QUANTITIES]
         if unknown or not quantities:
             raise ValueError(f"Unknown quantities {unknown}; choose from {QUANTITIES}.")
@@ -448,6 +509,7 @@ class HistogramRecorder(Callback):
         self.layer_types = layer_types
         self.sync_every = max(1, int(sync_every))
         self.final = bool(final)
+        self.widen = bool(widen)
         self._reset()
 
     @property
@@ -464,17 +526,21 @@ class HistogramRecorder(Callback):
         types = None if self.layer_types is None else [t.__name__ for t in self.layer_types]
         return {"every": self.every, "bins": self.bins, "quantities": list(self.quantities),
                 "activations": self.record_activations, "range_factor": self.range_factor,
-                "ranges": {str(k): list(v) for k, v in self.ranges.items()}, "layer_types": types, "final": self.final}
+                "ranges": {str(k): list(v) for k, v in self.ranges.items()}, "layer_types": types, "final": self.final,
+                "widen": self.widen}
 
     # ---- state ------------------------------------------------------------------------------
     def _reset(self) -> None:
         self.layers: list[str] = []
         self.paths: list[str] = []
         self.activation_names: list[str] = []
-        self._edges: dict[str, np.ndarray] = {}
-        self._edge_t: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._edges: dict[str, np.ndarray] = {}     # current edges (L, bins + 1) of the stored frames
+        self._edge_t: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}   # first-record edges on the device
+        self._base: dict[str, np.ndarray] = {}      # first-record edges (L, 2) float64
+        self._grow: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}     # (doublings so far, may grow) on the device
+        self._doublings: dict[str, np.ndarray] = {}  # (L,) int: doublings of the stored frames' edges
         self._seg: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._pending: list[tuple] = []          # (quantity, step, epoch, counts (L,B) tensor, stats (L,S) tensor)
+        self._pending: list[tuple] = []          # (quantity, step, epoch, counts (L,B+1) tensor: bins + doublings, stats (L,S))
         self._frames: dict[str, dict[str, list]] = {q: {"step": [], "epoch": [], "counts": [], "stats": []}
                                                      for q in (*QUANTITIES, "activations", "loss")}
         self._params: list[nn.Parameter] = []
@@ -572,11 +638,14 @@ class HistogramRecorder(Callback):
                         raise ValueError(f"ranges[{quantity!r}, {name!r}] = {explicit!r}: the upper edge must exceed the lower.")
                 else:
                     lo, hi = _edge_range(t, float(self.range_factor[quantity]))
-                ranges.append((lo, hi))
-            bounds = torch.tensor(ranges, dtype=torch.float32, device=flat.device)
+                ranges.append((lo, hi, self.widen and explicit is None))
+            bounds = torch.tensor([r[:2] for r in ranges], dtype=torch.float32, device=flat.device)
             self._edge_t[quantity] = (bounds[:, 0].contiguous(), bounds[:, 1].contiguous())
-            lo32, hi32 = bounds.cpu().double().numpy().T
-            self._edges[quantity] = np.stack([np.linspace(a, b, self.bins + 1) for a, b in zip(lo32, hi32)])
+            self._grow[quantity] = (torch.zeros(len(ranges), dtype=torch.float32, device=flat.device),
+                                    torch.tensor([r[2] for r in ranges], dtype=torch.bool, device=flat.device))
+            self._base[quantity] = bounds.cpu().double().numpy()
+            self._doublings[quantity] = np.zeros(len(ranges), dtype=np.int64)
+            self._edges[quantity] = _edges_of(self._base[quantity], self._doublings[quantity], self.bins)
         return self._edge_t[quantity]
 
     def _record(self, quantity: str, step: int, epoch: int, flat: torch.Tensor, norm_before=None) -> None:
@@ -584,11 +653,12 @@ class HistogramRecorder(Callback):
         with torch.no_grad():
             lo, hi = self._edges_for(quantity, flat)
             seg, sizes = self._seg
-            counts, stats = _segment_record(flat, seg, sizes, lo, hi, self.bins)
+            counts, stats, k = _segment_record(flat, seg, sizes, lo, hi, self.bins, grow=self._grow[quantity])
+            self._grow[quantity] = (k, self._grow[quantity][1])
             if norm_before is not None:  # updates: ||dw|| / ||w|| per layer
                 ratio = stats[:, STATISTICS.index("norm")] / norm_before.clamp_min(1e-12)
                 stats = torch.cat([stats, ratio.reshape(-1, 1)], dim=1)
-        self._pending.append((quantity, step, epoch, counts, stats))
+        self._pending.append((quantity, step, epoch, torch.cat([counts, k.reshape(-1, 1)], dim=1), stats))
 
     def _maybe_sync(self) -> None:
         if len(self._pending) >= self.sync_every * (len(self.quantities) + 1):
@@ -607,9 +677,20 @@ class HistogramRecorder(Callback):
             frame["epoch"].append(epoch)
             frame["stats"].append(s)
             if c is not None:
-                frame["counts"].append(next(counts_cpu))
+                both = next(counts_cpu)
+                self._store_counts(quantity, both[:, :-1], both[:, -1])
         self._pending = []
         self._stats_cache = None
+
+    def _store_counts(self, quantity: str, counts: np.ndarray, doublings: np.ndarray) -> None:
+        """Keep one frame's counts; when its edges are wider than the stored frames', merge those into them."""
+        frame, have = self._frames[quantity], self._doublings[quantity]
+        target = np.maximum(have, doublings)
+        if np.any(target > have):
+            frame["counts"] = [merge_bins(c, target - have) for c in frame["counts"]]
+            self._doublings[quantity] = target
+            self._edges[quantity] = _edges_of(self._base[quantity], target, self.bins)
+        frame["counts"].append(merge_bins(counts, target - doublings))
 
     # ---- results ----------------------------------------------------------------------------
     def histograms(self, quantity: str = "weights") -> HistogramFrames:
@@ -726,7 +807,58 @@ class HistogramRecorder(Callback):
                 if f"{q}/counts" in z.files:
                     f["counts"] = list(z[f"{q}/counts"])
                     self._edges[q] = z[f"{q}/edges"]
+                    self._doublings[q] = np.zeros(len(self.layers), dtype=np.int64)
         return self
+
+
+def merge_bins(counts: np.ndarray, doublings) -> np.ndarray:
+    """Histogram counts over edges ``c +- h`` re-binned onto ``c +- h * 2**doublings`` (same number of bins), exactly.
+
+    With an even number of bins B, old bin ``b`` lies inside new bin ``(b + (2**j - 1) * B / 2) // 2**j``
+    after ``j`` doublings, so no count is split and the result equals counting the values over
+    the wider edges.
+
+    Parameters
+    ----------
+    counts : numpy.ndarray
+        ``(L, B)`` counts per layer (or ``(B,)`` for one layer).
+    doublings : int or sequence of int
+        Per layer, how often the range doubles (0: unchanged).
+
+    Returns
+    -------
+    numpy.ndarray
+        Counts of the same shape.
+    """
+    counts = np.asarray(counts)
+    one = counts.ndim == 1
+    c2 = counts.reshape(1, -1) if one else counts
+    js = np.broadcast_to(np.asarray(doublings, dtype=np.int64), (len(c2),))
+    bins = c2.shape[-1]
+    if np.any(js < 0):
+        raise ValueError(f"doublings must be >= 0, got {list(js)}.")
+    if np.any(js > 0) and bins % 2:
+        raise ValueError(f"merging bins exactly needs an even number of bins, got {bins}.")
+    out = np.zeros_like(c2)
+    for l, j in enumerate(js):
+        if j == 0:
+            out[l] = c2[l]
+            continue
+        s = 2 ** int(j)
+        idx = [(b + (s - 1) * bins // 2) // s for b in range(bins)]
+        np.add.at(out[l], idx, c2[l])
+    return out[0] if one else out
+
+
+def _edges_of(base: np.ndarray, doublings: np.ndarray, bins: int) -> np.ndarray:
+    """Edges ``(L, bins + 1)``: each layer's first-record range ``base[l]`` doubled ``doublings[l]`` times about its centre."""
+    out = []
+    for (lo, hi), j in zip(base, doublings):
+        if j:
+            centre, half = (lo + hi) / 2, (hi - lo) / 2 * 2.0 ** int(j)
+            lo, hi = centre - half, centre + half
+        out.append(np.linspace(lo, hi, bins + 1))
+    return np.stack(out)
 
 
 def _batched_cpu(tensors: list[torch.Tensor]) -> list[torch.Tensor]:

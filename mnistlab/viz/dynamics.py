@@ -5,10 +5,22 @@ into the caller's axes or figure and returns that figure without touching its la
 it makes its own figure (and lays it out). The GIF functions return the frames as RGB arrays
 for :meth:`mnistlab.viz.store.Figures.save_gif`; they draw each figure once and then only
 update the artists' data per frame, so a 100-frame, 8-panel GIF renders in seconds.
+:func:`save_histogram_gif` goes from a recorder straight to a GIF file.
+
+Every histogram panel spans the bins that hold values in any recorded frame (the recorder's
+edges cover every record, see :class:`~mnistlab.training.recorder.HistogramRecorder`), so no
+frame's data falls outside the picture.
+
+Examples
+--------
+>>> rec = ml.HistogramRecorder(every=20)                                      # doctest: +SKIP
+>>> ml.fit(ml.create_model("conv2_fc2", seed=0), train, epochs=1, callbacks=[rec])
+>>> ml.viz.dynamics.save_histogram_gif(rec, "weights.gif", quantity="weights")
 """
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import matplotlib as mpl
@@ -18,13 +30,15 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..studies import dynamics as dyn
+from ..training.checkpoint import atomic_write
 from ..training.recorder import HistogramFrames, HistogramRecorder
 from .common import panels
 from .store import figure_to_array
 from .style import class_colors
 
 __all__ = [
-    "GIF_DPI", "layer_colors", "key_frame_indices", "plot_histograms", "histogram_gif_frames", "plot_key_frames",
+    "GIF_DPI", "layer_colors", "key_frame_indices", "data_span", "plot_histograms", "histogram_gif_frames",
+    "save_histogram_gif", "plot_key_frames",
     "plot_shape", "plot_gradient_flow", "plot_gradient_heatmap", "plot_layer_lines", "plot_update_ratios",
     "plot_diagnosis", "plot_representation", "representation_gif_frames", "plot_representation_key_frames",
     "plot_separation", "plot_loss_line",
@@ -51,6 +65,33 @@ def key_frame_indices(steps: Sequence[int], n: int = 5) -> list[int]:
     targets = np.linspace(steps[0], steps[-1], n)
     idx = sorted({int(np.argmin(np.abs(steps - t))) for t in targets} | {0, len(steps) - 1})
     return idx
+
+
+def data_span(frames: HistogramFrames, layer: int, pad: int = 1) -> tuple[float, float]:
+    """The x range of a layer's histograms: from the first to the last bin that holds a value in any frame.
+
+    Computed from every recorded frame, not the first, so each frame's data lies inside it;
+    ``pad`` empty bins are kept on each side (within the edges). A layer with no counts at all
+    gets its full edges.
+
+    Parameters
+    ----------
+    frames : HistogramFrames
+    layer : int
+        Position of the layer in ``frames.layers``.
+    pad : int
+
+    Returns
+    -------
+    (float, float)
+    """
+    edges = frames.edges[layer]
+    used = np.flatnonzero(frames.counts[:, layer].sum(0) > 0) if len(frames) else np.array([], dtype=int)
+    if not len(used):
+        return float(edges[0]), float(edges[-1])
+    lo = max(int(used[0]) - pad, 0)
+    hi = min(int(used[-1]) + 1 + pad, len(edges) - 1)
+    return float(edges[lo]), float(edges[hi])
 
 
 def _own_axes(axes, n: int, ncols: int, size=(2.6, 2.1), **kw):
@@ -85,7 +126,7 @@ class _HistogramPanels:
             if reference:  # drawn over the filled histogram so the outline stays visible
                 self.ghosts.append(ax.stairs(self.frac[0, l], edges, color=_GHOST, lw=1.0, ls="--", zorder=3))
             top = float(self.frac[:, l].max()) if self.frac.size else 1.0
-            ax.set_xlim(edges[0], edges[-1])
+            ax.set_xlim(*data_span(frames, l))
             if yscale == "log":
                 ax.set_yscale("log")
                 ax.set_ylim(0.5 / max(1.0, counts[0, l].sum()), max(top * 1.5, 1e-6))
@@ -203,6 +244,59 @@ def histogram_gif_frames(data, quantity: str = "weights", indices: Sequence[int]
             plt.close(fig)
 
 
+def save_histogram_gif(recorder, path, quantity: str = "weights", fps: float = 8.0, yscale: str = "linear",
+                       ncols: int = 4, dpi: float = GIF_DPI, reference: bool = True, progress: bool = False) -> Path:
+    """Write the recorded histograms of one quantity as an animated GIF: one frame per record, one panel per layer.
+
+    The frames are those of :func:`histogram_gif_frames` (fixed axes per layer spanning the data
+    of every frame, the first record dashed, the step and epoch in the title); the file is
+    written with imageio, atomically (a reader never sees half a GIF, and a failed write
+    leaves the previous file).
+
+    Parameters
+    ----------
+    recorder : HistogramRecorder or HistogramFrames
+        A recorder that was passed to ``fit`` (or ``experiments.run``) as a callback.
+    path : path
+        The ``.gif`` file to write (its folder is created).
+    quantity : str
+        "weights", "gradients" or "updates" (ignored for HistogramFrames).
+    fps : float
+        Frames per second.
+    yscale, ncols, dpi, reference
+        As in :func:`histogram_gif_frames`; ``yscale="log"`` shows the tails of gradients.
+    progress : bool
+        A progress bar while rendering.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` does not end in ``.gif``, ``fps`` is not positive, or nothing was recorded.
+
+    Examples
+    --------
+    >>> rec = ml.HistogramRecorder(every=20)                                  # doctest: +SKIP
+    >>> ml.fit(ml.create_model("conv2_fc2", seed=0), train, epochs=1, callbacks=[rec])
+    >>> ml.viz.dynamics.save_histogram_gif(rec, "weights.gif")
+    """
+    import imageio.v3 as iio
+
+    path = Path(path)
+    if path.suffix.lower() != ".gif":
+        raise ValueError(f"{path} does not end in .gif; save_histogram_gif writes GIF files only.")
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps!r}.")
+    images = np.stack(histogram_gif_frames(recorder, quantity, yscale=yscale, ncols=ncols, dpi=dpi,
+                                           reference=reference, progress=progress))
+    atomic_write(path, lambda fh: iio.imwrite(fh, images, extension=".gif", duration=1000.0 / fps, loop=0))
+    return path
+
+
 def _blit_frames(fig, artists: list, order: Sequence[int], update, desc: str, progress: bool,
                  blit: bool = True) -> list[np.ndarray]:
     """Draw everything static once, then per frame restore it and draw only ``artists`` (blitting).
@@ -271,7 +365,7 @@ def plot_key_frames(data, quantity: str = "weights", n: int = 5, fig=None, yscal
             if k:
                 ax.stairs(frac[idx[0], l], frames.edges[l], color=_GHOST, lw=0.8, ls="--")
             ax.stairs(frac[i, l], frames.edges[l], fill=True, color=colors[l], alpha=0.85)
-            ax.set_xlim(frames.edges[l, 0], frames.edges[l, -1])
+            ax.set_xlim(*data_span(frames, l))
             if yscale == "log":
                 ax.set_yscale("log")
                 ax.set_ylim(0.5 / max(1.0, counts[i, l].sum()), top * 1.5)

@@ -341,6 +341,7 @@ def plot_randomization(check, ax=None):
     Parameters
     ----------
     check : RandomizationCheck
+        Its layers are named as the training recorders name them (``fc2``, ``bn6``, ``conv5``...).
     ax : Axes, optional
 
     Returns
@@ -392,7 +393,8 @@ def plot_feature_maps(maps: Mapping[str, np.ndarray], image=None, max_channels: 
     Parameters
     ----------
     maps : dict
-        Layer name -> array (channels, h, w) (``studies.interpret.feature_maps``).
+        Layer name (``conv1``, ``conv2``..., the names the training recorders use) -> array
+        (channels, h, w) (``studies.interpret.feature_maps``).
     image : array (28, 28), optional
         The input, shown in the first column.
     max_channels : int

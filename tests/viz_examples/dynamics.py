@@ -74,4 +74,6 @@ NOT_PLOTS = {
     "representation_gif_frames": "renders GIF frames: returns a list of RGB arrays (draws into fig= only to render them)",
     "layer_colors": "returns the colours of the layers, draws nothing",
     "key_frame_indices": "returns frame indices, draws nothing",
+    "data_span": "returns the span of the bins any frame uses, draws nothing",
+    "save_histogram_gif": "writes a GIF file from a recorder (frames from histogram_gif_frames); returns its path",
 }
