@@ -12,7 +12,7 @@ export MNISTLAB_DATA ?= $(abspath ../shared/data)
 endif
 export MPLBACKEND ?= Agg
 
-.PHONY: install test test-fast figures figures-quick lab bench clean
+.PHONY: install test test-fast figures figures-quick lab bench gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,13 +42,26 @@ figures-quick: $(STAMP)
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
+# Every benchmark in full mode (ours and the reference in the same run), each writing
+# benchmarks/results/<name>.json, then the README's speed table regenerated from those files. The GPU
+# benchmarks (and time to 99% with --device cuda) run only where CUDA is available.
+BENCHMARKS ?= loader_speed time_to_accuracy tsne_speed recorder_overhead parallel_speed photo_accuracy \
+	best_accuracy gan_recipes
+GPU_BENCHMARKS ?= gan_gpu transfer_gpu
 bench: $(STAMP)
-	$(BIN)/python benchmarks/loader_speed.py
-	$(BIN)/python benchmarks/time_to_accuracy.py
-	$(BIN)/python benchmarks/tsne_speed.py
-	$(BIN)/python benchmarks/parallel_speed.py
-	$(BIN)/python benchmarks/recorder_overhead.py
-	$(BIN)/python benchmarks/photo_accuracy.py --json build/photo_accuracy.json
+	set -e; for b in $(BENCHMARKS); do echo "== benchmarks/$$b.py"; $(BIN)/python benchmarks/$$b.py; done
+	set -e; if $(BIN)/python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then \
+	  for b in $(GPU_BENCHMARKS); do echo "== benchmarks/$$b.py"; $(BIN)/python benchmarks/$$b.py --device cuda; done; \
+	  $(BIN)/python benchmarks/time_to_accuracy.py --device cuda; \
+	else echo "no CUDA GPU: skipping $(GPU_BENCHMARKS) and time_to_accuracy --device cuda"; fi
+	$(BIN)/python benchmarks/speed_table.py --write README.md
+
+# Everything that needs a GPU, in under 8 minutes: every notebook QUICK on cuda, notebook 07's full GAN,
+# the transfer benchmark and time to 99% on the GPU. Report: build/gpu-check/report.md (and .json).
+# Without a CUDA GPU it says so and succeeds; GPU_CHECK_ARGS=--require-gpu makes that a failure.
+GPU_CHECK_ARGS ?=
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) build notebooks/executed .mnistlab-cache .pytest_cache

@@ -1,6 +1,6 @@
 """Wall time of a fixed slice of notebook 03's LeNet progression: 1 worker x N threads against N workers x 1 thread.
 
-    python benchmarks/parallel_speed.py [--train 10000] [--epochs 2] [--seeds 2] [--json out.json]
+    python benchmarks/parallel_speed.py [--train 10000] [--epochs 2] [--seeds 2] [--json out.json] [--smoke]
 
 Runs the same (config, seed) grid twice with the cache disabled, in one process run so both
 settings see the same machine: first serially with every core's torch threads (``workers=1,
@@ -9,17 +9,17 @@ The worker time includes starting the processes (once per session in a notebook)
 times, runs per minute and the ratio, the machine's load average before and after (other jobs
 on the machine make the absolute numbers noisy), and checks that both settings agree. The
 faster setting is the default of the notebooks: ``mnistlab.experiments.DEFAULT_WORKERS``.
+Writes benchmarks/results/parallel_speed.json; ``--smoke``: 640 images, 1 epoch, 1 seed.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import time
+import sys
 
 import mnistlab as ml
 import mnistlab.experiments as ex
 from mnistlab.experiments.executors import cpu_count, shutdown_workers
+
+from _common import Bench, fmt_s, fmt_x, parser, row, timed
 
 
 def progression_slice(train: int, epochs: int) -> list:
@@ -33,44 +33,43 @@ def progression_slice(train: int, epochs: int) -> list:
     return steps
 
 
-def timed(configs, seeds, **kw) -> tuple[float, object]:
-    t0 = time.perf_counter()
-    df = ex.run_grid(configs, seeds, cache=False, progress=False, **kw)
-    return time.perf_counter() - t0, df
-
-
-def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None) -> int:
+    p = parser(__doc__, seed=None, threads=False)
     p.add_argument("--train", type=int, default=10_000, help="training images per run (default 10000)")
     p.add_argument("--epochs", type=int, default=2, help="epochs per run (default 2)")
     p.add_argument("--seeds", type=int, default=2, help="seeds per config (default 2)")
-    p.add_argument("--json", help="also write the result to this JSON file")
     args = p.parse_args(argv)
+    if args.smoke:
+        args.train, args.epochs, args.seeds = 640, 1, 1
+    bench = Bench("parallel_speed", args)
     cores = cpu_count()
     configs, seeds = progression_slice(args.train, args.epochs), list(range(args.seeds))
     ml.load_dataset("mnist", "train")  # read the files once before timing
-    load_before = os.getloadavg()
-    serial_s, serial = timed(configs, seeds, workers=1, threads=cores)
-    parallel_s, parallel = timed(configs, seeds, workers=cores)
+    serial_s, serial = timed(ex.run_grid, configs, seeds, device="cpu", cache=False, progress=False, workers=1,
+                             threads=cores)
+    parallel_s, parallel = timed(ex.run_grid, configs, seeds, device="cpu", cache=False, progress=False,
+                                 workers=cores)
     shutdown_workers()
-    load_after = os.getloadavg()
     runs = len(configs) * len(seeds)
-    diff = (serial["test_acc"] - parallel["test_acc"]).abs().max()
+    diff = float((serial["test_acc"] - parallel["test_acc"]).abs().max())
     out = {"cores": cores, "runs": runs, "train_images": args.train, "epochs": args.epochs,
-           "serial_seconds": round(serial_s, 1), "parallel_seconds": round(parallel_s, 1),
-           f"serial_runs_per_min (1 x {cores} threads)": round(60 * runs / serial_s, 2),
-           f"parallel_runs_per_min ({cores} x 1 thread)": round(60 * runs / parallel_s, 2),
-           "speedup_parallel_over_serial": round(serial_s / parallel_s, 2),
-           "faster": "workers" if parallel_s < serial_s else "threads",
-           "max_test_acc_difference": float(diff),
-           "load_before": [round(v, 2) for v in load_before], "load_after": [round(v, 2) for v in load_after]}
+           "serial_seconds": serial_s, "parallel_seconds": parallel_s,
+           "serial_runs_per_min": 60 * runs / serial_s, "parallel_runs_per_min": 60 * runs / parallel_s,
+           "speedup_parallel_over_serial": serial_s / parallel_s,
+           "faster": "workers" if parallel_s < serial_s else "threads", "max_test_acc_difference": diff}
     for k, v in out.items():
-        print(f"{k:>40}: {v}")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=2)
-    return out
+        print(f"{k:>32}: {round(v, 3) if isinstance(v, float) else v}")
+    table = [row(f"{runs} LeNet-5 runs of notebook 03's progression ({args.train:,} images, {args.epochs} epochs), "
+                 f"cache off",
+                 ours=f"{cores} worker processes x 1 thread: {fmt_s(parallel_s)} ({out['parallel_runs_per_min']:.1f} "
+                      f"runs/min)",
+                 reference=f"1 process x {cores} threads: {fmt_s(serial_s)} ({out['serial_runs_per_min']:.1f} runs/min)",
+                 ratio=f"{fmt_x(serial_s / parallel_s)} (same test accuracies within {diff:.4f})")]
+    bench.finish(measured=out, ratio=serial_s / parallel_s,
+                 ratio_means="serial seconds (1 process x all threads) / parallel seconds (a worker per core); "
+                             "higher: workers faster", table=table)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

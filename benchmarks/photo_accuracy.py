@@ -13,41 +13,30 @@ bounding box: how it read photos before), so the ratio between them is measured 
 four digits are read with ``mnistlab read``'s ``read_number``. Also prints the shipped model's clean
 test accuracy, and seconds per photo of both preprocessings (ratio; the load average says whether the
 machine was shared). ``--smoke`` makes 12 photos and 4 numbers, to check that the script runs.
+Writes benchmarks/results/photo_accuracy.json (smoke: build/bench-smoke/photo_accuracy.json).
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
-import time
-from pathlib import Path
+import sys
+
+from _common import Bench, Stopwatch, fmt_x, parser, row
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = parser(__doc__, smoke_help="12 photos and 4 numbers: check that it runs")
     p.add_argument("--photos", type=int, default=300, help="single-digit photos (default 300)")
     p.add_argument("--numbers", type=int, default=300, help="photos of 4-digit numbers (default 300)")
-    p.add_argument("--seed", type=int, default=0, help="the generator's seed")
-    p.add_argument("--json", default=None, help="also write the results to this JSON file")
-    p.add_argument("--smoke", action="store_true", help="12 photos and 4 numbers: check that it runs")
     args = p.parse_args(argv)
     if args.smoke:
         args.photos, args.numbers = 12, 4
 
-    import numpy as np
-    import torch
-
     import mnistlab as ml
     from mnistlab.data.images import find_digits, to_mnist
-    from mnistlab.data.photos import make_photos
     from mnistlab.studies.handwriting import number_accuracy, photo_accuracy
 
+    bench = Bench("photo_accuracy", args)
     test = ml.load_dataset("mnist", "test")
     model = ml.load_pretrained()
-    load0 = os.getloadavg()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
-          f"{torch.__version__} ({torch.get_num_threads()} threads); load average {load0[0]:.2f}", flush=True)
     clean = float(ml.evaluate(model, test)["acc"])
     info = ml.pretrained_info()
     print(f"shipped model ({info['file']}): clean MNIST test accuracy {clean:.4f}")
@@ -62,14 +51,14 @@ def main(argv=None) -> int:
     print("  right, by paper:", by["paper"], " by pen:", by["stroke"])
 
     sample = photos[:min(len(photos), 60)]
-    t0 = time.perf_counter()
-    for photo in sample:
-        find_digits(photo)
-    t_new = (time.perf_counter() - t0) / len(sample)
-    t0 = time.perf_counter()
-    for photo in sample:
-        to_mnist(photo, photo=False)
-    t_old = (time.perf_counter() - t0) / len(sample)
+    with Stopwatch() as sw:
+        for photo in sample:
+            find_digits(photo)
+    t_new = sw.seconds / len(sample)
+    with Stopwatch() as sw:
+        for photo in sample:
+            to_mnist(photo, photo=False)
+    t_old = sw.seconds / len(sample)
     print(f"  preprocessing: {1000 * t_new:.0f} ms per photo, {t_new / t_old:.0f}x MNIST's steps "
           f"({1000 * t_old:.1f} ms), same run")
 
@@ -77,27 +66,27 @@ def main(argv=None) -> int:
     exact = float(numbers["exact"].mean())
     print(f"{args.numbers} photos of 4-digit numbers (seed {args.seed}): {exact:.1%} read exactly; "
           f"digits found: {numbers['found'].value_counts().sort_index().to_dict()}")
-    load1 = os.getloadavg()
-    print(f"load average at the end {load1[0]:.2f}", flush=True)
-
-    result = {
-        "benchmark": "photo_accuracy", "smoke": args.smoke, "seed": args.seed,
-        "machine": {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "torch_threads": torch.get_num_threads(), "load_average": [load0[0], load1[0]]},
-        "model": info["file"], "clean_test_accuracy": clean,
+    found = {str(k): int(v) for k, v in numbers["found"].value_counts().sort_index().items()}
+    measured = {
+        "seed": args.seed, "model": info["file"], "clean_test_accuracy": clean,
         "photos": {"n": args.photos, "accuracy_photo_preprocessing": new, "accuracy_mnist_steps_only": old,
                    "ratio": new / max(old, 1e-9), "by": {k: {str(a): b for a, b in v.items()} for k, v in by.items()}},
         "seconds_per_photo": {"photo_preprocessing": t_new, "mnist_steps_only": t_old, "ratio": t_new / t_old},
-        "numbers": {"n": args.numbers, "length": 4, "exact": exact,
-                    "found": {str(k): int(v) for k, v in numbers["found"].value_counts().items()}},
+        "numbers": {"n": args.numbers, "length": 4, "exact": exact, "found": found},
     }
-    if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2, default=lambda v: np.asarray(v).tolist()) + "\n")
-        print(f"wrote {out}")
+    table = [
+        row(f"reading {args.photos} generated phone photos of single MNIST test digits (shipped model)",
+            ours=f"photo preprocessing (`find_digits`): {new:.1%} right, {1000 * t_new:.0f} ms per photo",
+            reference=f"MNIST's steps only: {old:.1%} right, {1000 * t_old:.1f} ms per photo",
+            ratio=f"**{fmt_x(new / max(old, 1e-9))} as many right** ({t_new / t_old:.0f}x the time)"),
+        row(f"reading {args.numbers} photos of 4-digit numbers (`read_number`)",
+            ours=f"{exact:.1%} read exactly ({found.get('4', 0)} with 4 digits found)", reference="-", ratio="-"),
+    ]
+    bench.finish(measured=measured, ratio=new / max(old, 1e-9),
+                 ratio_means="accuracy with the photo preprocessing / with MNIST's steps only, same photos; "
+                             "higher: ours reads more", table=table)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())
