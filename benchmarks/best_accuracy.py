@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     rows = []
     for seed in args.seeds:
         with Stopwatch(args.device) as sw:
-            model, hist = train_model(recipe, train, test, seed=seed, device=args.device)
+            model, hist = train_model(recipe, train, test, seed=seed, device=args.device, progress=False)
         acc = ml.evaluate(model, test)["acc"]
         rows.append({"seed": seed, "test_acc": acc, "train_seconds": float(hist["seconds"].sum()),
                      "wall_seconds": sw.seconds, "per_epoch_test_acc": [round(v, 4) for v in hist["val_acc"]]})

@@ -108,7 +108,7 @@ def run_fast(train, test, seed: int, target: float, checks: int, recipe: str = "
             holder["clock"].step()
 
     try:
-        train_model(config, train, seed=seed, device=device, callbacks=[_CB()])
+        train_model(config, train, seed=seed, device=device, callbacks=[_CB()], progress=False)
     except TargetReached:
         pass
     return holder["clock"]

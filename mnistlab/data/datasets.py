@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import stat
 import struct
 import tempfile
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ __all__ = [
     "check_files",
     "as_imageset",
     "sample_indices",
+    "pixels_to_uint8",
+    "not_a_regular_file",
 ]
 
 
@@ -80,6 +83,7 @@ _FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 _EXPECTED_COUNT = {"train": 60000, "test": 10000}
+_MAX_RECORDS = max(_EXPECTED_COUNT.values())  # no file of these datasets holds more: caps what a header may claim
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -91,18 +95,88 @@ def dataset_info(name: str) -> DatasetInfo:
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    """Resolve the data folder: ``root`` if given, else ``$MNISTLAB_DATA``, else a per-user default."""
+    """Resolve the data folder: ``root`` if given, else ``$MNISTLAB_DATA``, else a per-user default.
+
+    Parameters
+    ----------
+    root : path, optional
+        An explicit folder; wins over the environment.
+
+    Returns
+    -------
+    pathlib.Path
+        ``$MNISTLAB_DATA`` is read without surrounding whitespace (a trailing newline from a shell
+        or a ``.env`` file is not part of the path); a relative value is resolved against the
+        working directory at once, so the folder does not change when the directory does.
+
+    Raises
+    ------
+    DataError
+        ``$MNISTLAB_DATA`` is a relative path that does not exist from the working directory, or
+        the folder named is something else (a file, a FIFO, a device).
+    """
     if root is not None:
-        return Path(root).expanduser()
-    env = os.environ.get("MNISTLAB_DATA")
-    if env:
-        return Path(env).expanduser()
-    return _default_root()
+        return _a_folder(Path(root).expanduser(), f"root={root}")
+    env = os.environ.get("MNISTLAB_DATA", "").strip()
+    if not env:
+        return _default_root()
+    path = Path(env).expanduser()
+    if path.is_absolute():
+        return _a_folder(path, f"MNISTLAB_DATA={env}")
+    if not path.exists():
+        raise DataError(f"MNISTLAB_DATA={env} is relative and was resolved against {Path.cwd()}; set an absolute "
+                        "path.")
+    return _a_folder(path.resolve(), f"MNISTLAB_DATA={env}")
+
+
+def _a_folder(path: Path, named: str) -> Path:
+    """``path``, unless it exists as something other than a folder (``named`` says where it was given)."""
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{named} is {not_a_regular_file(path) or 'a file'}, not a folder; point it at the folder "
+                        "that holds MNIST/raw/ (torchvision's layout).")
+    return path
 
 
 def _default_root() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "mnistlab" / "data"
+
+
+_NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (a named pipe)"),
+                (stat.S_ISCHR, "a character device (like /dev/zero)"), (stat.S_ISBLK, "a block device (a disk)"),
+                (stat.S_ISSOCK, "a socket"))
+
+
+def not_a_regular_file(path: str | os.PathLike) -> str | None:
+    """What ``path`` is when it exists but is no regular file, e.g. "a FIFO (a named pipe)"; else ``None``.
+
+    Reading a FIFO or a device never ends (or blocks in ``open``), so readers ask first.
+
+    Parameters
+    ----------
+    path : path
+        Followed if it is a symbolic link.
+
+    Returns
+    -------
+    str or None
+        "a folder", "a FIFO (a named pipe)", "a character device (like /dev/zero)", "a block device
+        (a disk)", "a socket" or "not a regular file"; ``None`` for a regular file or a path that
+        cannot be looked at (absent, no permission: the caller's ``open`` says why).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return next((what for test, what in _NOT_REGULAR if test(mode)), "not a regular file")
+
+
+def _check_regular(path: Path) -> None:
+    what = not_a_regular_file(path)
+    if what:
+        raise DataError(f"{path} is {what}, not a data file; remove it and put the file there.")
 
 
 def _read_idx_header(path: Path, kind: str) -> tuple[int, ...]:
@@ -112,6 +186,7 @@ def _read_idx_header(path: Path, kind: str) -> tuple[int, ...]:
     wrong shape on a truncated file, so we check before handing the file to it.
     """
     expected_ndim = 3 if kind == "images" else 1
+    _check_regular(path)
     try:
         size = path.stat().st_size
         with open(path, "rb") as fh:
@@ -131,7 +206,19 @@ def _unreadable(path: Path, exc: OSError) -> DataError:
 
 
 def _check_idx(path: Path, head: bytes, size: int, kind: str) -> tuple[int, ...]:
-    """The header checks of :func:`_read_idx_header` on bytes already read."""
+    """The header checks of :func:`_read_idx_header` on bytes already read, and the size the header implies."""
+    dims = _idx_dims(path, head, size, kind)
+    expected = 4 + 4 * len(dims) + math.prod(dims)
+    if size != expected:
+        raise DataError(
+            f"{path} has {size} bytes but its header {tuple(dims)} needs {expected}: the file is "
+            f"{'truncated' if size < expected else 'corrupt (trailing bytes)'}. Delete it and download again."
+        )
+    return dims
+
+
+def _idx_dims(path: Path, head: bytes, size: int, kind: str) -> tuple[int, ...]:
+    """The dimensions an IDX header claims, checked against what the datasets hold (nothing read beyond it)."""
     expected_ndim = 3 if kind == "images" else 1
     if len(head) < 4:
         raise DataError(f"{path} is truncated ({size} bytes): it has no IDX header. Delete it and download again.")
@@ -145,35 +232,45 @@ def _check_idx(path: Path, head: bytes, size: int, kind: str) -> tuple[int, ...]
     if len(head) < 4 + 4 * ndim:
         raise DataError(f"{path} is truncated ({size} bytes): its header is incomplete.")
     dims = struct.unpack(">" + "I" * ndim, head[4:4 + 4 * ndim])
-    expected = 4 + 4 * ndim + math.prod(dims)
-    if size != expected:
-        raise DataError(
-            f"{path} has {size} bytes but its header {tuple(dims)} needs {expected}: the file is "
-            f"{'truncated' if size < expected else 'corrupt (trailing bytes)'}. Delete it and download again."
-        )
     if kind == "images" and tuple(dims[1:]) != (28, 28):
         raise DataError(f"{path} holds images of shape {tuple(dims[1:])}, expected (28, 28).")
+    if dims[0] > _MAX_RECORDS:
+        raise DataError(f"{path} claims {dims[0]} records, but these datasets hold at most {_MAX_RECORDS}: the file "
+                        "is corrupt or not the official one. Delete it and download again.")
     return tuple(dims)
 
 
-def _read_gz(path: Path) -> bytes:
-    """The decompressed content of a ``.gz`` file, or a :class:`DataError` naming it."""
+def _read_gz(path: Path, kind: str) -> tuple[bytes, tuple[int, ...]]:
+    """The decompressed content of a ``.gz`` IDX file and its dimensions, or a :class:`DataError` naming it.
+
+    The header is read and checked first, and no more is decompressed than it declares (plus one
+    byte, to tell a stream that goes on): a small archive that would unpack to gigabytes costs
+    nothing.
+    """
+    _check_regular(path)
+    header = 4 + 4 * (3 if kind == "images" else 1)
     try:
         with gzip.open(path, "rb") as fh:
-            return fh.read()
+            head = fh.read(header)
+            dims = _idx_dims(path, head, len(head), kind)
+            rest = fh.read(math.prod(dims) + 1)
     except OSError as exc:  # includes gzip.BadGzipFile and EOFError's cousin for truncated streams
         if isinstance(exc, (PermissionError, IsADirectoryError)):
             raise _unreadable(path, exc) from None
         raise DataError(f"{path} is not a readable gzip file ({exc}); delete it and download again.") from None
     except EOFError:
         raise DataError(f"{path} is truncated (the gzip stream ends early); delete it and download again.") from None
+    if len(rest) > math.prod(dims):
+        raise DataError(f"{path} unpacks to more than its header {dims} declares ({header + math.prod(dims)} "
+                        "bytes): the file is corrupt (trailing bytes). Delete it and download again.")
+    data = head + rest
+    _check_idx(path, head, len(data), kind)  # a stream that ends early
+    return data, dims
 
 
 def _unpack(gz: Path, target: Path) -> None:
     """Unpack ``gz`` (as torchvision downloads it) to ``target`` atomically, after checking its content."""
-    data = _read_gz(gz)
-    kind = "images" if "images" in target.name else "labels"
-    _check_idx(gz, data[:16], len(data), kind)
+    data, _ = _read_gz(gz, "images" if "images" in target.name else "labels")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         try:
@@ -220,7 +317,7 @@ def check_files(name: str = "mnist", root: str | os.PathLike | None = None) -> "
         for fname, kind in ((img, "images"), (lbl, "labels")):
             path = raw / fname
             gz = raw / (fname + ".gz")
-            packed = not path.exists() and gz.is_file()
+            packed = not path.exists() and gz.exists()
             shown = gz if packed else path
             row = {"split": split, "file": fname, "path": str(shown), "present": path.exists() or packed,
                    "ok": False, "problem": None}
@@ -228,8 +325,7 @@ def check_files(name: str = "mnist", root: str | os.PathLike | None = None) -> "
                 if not row["present"]:
                     raise DataError("missing")
                 if packed:
-                    data = _read_gz(gz)
-                    dims = _check_idx(gz, data[:16], len(data), kind)
+                    data, dims = _read_gz(gz, kind)
                 else:
                     dims = _read_idx_header(path, kind)
                     data = None
@@ -279,10 +375,10 @@ class ImageSet:
 
     Parameters
     ----------
-    images : torch.Tensor
-        uint8 tensor of shape (N, 28, 28).
-    labels : torch.Tensor
-        int64 tensor of shape (N,).
+    images : torch.Tensor or numpy.ndarray
+        uint8 images of shape (N, 28, 28) (other pixel types: :func:`as_imageset`).
+    labels : torch.Tensor or array-like
+        Integer labels of shape (N,); kept as int64.
     dataset : str
         Name of the dataset the images come from (fixes normalisation constants and class names).
     """
@@ -293,17 +389,26 @@ class ImageSet:
     info: DatasetInfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        if not isinstance(self.images, torch.Tensor) or self.images.dtype != torch.uint8:
-            raise TypeError("ImageSet.images must be a uint8 torch.Tensor of shape (N, 28, 28).")
-        if self.images.ndim != 3 or tuple(self.images.shape[1:]) != (28, 28):
+        images, labels = _tensor(self.images, "ImageSet.images"), _tensor(self.labels, "ImageSet.labels")
+        if images.dtype != torch.uint8:
+            raise TypeError(f"ImageSet.images must be uint8 (N, 28, 28), not {images.dtype}; convert other pixel "
+                            "types with ml.as_imageset((images, labels)).")
+        if images.ndim != 3 or tuple(images.shape[1:]) != (28, 28):
             raise ValueError(
-                f"ImageSet.images has shape {tuple(self.images.shape)}; expected (N, 28, 28). "
-                "Resize images to 28x28 first (see mnistlab.images.to_mnist)."
+                f"ImageSet.images has shape {tuple(images.shape)}; expected (N, 28, 28). One image: add the "
+                "batch axis (images[None]); other sizes or photos: convert each with ml.to_mnist."
             )
-        if self.labels.ndim != 1 or len(self.labels) != len(self.images):
-            raise ValueError(f"labels has shape {tuple(self.labels.shape)}; expected ({len(self.images)},).")
-        object.__setattr__(self, "labels", self.labels.long())
+        if labels.ndim != 1 or len(labels) != len(images):
+            raise ValueError(f"labels has shape {tuple(labels.shape)}; expected ({len(images)},).")
+        object.__setattr__(self, "images", images)
+        object.__setattr__(self, "labels", labels.long())
         object.__setattr__(self, "info", dataset_info(self.dataset))
+
+    def __repr__(self) -> str:
+        labels = f"{int(self.labels.min())}-{int(self.labels.max())}" if len(self) else "none"
+        device = f", device='{self.images.device}'" if self.images.device.type != "cpu" else ""
+        return (f"ImageSet(dataset={self.dataset!r}, n={len(self)}, images={str(self.images.dtype)[6:]} "
+                f"{tuple(self.images.shape)}, labels={labels}{device})")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -380,7 +485,7 @@ def load_dataset(
     elif split in _FILES:
         resolved = data_root(root).resolve()
         if download is None:
-            download = root is None and not os.environ.get("MNISTLAB_DATA")
+            download = root is None and not os.environ.get("MNISTLAB_DATA", "").strip()
         images, labels = _load_cached(info.name, split, str(resolved), bool(download))
         # hand out copies: the cached tensors are shared by every later call in this process, so an
         # in-place edit by a caller must not reach them (a copy of all 60,000 images costs ~10 ms)
@@ -399,7 +504,7 @@ def _load_cached(name: str, split: str, root: str, download: bool) -> tuple[torc
     raw = Path(root) / info.folder / "raw"
     paths = [raw / f for f in _FILES[split]]
     for p in paths:  # the .gz files torchvision downloads, without the unpacked ones: unpack them
-        if not p.exists() and (p.parent / (p.name + ".gz")).is_file():
+        if not p.exists() and (p.parent / (p.name + ".gz")).exists():
             _unpack(p.parent / (p.name + ".gz"), p)
     missing = [p for p in paths if not p.exists()]
     if missing:
@@ -473,24 +578,111 @@ def normalization(spec="standard", dataset: str = "mnist") -> tuple[float, float
     raise ValueError(f"normalize must be 'standard', 'unit', 'symmetric' or (mean, std), not {spec!r}.")
 
 
-def as_imageset(data, dataset: str = "mnist") -> ImageSet:
-    """Accept an :class:`ImageSet`, an ``(images, labels)`` pair or a bare image tensor."""
+def _tensor(value, what: str) -> torch.Tensor:
+    """``value`` as a tensor (arrays, lists and tensors), or a TypeError naming ``what`` it should have been."""
+    if isinstance(value, torch.Tensor):
+        return value
+    try:
+        return torch.as_tensor(np.asarray(value))
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{what} must be an array or a tensor, not {type(value).__name__}.") from None
+
+
+def pixels_to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Pixels as uint8 0-255, refusing what is not a raw image.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        uint8 (kept as it is), other integers in 0-255, or floats in [0, 1] (scaled by 255). The
+        first axis counts the images.
+
+    Returns
+    -------
+    torch.Tensor
+        uint8, same shape.
+
+    Raises
+    ------
+    ValueError
+        NaN or infinite pixels (naming how many images hold them), or pixels outside the range,
+        e.g. images normalised already (the model normalises them itself, as its ``preprocessing``
+        declares).
+    TypeError
+        Boolean or complex pixels.
+    """
+    if images.dtype == torch.uint8:
+        return images
+    if images.dtype == torch.bool or images.is_complex():
+        raise TypeError(f"Pixels must be uint8 0-255 or floats in [0, 1], not {images.dtype}.")
+    if images.numel() == 0:
+        return images.to(torch.uint8)
+    per_image = images.reshape(len(images), -1) if images.ndim > 1 else images.reshape(1, -1)
+    if images.is_floating_point():
+        bad = int((~torch.isfinite(per_image)).any(1).sum())
+        if bad:
+            raise ValueError(f"{bad} of {len(per_image)} images hold NaN or infinite pixels; drop or repair them "
+                             "(e.g. np.nan_to_num) first.")
+    lo, hi = float(images.min()), float(images.max())
+    if images.is_floating_point() and not (0.0 <= lo and hi <= 1.0):
+        why = ("they look normalised already: pass the raw images, the model normalises them itself" if lo < 0
+               else "divide them by 255, or pass them as uint8")
+        raise ValueError(f"Pixels must be uint8 0-255 or floats in [0, 1]; these floats run from {lo:.3g} to "
+                         f"{hi:.3g}: {why}.")
+    if not images.is_floating_point() and not (0 <= lo and hi <= 255):
+        raise ValueError(f"Pixels must be uint8 0-255 or floats in [0, 1]; these integers run from {lo:.0f} to "
+                         f"{hi:.0f}, outside 0-255.")
+    return (images * 255.0).round().to(torch.uint8) if images.is_floating_point() else images.to(torch.uint8)
+
+
+def as_imageset(data, dataset: str = "mnist", *, need_labels: bool = False) -> ImageSet:
+    """Accept an :class:`ImageSet`, an ``(images, labels)`` pair or bare images.
+
+    Parameters
+    ----------
+    data : ImageSet, (images, labels) or images
+        Images as a tensor, an array or a list of images: uint8 0-255, other integers in 0-255 or
+        floats in [0, 1] (see :func:`pixels_to_uint8`), shaped (N, 28, 28), (N, 1, 28, 28) or one
+        image (28, 28).
+    dataset : str
+        The dataset of bare images (fixes class names and normalisation constants).
+    need_labels : bool
+        Refuse bare images (anything that trains or scores needs labels). Otherwise they get
+        placeholder labels 0, for prediction.
+
+    Returns
+    -------
+    ImageSet
+
+    Raises
+    ------
+    TypeError
+        ``data`` is a path or string, or not images at all.
+    ValueError
+        Images without labels where ``need_labels``; NaN, infinite or out-of-range pixels;
+        a wrong shape.
+    """
     if isinstance(data, ImageSet):
         return data
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        images, labels = data
-    else:
-        images, labels = data, None
-    images = torch.as_tensor(images)
+    if isinstance(data, (str, bytes, os.PathLike)):
+        raise TypeError(f"Expected images (an ImageSet, (images, labels) or an array (N, 28, 28)), not the "
+                        f"{'path' if isinstance(data, os.PathLike) else 'string'} {str(data)!r}: read image files "
+                        "with ml.to_mnist(path), a dataset with ml.load_dataset(name).")
+    pair = isinstance(data, (tuple, list)) and len(data) == 2 and np.ndim(data[0]) >= 2 and np.ndim(data[1]) <= 1
+    images, labels = data if pair else (data, None)
+    images = _tensor(images, "images")
     if images.ndim == 4 and images.shape[1] == 1:
         images = images[:, 0]
-    if images.dtype != torch.uint8:
-        if images.is_floating_point() and images.numel() and images.max() <= 1.0:
-            images = images * 255.0
-        images = images.round().clamp(0, 255).to(torch.uint8)
+    if images.ndim == 2:  # one image
+        images = images[None]
+    images = pixels_to_uint8(images)
     if labels is None:
+        if need_labels:
+            raise ValueError("These images come without labels, and training or scoring needs them: pass an ImageSet "
+                             "(ml.load_dataset(...) or ml.ImageSet(images, labels)) or a pair (images, labels); "
+                             "only predict, predict_classes and features take bare images.")
         labels = torch.zeros(len(images), dtype=torch.long)
-    return ImageSet(images, torch.as_tensor(labels).long(), dataset)
+    return ImageSet(images, _tensor(labels, "labels").reshape(-1), dataset)
 
 
 def sample_indices(labels: Sequence[int] | torch.Tensor, per_class: int, seed: int = 0) -> torch.Tensor:

@@ -3,7 +3,8 @@
 MNIST digits are light on a dark background, size-normalised to fit a 20x20 box (aspect
 ratio kept, anti-aliased) and placed in a 28x28 frame so that their centre of mass is at the
 centre. :func:`to_mnist` repeats those steps for photos, scans and drawings of any size or
-colour. Part of the data layer: imports nothing else from the package.
+colour. Part of the data layer: imports nothing else from the package but the file check of
+:mod:`mnistlab.data.datasets`.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 from PIL import Image, ImageOps
+
+from .datasets import not_a_regular_file
 
 __all__ = ["to_mnist", "load_images"]
 
@@ -34,8 +37,11 @@ class _Blank(ValueError):
 
 def _open(path: Path) -> Image.Image:
     """Open an image file and read its pixels; one clear error for anything Pillow cannot read."""
-    if not path.is_file():
+    what = not_a_regular_file(path)  # a FIFO or a device would be read forever
+    if what == "a folder" or not path.exists():
         raise FileNotFoundError(f"No image at {path}." if not path.exists() else f"{path} is a folder, not an image.")
+    if what:
+        raise ValueError(f"{path} is {what}, not an image file; save the picture to a file and give that.")
     try:
         with warnings.catch_warnings():
             # between Pillow's warning and error limits a large photo is fine: it is shrunk to 28x28

@@ -8,9 +8,12 @@ or training.
 from __future__ import annotations
 
 import math
+import numbers
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -19,9 +22,13 @@ from .._util import eval_mode
 from ..data.datasets import dataset_info, normalization
 
 __all__ = ["Preprocessing", "register_model", "create_model", "list_models", "count_parameters", "count_macs",
-           "preprocessing_of"]
+           "preprocessing_of", "MAX_PARAMETERS"]
 
 _REGISTRY: dict[str, tuple[Callable[..., nn.Module], str]] = {}
+
+MAX_PARAMETERS = 200_000_000
+"""Models with more parameters than this are refused before any memory is allocated (by :func:`create_model`,
+and so by the command line, configs and checkpoints)."""
 
 
 @dataclass(frozen=True)
@@ -106,12 +113,26 @@ def create_model(name: str, seed: int | None = None, *, dataset: str = "mnist", 
         checkpoints use it.
     **kwargs
         Passed to the model's constructor (e.g. ``activation="relu"`` for ``lenet5``).
+
+    Returns
+    -------
+    nn.Module
+        The model, with ``config`` (name and arguments) and ``preprocessing`` set.
+
+    Raises
+    ------
+    ValueError
+        An unknown model or argument, an argument of the wrong type (compared with the
+        constructor's default), or arguments that do not build a model: an empty layer (a width
+        of 0), a negative size, more than :data:`MAX_PARAMETERS` parameters. Checked on PyTorch's
+        meta device, before any memory is allocated.
     """
     if name not in _REGISTRY:
         raise ValueError(f"Unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}.")
     fn = _REGISTRY[name][0]
     preprocessing = Preprocessing.create(normalize, dataset)
     _check_kwargs(name, fn, kwargs)
+    _check_shell(name, fn, kwargs)
     if seed is None:
         model = fn(**kwargs)
     else:
@@ -123,14 +144,45 @@ def create_model(name: str, seed: int | None = None, *, dataset: str = "mnist", 
     return model
 
 
+_KINDS = {bool: ((bool, np.bool_), "true or false"), int: (numbers.Integral, "a whole number"),
+          float: (numbers.Real, "a number"), str: (str, "a string")}
+
+
 def _check_kwargs(name: str, fn, kwargs: dict) -> None:
-    """A clear error for constructor arguments the model does not take (instead of a TypeError deep inside)."""
+    """A clear error for constructor arguments the model does not take, or of another type than their defaults."""
     import inspect
 
     params = inspect.signature(fn).parameters
     unknown = sorted(set(kwargs) - set(params))
     if unknown:
         raise ValueError(f"Model {name!r} takes no argument(s) {unknown}; it takes {sorted(params) or 'none'}.")
+    for key, value in kwargs.items():
+        default = params[key].default
+        if type(default) not in _KINDS:
+            continue
+        kinds, words = _KINDS[type(default)]
+        if not isinstance(value, kinds) or (type(default) is not bool and isinstance(value, (bool, np.bool_))):
+            raise ValueError(f"create_model({name!r}): {key}={value!r} is not allowed: {words} (the default is "
+                             f"{default!r}).")
+        if isinstance(value, numbers.Real) and not math.isfinite(value):
+            raise ValueError(f"create_model({name!r}): {key}={value!r} is not allowed: a finite number.")
+
+
+def _check_shell(name: str, fn, kwargs: dict) -> None:
+    """Build the model on the meta device (shapes only, no memory): the size cap, no empty layer."""
+    try:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Initializing zero-element tensors is a no-op"
+            shell = fn(**kwargs)
+            n = sum(p.numel() for p in shell.parameters())
+            if n > MAX_PARAMETERS:
+                raise ValueError(f"{n:,} parameters, more than the limit of {MAX_PARAMETERS:,}")
+            if any(p.numel() == 0 for p in shell.parameters()):
+                raise ValueError("a layer would be empty (a width or size of 0)")
+    except (ValueError, TypeError, RuntimeError, ZeroDivisionError) as exc:
+        args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise ValueError(f"create_model({name!r}, {args}) does not build a model: {' '.join(str(exc).split())}") \
+            from None
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -19,14 +19,17 @@ import torch
 from torch import nn
 
 from .._util import to_jsonable
-from ..models.registry import Preprocessing, create_model, preprocessing_of
-from .config import MAX_PARAMETERS, check_model  # noqa: F401 (MAX_PARAMETERS: re-exported, its old home)
+from ..data.datasets import not_a_regular_file
+from ..models.registry import MAX_PARAMETERS, Preprocessing, create_model, preprocessing_of  # noqa: F401 (re-exported)
+from .config import check_model
 
 __all__ = ["Checkpoint", "CheckpointError", "atomic_write", "clean_stale_temporaries", "save_checkpoint", "load_checkpoint",
            "is_checkpoint"]
 
 FORMAT = "mnistlab-checkpoint"
 VERSION = 2
+_ZIP = b"PK\x03\x04"  # torch.save since torch 1.6
+_LEGACY = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")  # the magic number opening torch's old format
 
 
 class CheckpointError(RuntimeError):
@@ -164,8 +167,19 @@ def save_checkpoint(path, model: nn.Module, *, config=None, metrics: dict | None
     return Path(path)
 
 
+def _torch_format(path: Path) -> str | None:
+    """``"zip"`` (torch.save since 1.6), ``"legacy"`` (its older pickle format) or ``None``, by the first bytes."""
+    with open(path, "rb") as fh:
+        head = fh.read(32)
+    if head.startswith(_ZIP):
+        return "zip"
+    if head.startswith(b"\x80") and _LEGACY in head:  # a pickle whose first record is torch's magic number
+        return "legacy"
+    return None
+
+
 def is_checkpoint(path) -> bool:
-    """Whether ``path`` is a file that looks like a torch checkpoint (a zip archive), whatever its extension.
+    """Whether ``path`` is a file that looks like a torch checkpoint, whatever its extension.
 
     Parameters
     ----------
@@ -174,12 +188,14 @@ def is_checkpoint(path) -> bool:
     Returns
     -------
     bool
-        True for a file starting with the zip signature that ``torch.save`` writes.
+        True for a file starting with the zip signature that ``torch.save`` writes, or with the
+        magic number of torch's older format (``_use_new_zipfile_serialization=False``).
     """
     path = Path(path)
+    if not path.is_file():  # a FIFO or a device: never opened
+        return False
     try:
-        with open(path, "rb") as fh:
-            return fh.read(4) == b"PK\x03\x04"
+        return _torch_format(path) is not None
     except OSError:
         return False
 
@@ -245,6 +261,19 @@ def _build(path: Path, name: str, kwargs: dict, state_dict: dict, dataset: str) 
 def load_checkpoint(path, device="cpu") -> Checkpoint:
     """Load a checkpoint written by :func:`save_checkpoint` with ``torch.load(weights_only=True)``.
 
+    Files in torch's older format (``torch.save(..., _use_new_zipfile_serialization=False)``) load
+    too, through the same safe loader; any other file is refused without being unpickled.
+
+    Parameters
+    ----------
+    path : path
+    device : str
+        Where the model is put.
+
+    Returns
+    -------
+    Checkpoint
+
     Raises
     ------
     FileNotFoundError
@@ -258,12 +287,14 @@ def load_checkpoint(path, device="cpu") -> Checkpoint:
     if path.is_dir():
         hint = f" Did you mean {path / 'model.pt'}?" if (path / "model.pt").is_file() else ""
         raise CheckpointError(f"{path} is a folder, not a checkpoint file.{hint}")
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"No checkpoint at {path}. Train one with `mnistlab train --out DIR`.")
+    if not_a_regular_file(path):  # a FIFO or a device would be read forever
+        raise CheckpointError(f"{path} is {not_a_regular_file(path)}, not a checkpoint file.")
+    kind = None
     try:
-        if not is_checkpoint(path):  # torch.save has written zip archives since torch 1.6; never unpickle others
-            with open(path, "rb"):  # (a file that cannot be opened gets the permission error below)
-                pass
+        kind = _torch_format(path)  # a file that cannot be opened gets the permission error below
+        if kind is None:  # never unpickle anything but torch's own formats
             size = path.stat().st_size
             raise CheckpointError(f"{path} is empty (0 bytes): not an mnistlab checkpoint." if size == 0 else
                                   f"{path} is not an mnistlab checkpoint (it is not a file written by torch.save).")
@@ -276,6 +307,11 @@ def load_checkpoint(path, device="cpu") -> Checkpoint:
         raise CheckpointError(f"{path} cannot be read: permission denied (check the file's owner and mode).") \
             from None
     except Exception as exc:  # pickle, zip and torch errors: never suggest weights_only=False
+        if kind == "legacy":
+            raise CheckpointError(f"{path} is in torch's old (non-zip) format and torch could not read it safely "
+                                  f"({type(exc).__name__}); it is corrupt, not an mnistlab checkpoint, or written with "
+                                  "a pickle protocol above 2: re-save the model with mnistlab.save_checkpoint.") \
+                from None
         raise CheckpointError(f"{path} is not an mnistlab checkpoint, or it is truncated or corrupt "
                               f"(torch could not read it safely: {type(exc).__name__}).") from None
     name, kwargs, pre = _validated_meta(path, payload)

@@ -8,6 +8,7 @@ recorder hook in. Normalisation comes from the model's declared ``preprocessing`
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from typing import Callable, Iterable, Mapping
 
@@ -30,7 +31,11 @@ __all__ = ["TrainingError", "resolve_device", "fit", "evaluate", "predict", "pre
 
 
 class TrainingError(RuntimeError):
-    """Raised when training cannot go on (e.g. the loss became NaN or infinite)."""
+    """Raised when training cannot go on (the loss became NaN or infinite, or exploded: the run diverged)."""
+
+
+DIVERGED = 100.0
+"""A training loss this many times its start (or the loss of a uniform guess, if larger) is divergence."""
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -90,7 +95,8 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 5, optimizer="adam",
     model : nn.Module
         Any classifier taking (B, 1, 28, 28); typically from :func:`mnistlab.create_model`.
     train, val : ImageSet, (images, labels) or TensorLoader
-        Training data and optional validation data (evaluated after every epoch).
+        Training data and optional validation data (evaluated after every epoch). Bare images
+        (without labels) are refused.
     epochs : int
     optimizer : str or torch.optim.Optimizer
         sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad, adadelta, or an instance.
@@ -130,7 +136,12 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 5, optimizer="adam",
     Raises
     ------
     TrainingError
-        If the loss becomes NaN or infinite; the message names the epoch and step.
+        If the run diverges: the loss becomes NaN or infinite, or a batch's loss exceeds
+        :data:`DIVERGED` (100) times the first batch's (or 100 times the loss of a uniform guess,
+        ``log(classes)``, if that is larger). The loss is read where it always was, once per step,
+        so the check adds no synchronisation. The message names the epoch and step.
+    ValueError, TypeError
+        Data that is not labelled images (see :func:`mnistlab.as_imageset`), or no images at all.
     """
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, not {epochs!r}.")
@@ -140,7 +151,7 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 5, optimizer="adam",
     if loss_fn is None:
         def loss_fn(logits, y):
             return F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-    train_set = train if isinstance(train, TensorLoader) else as_imageset(train)
+    train_set = train if isinstance(train, TensorLoader) else _imageset(train, "mnist", need_labels=True)
     pre = (Preprocessing.create((train.mean, train.std), train.dataset) if isinstance(train, TensorLoader)
            else _resolve_preprocessing(model, train_set, normalize))
     loader = train if isinstance(train, TensorLoader) else TensorLoader(
@@ -177,7 +188,7 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 5, optimizer="adam",
 
 def _epochs(model, loader, val, opt, sched, per_step, loss_fn, val_loss_fn, metrics, callbacks, state, amp, use_cl,
             progress, eval_batch_size) -> None:
-    dev, elapsed = state.device, 0.0
+    dev, elapsed, first = state.device, 0.0, None
     bar = tqdm(range(1, state.epochs + 1), desc="epochs", unit="epoch", disable=not progress, leave=True)
     for epoch in bar:
         state.epoch = epoch
@@ -195,10 +206,15 @@ def _epochs(model, loader, val, opt, sched, per_step, loss_fn, val_loss_fn, metr
             with amp:
                 logits = model(x)
                 loss = loss_fn(logits.float(), y)
-            if not torch.isfinite(loss):
+            value = float(loss.detach())  # the one host sync per step the loop always had
+            if first is None:
+                first = value
+            if not math.isfinite(value) or value > DIVERGED * max(first, math.log(logits.shape[1])):
+                how = "" if not math.isfinite(value) else f", over {DIVERGED:g} times its start ({first:.3g})"
                 raise TrainingError(
-                    f"Loss became {loss.item()} at epoch {epoch}, step {i + 1} (global step {state.step + 1}). "
-                    "Lower the learning rate, check the input normalisation, or add gradient clipping.")
+                    f"Loss became {value:.3g} at epoch {epoch}, step {i + 1} (global step {state.step + 1}){how}: "
+                    f"training diverged. Lower the learning rate (it was {opt.param_groups[0]['lr']:g}), check the "
+                    "input normalisation, or add gradient clipping.")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             state.loss = loss.detach()
@@ -242,12 +258,20 @@ def _model_device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-def _eval_loader(model, data, batch_size, device) -> TensorLoader:
+def _imageset(data, dataset: str, need_labels: bool) -> ImageSet:
+    """``data`` as an ImageSet (:func:`mnistlab.as_imageset`), refusing an empty one."""
+    data = as_imageset(data, dataset, need_labels=need_labels)
+    if len(data) == 0:
+        raise ValueError("There are no images (0 given); pass at least one.")
+    return data
+
+
+def _eval_loader(model, data, batch_size, device, need_labels: bool) -> TensorLoader:
     dev = _model_device(model) if device is None else resolve_device(device)
     model.to(dev)
     if isinstance(data, TensorLoader):
         return data
-    data = as_imageset(data, getattr(getattr(model, "preprocessing", None), "dataset", "mnist"))
+    data = _imageset(data, getattr(getattr(model, "preprocessing", None), "dataset", "mnist"), need_labels)
     pre = preprocessing_of(model, data.dataset)
     return TensorLoader(data, batch_size=batch_size, shuffle=False, normalize=(pre.mean, pre.std), device=dev)
 
@@ -266,9 +290,30 @@ def evaluate(model: nn.Module, data, batch_size: int = 2000, device=None, loss_f
              metrics: Mapping[str, Callable] | None = None) -> dict:
     """Mean loss and metrics of ``model`` on labelled ``data``, normalised as the model declares.
 
-    Returns ``{"loss": float, "acc": float, "n": int}`` (one entry per metric; default accuracy).
+    Parameters
+    ----------
+    model : nn.Module
+    data : ImageSet, (images, labels) or TensorLoader
+        Labelled images; bare images are refused (there is nothing to score them against).
+    batch_size : int
+    device : str, optional
+        Default: where the model is.
+    loss_fn : callable, optional
+        ``loss_fn(logits, y)``; default cross-entropy.
+    metrics : dict of name -> callable, optional
+        As in :func:`fit`; default accuracy.
+
+    Returns
+    -------
+    dict
+        ``{"loss": float, "acc": float, "n": int}`` (one entry per metric).
+
+    Raises
+    ------
+    ValueError, TypeError
+        Images without labels, no images, or not images (see :func:`mnistlab.as_imageset`).
     """
-    loader = _eval_loader(model, data, batch_size, device)
+    loader = _eval_loader(model, data, batch_size, device, need_labels=True)
     logits, y = _logits(model, loader)
     metrics = {"acc": accuracy} if metrics is None else metrics
     loss = F.cross_entropy(logits, y) if loss_fn is None else loss_fn(logits, y)
@@ -278,15 +323,49 @@ def evaluate(model: nn.Module, data, batch_size: int = 2000, device=None, loss_f
 def predict(model: nn.Module, data, batch_size: int = 2000, device=None) -> np.ndarray:
     """Class probabilities, a float32 array (N, num_classes).
 
-    ``data`` may be an ImageSet, an (images, labels) pair or a uint8 tensor (N, 28, 28); it is
-    normalised as the model's ``preprocessing`` declares.
+    Parameters
+    ----------
+    model : nn.Module
+    data : ImageSet, (images, labels), images or TensorLoader
+        Images (no labels needed): uint8 0-255 or floats in [0, 1], shaped (N, 28, 28),
+        (N, 1, 28, 28) or one image (28, 28), e.g. ``ml.to_mnist("seven.png")``. They are
+        normalised here, as the model's ``preprocessing`` declares. A path is refused: read image
+        files with :func:`mnistlab.to_mnist` first (it takes options a file may need, such as
+        ``invert`` and ``photo``).
+    batch_size : int
+    device : str, optional
+        Default: where the model is.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (N, num_classes); (1, num_classes) for one image.
+
+    Raises
+    ------
+    ValueError
+        Pixels outside 0-255 / [0, 1] (e.g. normalised already), NaN or infinite pixels, a wrong
+        shape, or no images.
+    TypeError
+        A path or anything else that is not images.
     """
-    logits, _ = _logits(model, _eval_loader(model, data, batch_size, device))
+    logits, _ = _logits(model, _eval_loader(model, data, batch_size, device, need_labels=False))
     return torch.softmax(logits, 1).cpu().numpy()
 
 
 def predict_classes(model: nn.Module, data, batch_size: int = 2000, device=None) -> np.ndarray:
-    """Predicted class of every image, an int64 array (N,)."""
+    """Predicted class of every image, an int64 array (N,).
+
+    Parameters
+    ----------
+    model, data, batch_size, device
+        As for :func:`predict` (one image (28, 28) gives an array of one class).
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 (N,).
+    """
     return predict(model, data, batch_size, device).argmax(1)
 
 
@@ -295,9 +374,19 @@ def features(model: nn.Module, data, batch_size: int = 1000, device=None) -> np.
     """Penultimate-layer features ``model.features(x)`` of every image, a float32 array (N, D).
 
     Works for any model with a ``features`` method (every registry model has one).
+
+    Parameters
+    ----------
+    model, data, batch_size, device
+        As for :func:`predict` (no labels needed; one image (28, 28) gives one row).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (N, D).
     """
     if not hasattr(model, "features"):
         raise TypeError(f"{type(model).__name__} has no features() method; build it with mnistlab.create_model.")
-    loader = _eval_loader(model, data, batch_size, device)
+    loader = _eval_loader(model, data, batch_size, device, need_labels=False)
     with eval_mode(model):
         return torch.cat([model.features(x).float().flatten(1).cpu() for x, _ in loader]).numpy()

@@ -70,7 +70,7 @@ def list_recipes() -> pd.DataFrame:
 
 
 def train_model(config, train, val=None, *, seed: int = 0, device="auto", callbacks=(),
-                progress: bool = False) -> tuple[nn.Module, pd.DataFrame]:
+                progress: bool = True) -> tuple[nn.Module, pd.DataFrame]:
     """Build the config's model and train it with :func:`mnistlab.fit`.
 
     Parameters
@@ -87,6 +87,7 @@ def train_model(config, train, val=None, *, seed: int = 0, device="auto", callba
         The config's ``early_stopping`` adds an :class:`EarlyStopping` unless one is among them
         (pass your own to read its ``best_epoch`` afterwards).
     progress : bool
+        Show tqdm progress bars (per epoch and per batch), as :func:`mnistlab.fit` does by default.
 
     Returns
     -------
