@@ -1,16 +1,19 @@
-"""Small helpers every layer shares: one JSON conversion, one eval-mode switch, one way to find folders.
+"""Small helpers every layer shares: one JSON conversion, one eval-mode switch, one way to find folders,
+one way to name what a path is and to count things in words.
 
-Imports nothing else of the package, so any module may use it.
+Imports nothing else of the package (and nothing heavy), so any module may use it, the command line
+included before it has parsed its arguments.
 """
 from __future__ import annotations
 
 import math
 import os
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["to_jsonable", "eval_mode", "project_root", "cache_root", "figures_root"]
+__all__ = ["to_jsonable", "eval_mode", "project_root", "cache_root", "figures_root", "file_kind", "plural"]
 
 
 def to_jsonable(value: Any, strict: bool = False) -> Any:
@@ -84,3 +87,38 @@ def figures_root() -> Path:
         return Path(env).expanduser()
     root = project_root()
     return root / "figures" if root else Path.cwd() / "figures"
+
+
+_KINDS = ((stat.S_ISREG, "a file"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (a named pipe)"),
+          (stat.S_ISCHR, "a character device (like /dev/zero)"), (stat.S_ISBLK, "a block device (a disk)"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def file_kind(path) -> str | None:
+    """What ``path`` is, in words: "a file", "a folder", "a FIFO (named pipe)", "a character device" ...
+
+    Follows symbolic links (a link to a file is "a file"); ``None`` when nothing is there (or a
+    link points nowhere). Looks with ``stat`` only, so a FIFO or a device is never opened: reading
+    one would block or never end.
+
+    Examples
+    --------
+    >>> file_kind("/dev/null")
+    'a character device (like /dev/zero)'
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:  # e.g. a permission denied on a folder above it: say so rather than "absent"
+        return f"unreachable ({exc.strerror or exc})"
+    return next((name for test, name in _KINDS if test(mode)), "a special file")
+
+
+def plural(n: int, singular: str, plural_form: str | None = None) -> str:
+    """``n`` and the word, in the right number: ``plural(1, "epoch")`` is "1 epoch", ``plural(2, "epoch")`` "2 epochs".
+
+    Numbers of 1,000 and more get thousands separators ("60,000 images").
+    """
+    word = singular if n == 1 else plural_form or singular + "s"
+    return f"{n:,} {word}"

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from ._util import project_root as _project_root
 
-__all__ = ["NotebookError", "project_root", "list_notebooks", "check_parameters", "run_notebook", "run_notebooks"]
+__all__ = ["NotebookError", "project_root", "list_notebooks", "check_parameters", "kernel_environment", "run_notebook",
+           "run_notebooks"]
 
 
 class NotebookError(RuntimeError):
@@ -75,15 +76,82 @@ def _locked(path: Path):
 
 
 def list_notebooks(only=None, notebooks_dir=None) -> list[Path]:
-    """Ordered notebook paths; ``only`` filters by number prefix or name (e.g. ``["01", "02"]``)."""
+    """Ordered notebook paths; ``only`` filters by number prefix or name (e.g. ``"01,02"`` or ``["01", "02"]``).
+
+    ``only=None`` means every notebook. A selection that is empty or blank (``""``, ``" , "``,
+    ``[]``) or matches nothing raises ``ValueError`` naming the notebooks there are.
+    """
     folder = Path(notebooks_dir) if notebooks_dir else project_root() / "notebooks"
     paths = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
-    if only:
-        wanted = [str(o).strip() for o in (only.split(",") if isinstance(only, str) else only) if str(o).strip()]
-        paths = [p for p in paths if any(p.stem == w or p.stem.startswith(w + "_") or p.name == w for w in wanted)]
-        if not paths:
-            raise ValueError(f"No notebook matches {wanted} in {folder}.")
+    if only is None:
+        return paths
+    choices = ", ".join(p.stem for p in paths) or f"none: {folder} holds no NN_name.ipynb"
+    wanted = [str(o).strip() for o in (only.split(",") if isinstance(only, str) else only) if str(o).strip()]
+    if not wanted:
+        raise ValueError(f"--only {only!r} selects no notebook; give numbers or names separated by commas, "
+                         f"e.g. --only 01,02, or leave it out for all (notebooks: {choices}).")
+    paths = [p for p in paths if any(p.stem == w or p.stem.startswith(w + "_") or p.name == w for w in wanted)]
+    if not paths:
+        raise ValueError(f"No notebook matches {','.join(wanted)} in {folder} (notebooks: {choices}).")
     return paths
+
+
+#: folders the notebooks read from the environment; the kernel gets them as absolute paths
+_FOLDER_VARIABLES = ("MNISTLAB_DATA", "MNISTLAB_CACHE")
+
+
+def _absolute(value: str) -> str | None:
+    value = value.strip()
+    return os.path.abspath(os.path.expanduser(value)) if value else None
+
+
+def kernel_environment(figures=None, environ=None) -> dict:
+    """The variables a notebook kernel gets on top of this process's environment.
+
+    The kernels run in ``notebooks/``, not in the user's working folder, so every folder variable
+    the user set (``MNISTLAB_DATA``, ``MNISTLAB_CACHE``) is resolved here, once: surrounding
+    whitespace stripped, ``~`` expanded and made absolute against the current working folder. A
+    blank one maps to ``None`` (removed: the kernel uses the default folder).
+
+    Parameters
+    ----------
+    figures : path, optional
+        The folder this notebook's figures go to (``MNISTLAB_FIGURES``), made absolute the same way.
+    environ : mapping, optional
+        Default ``os.environ``.
+
+    Returns
+    -------
+    dict
+        ``{name: absolute path or None}``; only the variables that are set (and ``MNISTLAB_FIGURES``).
+    """
+    environ = os.environ if environ is None else environ
+    env = {name: _absolute(environ[name]) for name in _FOLDER_VARIABLES if name in environ}
+    if figures is not None:
+        env["MNISTLAB_FIGURES"] = _absolute(str(figures))
+    return env
+
+
+@contextlib.contextmanager
+def _environment(changes: dict):
+    """``os.environ`` with ``changes`` applied (``None`` removes a variable) for the block; restored afterwards.
+
+    papermill starts the kernel as a child of this process, so the kernel inherits them.
+    """
+    saved = {name: os.environ.get(name) for name in changes}
+    try:
+        for name, value in changes.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _git_commit(root: Path) -> str | None:
@@ -137,12 +205,11 @@ def run_notebook(path, parameters: dict, figures_dir, executed_dir, progress: bo
     # the run writes into a fresh folder; the old figures stay until it has succeeded
     _clean_stale_staging(figures_dir)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.stem}.{os.getpid()}.", suffix=".tmp", dir=figures_dir))
-    old_env = os.environ.get("MNISTLAB_FIGURES")
-    os.environ["MNISTLAB_FIGURES"] = str(staging.resolve())  # the kernel inherits it
     t0 = time.perf_counter()
     try:
-        pm.execute_notebook(str(path), str(executed_dir / path.name), parameters=parameters, cwd=str(path.parent),
-                            kernel_name="python3", progress_bar=progress, log_output=False)
+        with _environment(kernel_environment(figures=staging.resolve())):  # the kernel inherits it
+            pm.execute_notebook(str(path), str(executed_dir / path.name), parameters=parameters,
+                                cwd=str(path.parent), kernel_name="python3", progress_bar=progress, log_output=False)
     except pm.PapermillExecutionError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise NotebookError(f"{path.name} failed in cell {exc.exec_count} ({exc.ename}: {exc.evalue}). "
@@ -150,11 +217,6 @@ def run_notebook(path, parameters: dict, figures_dir, executed_dir, progress: bo
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    finally:
-        if old_env is None:
-            os.environ.pop("MNISTLAB_FIGURES", None)
-        else:
-            os.environ["MNISTLAB_FIGURES"] = old_env
     seconds = time.perf_counter() - t0
     new_dir = staging / path.stem
     new_dir.mkdir(exist_ok=True)
@@ -201,6 +263,8 @@ def run_notebooks(only=None, quick: bool = False, dataset: str = "mnist", seed: 
     root = Path(notebooks_dir).parent if notebooks_dir else project_root()
     figures_dir = Path(figures_dir) if figures_dir else root / "figures"
     executed_dir = Path(executed_dir) if executed_dir else root / "notebooks" / "executed"
+    for what, folder in (("figures", figures_dir), ("executed notebooks", executed_dir)):
+        _check_folder(folder, what)
     figures_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = figures_dir / "manifest.json"
     manifest = {}
@@ -208,6 +272,22 @@ def run_notebooks(only=None, quick: bool = False, dataset: str = "mnist", seed: 
         entry = run_notebook(path, params, figures_dir, executed_dir, progress=progress)
         manifest = _update_manifest(manifest_path, entry)
     return manifest
+
+
+def _check_folder(folder: Path, what: str) -> None:
+    """``folder`` is a folder or can be made one (nothing above it is a file); ``ValueError`` otherwise."""
+    from ._util import file_kind
+
+    if not str(folder).strip():
+        raise ValueError(f"The folder for the {what} is empty; give a folder.")
+    for above in (folder, *folder.parents):
+        kind = file_kind(above)
+        if kind is None:
+            continue
+        if kind != "a folder":
+            where = "" if above == folder else f" cannot be created: {above}"
+            raise ValueError(f"The folder for the {what}, {folder},{where} is {kind}, not a folder; give another folder.")
+        return
 
 
 def _update_manifest(manifest_path: Path, entry: dict) -> dict:

@@ -1,5 +1,6 @@
 """The notebook machinery: papermill runner, manifest, and the rules committed notebooks follow."""
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -144,3 +145,64 @@ def test_a_kill_inside_the_swap_is_repaired(tmp_path):
     _clean_stale_staging(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["01_demo"]
     assert [p.name for p in (tmp_path / "01_demo").iterdir()] == ["new.png"]
+
+
+# ------------------------------------------------------------------- the notebook kernels' environment
+
+def test_kernel_environment_makes_the_folders_absolute(tmp_path, monkeypatch):
+    """Notebooks run with notebooks/ as their working folder: relative paths from the user's shell must not break."""
+    from mnistlab.runner import kernel_environment
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MNISTLAB_DATA", "  ../shared/data \n")
+    monkeypatch.setenv("MNISTLAB_CACHE", "cache")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    cwd = Path(os.getcwd())
+    env = kernel_environment(figures="figs/.01.tmp")
+    assert env["MNISTLAB_DATA"] == str(cwd.parent / "shared" / "data")
+    assert env["MNISTLAB_CACHE"] == str(cwd / "cache")
+    assert env["MNISTLAB_FIGURES"] == str(cwd / "figs" / ".01.tmp")
+    monkeypatch.setenv("MNISTLAB_DATA", "~/data")
+    assert kernel_environment()["MNISTLAB_DATA"] == str(tmp_path / "home" / "data")
+    for blank in ("", "   "):  # blank is unset: the kernel uses the default folder
+        monkeypatch.setenv("MNISTLAB_DATA", blank)
+        assert kernel_environment()["MNISTLAB_DATA"] is None
+    monkeypatch.delenv("MNISTLAB_DATA")
+    monkeypatch.delenv("MNISTLAB_CACHE")
+    assert kernel_environment() == {}
+
+
+def test_a_relative_data_folder_reaches_the_kernel_absolute(tmp_path, monkeypatch):
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    make_notebook(nbdir, "01_env", (
+        "import json, os, pathlib\n"
+        "out = pathlib.Path(os.environ['MNISTLAB_FIGURES'], '01_env')\n"
+        "out.mkdir(parents=True, exist_ok=True)\n"
+        "(out / 'numbers.json').write_text(json.dumps({'data': os.environ.get('MNISTLAB_DATA'), 'cwd': os.getcwd()}))"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MNISTLAB_DATA", "data ")
+    manifest = run_notebooks(figures_dir="figures", executed_dir="executed", notebooks_dir="notebooks", progress=False)
+    numbers = manifest["notebooks"]["01_env"]["numbers"]
+    assert numbers == {"data": os.path.join(os.getcwd(), "data"), "cwd": str(nbdir.resolve())}
+    assert os.environ["MNISTLAB_DATA"] == "data " and "MNISTLAB_FIGURES" not in os.environ  # restored
+
+
+@pytest.mark.parametrize("only", ["", " ", ",", []])
+def test_an_empty_selection_is_refused(only, tmp_path):
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    make_notebook(nbdir, "01_demo", "x = 1")
+    with pytest.raises(ValueError, match="01_demo"):
+        list_notebooks(only, notebooks_dir=nbdir)
+    assert [p.stem for p in list_notebooks(None, notebooks_dir=nbdir)] == ["01_demo"]
+
+
+def test_figures_dir_that_is_a_file_is_refused(tmp_path):
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    make_notebook(nbdir, "01_demo", "x = 1")
+    (tmp_path / "figs").write_text("keep")
+    with pytest.raises(ValueError, match="not a folder"):
+        run_notebooks(figures_dir=tmp_path / "figs", executed_dir=tmp_path / "e", notebooks_dir=nbdir, progress=False)
+    assert (tmp_path / "figs").read_text() == "keep"

@@ -2,9 +2,9 @@
 
 data < models < training < experiments < studies < viz < runner / cli. Two checks:
 
-* at run time, a fresh interpreter that imports data, models, training, experiments, studies and
-  every module under mnistlab/studies/ has loaded neither matplotlib nor any mnistlab.viz module
-  (``mnistlab/__init__.py`` loads viz, so the check looks at what the layers themselves pull in);
+* at run time, a fresh interpreter that imports the real package (``mnistlab/__init__.py`` runs:
+  it loads viz only on first use), then data, models, training, experiments, studies and every
+  module under mnistlab/studies/, has loaded neither matplotlib nor any mnistlab.viz module;
 * statically, the ``import`` statements of every module of a layer (read with ``ast``, including
   imports inside functions) name no layer it must not use.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -73,14 +74,25 @@ def _study_modules() -> list[str]:
     return [_dotted(p) for p in sorted((PACKAGE / "studies").glob("*.py"))]
 
 
+def _fresh(code: str) -> dict:
+    """Run ``code`` in a fresh interpreter that imports the real package; return the JSON it prints last."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=PACKAGE.parent, env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
+    assert out.returncode == 0, f"the child failed:\n{out.stderr[-3000:]}"
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def test_layers_load_no_matplotlib_and_no_viz():
-    """In a fresh interpreter, the compute layers (and every study module) never load matplotlib or viz."""
-    modules = ["mnistlab.data", "mnistlab.models", "mnistlab.training", "mnistlab.experiments", "mnistlab.studies"]
+    """In a fresh interpreter, the package, the compute layers and every study module load neither matplotlib nor viz.
+
+    The real ``mnistlab/__init__.py`` runs first (no stand-in parent package): it must load ``viz``
+    only on first use.
+    """
+    modules = ["mnistlab", "mnistlab.data", "mnistlab.models", "mnistlab.training", "mnistlab.experiments",
+               "mnistlab.studies"]
     modules += _study_modules()
     code = (
-        "import importlib, json, sys, types\n"
-        # import the layers without running mnistlab/__init__.py (which loads viz on purpose)
-        f"pkg = types.ModuleType('mnistlab'); pkg.__path__ = [{str(PACKAGE)!r}]; sys.modules['mnistlab'] = pkg\n"
+        "import importlib, json, sys\n"
         "culprits = {}\n"
         f"for name in {modules!r}:\n"
         "    before = set(sys.modules)\n"
@@ -91,11 +103,70 @@ def test_layers_load_no_matplotlib_and_no_viz():
         "        culprits[name] = new[:5]\n"
         "print(json.dumps(culprits))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, f"importing the layers failed:\n{out.stderr[-3000:]}"
-    culprits = json.loads(out.stdout.strip().splitlines()[-1])
+    culprits = _fresh(code)
     assert not culprits, ("these modules load matplotlib or mnistlab.viz (compute layers must not; import "
                           "plotting in mnistlab.viz only): " + "; ".join(f"{k} -> {v}" for k, v in culprits.items()))
+
+
+@pytest.mark.parametrize("first", ["import mnistlab", "import mnistlab.training", "import mnistlab as ml; ml.fit",
+                                   "import mnistlab as ml; ml.studies.embed", "from mnistlab import read_image"])
+def test_the_real_package_imports_without_matplotlib(first):
+    loaded = _fresh(f"import json, sys\n{first}\n"
+                    "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'"
+                    " or m.startswith('mnistlab.viz'))))\n")
+    assert loaded == [], f"`{first}` loaded {loaded[:5]}"
+
+
+def test_import_mnistlab_alone_loads_nothing_heavy():
+    """``import mnistlab`` is instant: torch and the rest load when a name needs them (the command line relies on it)."""
+    heavy = _fresh("import json, sys\nimport mnistlab\n"
+                   "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & "
+                   "{'torch', 'numpy', 'pandas', 'matplotlib', 'PIL', 'scipy'})))\n")
+    assert heavy == []
+
+
+def test_the_lazy_names_resolve():
+    """``ml.viz``, ``ml.Figures``, ``ml.image_grid``, ``ml.to_mnist`` ... work; ``__all__`` and ``dir()`` list them."""
+    got = _fresh(
+        "import json, sys\n"
+        "import mnistlab as ml\n"
+        "names = list(ml.__all__)\n"
+        "missing = [n for n in names if not hasattr(ml, n)]\n"
+        "from mnistlab.viz.common import image_grid\n"
+        "from mnistlab.viz.store import Figures\n"
+        "from mnistlab.data.images import to_mnist\n"
+        "from mnistlab.studies.handwriting import Reading, read_image, read_number\n"
+        "same = [ml.viz.image_grid is image_grid, ml.Figures is Figures, ml.image_grid is image_grid,\n"
+        "        ml.to_mnist is to_mnist, ml.read_image is read_image, ml.Reading is Reading,\n"
+        "        ml.read_number is read_number, ml.learning_curves is ml.viz.learning_curves,\n"
+        "        ml.studies is sys.modules['mnistlab.studies'], ml.experiments.run is not None]\n"
+        "try:\n"
+        "    ml.no_such_name\n"
+        "    error = None\n"
+        "except AttributeError as exc:\n"
+        "    error = str(exc)\n"
+        "print(json.dumps({'missing': missing, 'same': same, 'dir': sorted(set(names) - set(dir(ml))),\n"
+        "                  'error': error, 'all': names}))\n")
+    assert got["missing"] == [] and all(got["same"]), got
+    assert got["dir"] == [], f"dir(mnistlab) lacks {got['dir']}"
+    assert "no_such_name" in got["error"]
+    for name in ("to_mnist", "Figures", "image_grid", "learning_curves", "Reading", "read_image", "read_number",
+                 "viz", "studies", "experiments", "load_dataset", "fit", "TrainConfig"):
+        assert name in got["all"], f"{name} missing from mnistlab.__all__"
+
+
+def test_every_name_the_notebooks_use_is_public():
+    """Each ``ml.<name>`` in a notebook (or a test) is in ``mnistlab.__all__``."""
+    import re
+
+    import mnistlab as ml
+
+    used = set()
+    for path in [*(PACKAGE.parent / "notebooks").glob("*.ipynb"), *(PACKAGE.parent / "tests").glob("*.py")]:
+        used |= set(re.findall(r"\bml\.([A-Za-z_][A-Za-z_0-9]*)", path.read_text()))
+    used -= {"__all__", "__version__", "__dict__", "no_such_name"}
+    assert sorted(used - set(ml.__all__) - {"training", "data", "models", "runner"}) == []
+    assert sorted(n for n in used if not hasattr(ml, n)) == []
 
 
 @pytest.mark.parametrize("layer", sorted(FORBIDDEN))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import gzip
 import math
 import os
-import stat
 import struct
 import tempfile
 from dataclasses import dataclass, field
@@ -22,6 +21,8 @@ from typing import Sequence
 
 import numpy as np
 import torch
+
+from .._util import file_kind
 
 __all__ = [
     "DATASETS",
@@ -142,11 +143,6 @@ def _default_root() -> Path:
     return Path(base) / "mnistlab" / "data"
 
 
-_NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (a named pipe)"),
-                (stat.S_ISCHR, "a character device (like /dev/zero)"), (stat.S_ISBLK, "a block device (a disk)"),
-                (stat.S_ISSOCK, "a socket"))
-
-
 def not_a_regular_file(path: str | os.PathLike) -> str | None:
     """What ``path`` is when it exists but is no regular file, e.g. "a FIFO (a named pipe)"; else ``None``.
 
@@ -165,12 +161,10 @@ def not_a_regular_file(path: str | os.PathLike) -> str | None:
         cannot be looked at (absent, no permission: the caller's ``open`` says why).
     """
     try:
-        mode = os.stat(path).st_mode
-    except (OSError, ValueError):
+        kind = file_kind(path)
+    except ValueError:  # e.g. a NUL byte in the path: the caller's open says why
         return None
-    if stat.S_ISREG(mode):
-        return None
-    return next((what for test, what in _NOT_REGULAR if test(mode)), "not a regular file")
+    return None if kind is None or kind == "a file" or kind.startswith("unreachable") else kind
 
 
 def _check_regular(path: Path) -> None:
