@@ -58,8 +58,10 @@ def time_gif(data, quantity: str, folder: Path, name: str) -> dict:
 
     with Stopwatch() as render:
         frames = vd.histogram_gif_frames(data, quantity, progress=False)
+    figs = ml.Figures("bench", root=folder)
     with Stopwatch() as write:
-        path = ml.Figures("bench", root=folder).save_gif(frames, name, fps=8)
+        figs.save_gif(frames, name, fps=8)
+    path = figs.dir / f"{name}.gif"
     return {"render_seconds": render.seconds, "write_seconds": write.seconds,
             "mb": path.stat().st_size / 1e6, "frames": len(frames)}
 

@@ -181,31 +181,49 @@ def test_class_spread_exact():
         ds.class_spread(data, d[:2])
 
 
-def _claims(data):
-    return ds.source_claims(data, ds.class_counts(data), ds.mean_intensity(data), ds.normalization_constants(data))
+def _claims(train, test=None, **kw):
+    return ds.source_claims(train, train if test is None else test, ds.mean_intensity(train), **kw)
+
+
+def test_pixel_shares_exact():
+    # class 0: one black and one white image; class 1: one mid-grey image (grey level 128: bin 5 of 10)
+    data = constant_set({0: [0, 255], 1: [128]})
+    sh = ds.pixel_shares(data)
+    assert sh.loc[0, "lowest"] == sh.loc[0, "highest"] == pytest.approx(0.5) and sh.loc[0, "middle_max"] == 0
+    assert sh.loc[1, "lowest"] == 0 and sh.loc[1, "middle_max"] == sh.loc[1, "middle"] == pytest.approx(1.0)
+    assert list(sh.columns) == ["class", "lowest", "highest", "middle_max", "middle"]
 
 
 def test_source_claims_follow_the_numbers():
-    # class 1 has the least ink and the classes are balanced: both claims hold; the constants do not
-    data = constant_set({c: [60 + c, 70 + c] if c != 1 else [5, 6] for c in range(10)})
+    from mnistlab.studies import claims as C
+    # class 1 has the least ink; every class is mostly black pixels with some white ones
+    data = constant_set({c: [0, 0, 0, 255 if c != 1 else 0] for c in range(10)})
+    data = ml.ImageSet(data.images.clone(), data.labels)
+    data.images[:, 0, :5] = 255          # a little white in every image, the 1s too
     t = _claims(data)
-    assert list(t.columns) == ["source claim", "measured here", "verdict"]
-    assert t["verdict"].tolist() == [ds.HOLDS, ds.HOLDS, ds.FAILS]
-    assert "least ink: 1" in t["measured here"].iloc[1]
-    # class 7 has the least ink and class 0 is three times larger than the others
-    data = constant_set({c: [60] * (3 if c == 0 else 1) if c != 7 else [5] for c in range(10)})
-    assert _claims(data)["verdict"].tolist()[:2] == [ds.FAILS, ds.FAILS]
-    # Fashion-MNIST has no class "1" and other constants: those claims do not apply
+    assert list(t.columns) == C.COLUMNS and (t["source"] == C.MEDIUM).all()
+    assert t["claim"].tolist() == [C.QUOTES[k].claim for k in ("medium.size", "medium.least_ink", "medium.pixels")]
+    # 40 images are not MNIST's 60,000 + 10,000; class 1 has the least ink; the pixels are black or white
+    assert t["verdict"].tolist() == [C.NOT_REPRODUCED, C.REPRODUCED, C.REPRODUCED]
+    assert "least mean ink: class 1" in t["measured"].iloc[1] and "10 of 10 classes" in t["measured"].iloc[2]
+    # class 7 has the least ink, and grey pixels outnumber white ones in classes 0-4
+    grey = constant_set({c: [0, 0, 0, 128 if c < 5 else 255] if c != 7 else [0] for c in range(10)})
+    grey = ml.ImageSet(grey.images.clone(), grey.labels)
+    grey.images[:, 0, :5] = 255
+    g = _claims(grey)
+    assert g["verdict"].tolist()[1:] == [C.NOT_REPRODUCED, C.PARTLY]
+    # a QUICK subset says nothing about the sizes; Fashion-MNIST nothing about MNIST
+    assert _claims(data, subset=True)["verdict"].iloc[0] == C.NOT_APPLICABLE
     fashion = constant_set({c: [60 + c] for c in range(10)}, dataset="fashion-mnist")
-    assert _claims(fashion)["verdict"].tolist() == [ds.HOLDS, ds.NOT_APPLICABLE, ds.NOT_APPLICABLE]
+    assert (_claims(fashion)["verdict"] == C.NOT_APPLICABLE).all()
 
 
 @requires_data
 def test_source_claims_on_real_mnist(mnist_small):
-    train, _ = mnist_small
-    t = _claims(train)
-    assert t["verdict"].tolist()[:2] == [ds.HOLDS, ds.HOLDS]
-    assert t["verdict"].iloc[2] == ds.CLOSE  # 2,000 images: within 0.005 of the published constants
+    from mnistlab.studies import claims as C
+    train, test = mnist_small
+    t = _claims(train, test, subset=True)
+    assert t["verdict"].tolist() == [C.NOT_APPLICABLE, C.REPRODUCED, C.REPRODUCED]
 
 
 def test_sample_batch_is_seeded(mnist_small):
@@ -301,7 +319,8 @@ def test_plots_return_figures(mnist_small, tmp_path):
         labels = [tick.get_text() for tick in fig.axes[0].get_yticklabels()]
         assert labels == list(train.classes)
         assert len(fig.axes[0].texts) == 40  # one distance per image
-        assert figs.save(fig, kind).stat().st_size > 5000
+        figs.save(fig, kind)
+        assert (figs.dir / f"{kind}.png").stat().st_size > 5000
     with pytest.raises(ValueError):
         draw.plot_typical_examples(train.images, t, kind="middle")
 

@@ -49,12 +49,13 @@ def tiny_run():
     model = ml.create_model("mlp", seed=0, hidden=(16, 12))
     init = copy.deepcopy(model.state_dict())
     rec, snaps = HistogramRecorder(every=1, bins=32), SnapshotRecorder(steps=[2, 3, 5])
+    linear = HistogramRecorder(every=1, bins=32, binning={"gradients": "linear", "updates": "linear"}, activations=False)
     grads = []
     seen = LambdaCallback(on_after_backward=lambda s: grads.append([m.weight.grad.detach().clone() for _, _, m in
                                                                    parameterised_layers(s.model)]))
     hist = ml.fit(model, _images(128), _images(40, seed=1), epochs=1, optimizer="sgd", lr=0.05, batch_size=16,
-                  callbacks=[rec, snaps, seen], progress=False, seed=0, device="cpu")   # histc's CPU binning
-    return {"model": model, "init": init, "rec": rec, "snaps": snaps, "grads": grads, "history": hist}
+                  callbacks=[rec, linear, snaps, seen], progress=False, seed=0, device="cpu")   # histc's CPU binning
+    return {"model": model, "init": init, "rec": rec, "linear": linear, "snaps": snaps, "grads": grads, "history": hist}
 
 
 # --------------------------------------------------------------------------------------------
@@ -88,8 +89,9 @@ def test_tensor_statistics_match_numpy_and_scipy():
 
 def test_histograms_equal_histc_and_numpy_of_the_same_tensors(tiny_run):
     rec, grads, init = tiny_run["rec"], tiny_run["grads"], tiny_run["init"]
-    h = rec.histograms("gradients")
+    h = tiny_run["linear"].histograms("gradients")                 # gradients binned linearly on request
     assert h.counts.shape == (len(grads), 3, 32) and list(h.steps) == list(range(len(grads)))
+    assert not h.scale.any()
     for f, frame in enumerate(grads):
         for l, g in enumerate(frame):
             lo, hi = h.edges[l, 0], h.edges[l, -1]
@@ -107,6 +109,80 @@ def test_histograms_equal_histc_and_numpy_of_the_same_tensors(tiny_run):
         assert np.array_equal(w.counts[0, l], torch.histc(w0.clamp(float(lo), float(hi)), 32, float(lo), float(hi))
                               .numpy().astype(np.int64))
         assert lo == pytest.approx(-3.0 * float(w0.abs().max()), rel=1e-6)   # default range: 3 x max |w| of the first record
+    assert not w.scale.any()                                       # weights: linear bins by default
+
+
+def test_asinh_histograms_equal_numpy_over_asinh_of_the_values(tiny_run):
+    """Gradients by default: bins evenly spaced in asinh(g / w), w = max|g| of the first record / 1000."""
+    rec, grads = tiny_run["rec"], tiny_run["grads"]
+    h = rec.histograms("gradients")
+    for l, g0 in enumerate(grads[0]):
+        w = h.scale[l]
+        assert w == pytest.approx(float(g0.abs().max()) * 1e-3, rel=1e-5)
+        u = np.arcsinh(h.edges[l] / w)
+        assert np.allclose(np.diff(u), np.diff(u)[0], rtol=1e-5)            # evenly spaced in asinh(x / w)
+        if h.edges[l, -1] == pytest.approx(30 * float(g0.abs().max()), rel=1e-4):   # not widened: +- 30 max |g|
+            assert u[-1] == pytest.approx(np.arcsinh(3e4), rel=1e-5)
+        assert np.allclose(h.centers[l], w * np.sinh(0.5 * (u[1:] + u[:-1])))
+        for f, frame in enumerate(grads):
+            a = np.arcsinh(frame[l].double().numpy().ravel() / w)
+            assert u[0] <= a.min() and a.max() <= u[-1], (f, l)              # the edges cover every frame
+            ref = np.histogram(a, bins=u)[0]
+            width = u[1] - u[0]
+            near_edge = int((np.abs((a - u[0]) / width - np.round((a - u[0]) / width)) < 1e-4).sum())
+            assert np.abs(ref - h.counts[f, l]).sum() <= 2 * near_edge, (f, l)
+    stats = rec.stats.query("quantity == 'gradients' and statistic == 'abs_max'")
+    assert np.allclose(stats.query("step == 0")["value"], [float(g.abs().max()) for g in grads[0]], rtol=1e-6)   # of x, not u
+    with pytest.raises(ValueError, match="binning"):
+        HistogramRecorder(binning={"gradients": "log"})
+    assert HistogramRecorder(binning={"gradients": "linear"}).artifact_name != HistogramRecorder().artifact_name
+
+
+def _end_bin_share(h) -> np.ndarray:
+    """(F, L): the larger share of a frame's values in the first or the last bin."""
+    c = h.counts.astype(float)
+    return np.maximum(c[..., 0], c[..., -1]) / np.maximum(c.sum(-1), 1)
+
+
+def _bins_for(h, share: float = 0.95) -> np.ndarray:
+    """(F, L): the fewest bins that hold ``share`` of a frame's values."""
+    c = np.sort(h.counts.astype(float), axis=-1)[..., ::-1]
+    return (np.cumsum(c, -1) / np.maximum(c.sum(-1, keepdims=True), 1) < share).sum(-1) + 1
+
+
+@requires_data
+def test_rmsprop_histograms_cover_every_frame_and_show_its_shape():
+    """The run of notebook 05 in small: conv2_fc2, RMSprop at lr 1e-3, 256 steps on 2,000 MNIST images.
+
+    RMSprop's first update is exactly +- 10 lr for every weight (its squared-gradient average starts
+    at 0); later updates are about lr and smaller. Linear bins fitted to the first update squeeze
+    every later frame into a few central bins; the default asinh bins spread them out, and every
+    frame of every quantity stays inside the edges with at most 1% of its values in an end bin.
+    """
+    torch.set_num_threads(1)
+    train = ml.load_dataset("mnist", "train", limit=2_000)
+    rec = HistogramRecorder(every=8)
+    linear = HistogramRecorder(every=8, binning={"updates": "linear"}, activations=False, quantities=("updates",))
+    ml.fit(ml.create_model("conv2_fc2", seed=0), train, None, epochs=8, optimizer="rmsprop", lr=1e-3, batch_size=64,
+           callbacks=[rec, linear], progress=False, seed=0, device="cpu")
+    stats = rec.stats
+    for q in ("weights", "gradients", "updates"):
+        h = rec.histograms(q)
+        assert len(h) >= 32, q
+        assert _end_bin_share(h).max() <= 0.01, (q, _end_bin_share(h).max())
+        amax = stats.query("quantity == @q and statistic == 'abs_max'").pivot(index="step", columns="layer", values="value")
+        amax = amax[rec.layers].to_numpy()
+        assert (amax <= np.abs(h.edges[:, [0, -1]]).min(1)).all(), q               # the edges cover every frame
+    up = rec.histograms("updates")
+    first = stats.query("quantity == 'updates' and step == 0 and statistic == 'abs_max'")["value"]
+    assert np.allclose(first, 10 * 1e-3, rtol=1e-3)                                   # the +- 10 lr first step
+    assert _bins_for(up)[0].max() <= 4                                                # ... two spikes
+    assert _bins_for(up)[1:].min() > 10, _bins_for(up)[1:].min()                      # later frames spread out
+    assert _bins_for(linear.histograms("updates"))[1:].min() <= 8                     # linear bins squeezed them
+    fig = vd.plot_key_frames(rec, "updates", yscale="log")
+    for ax in fig.axes:
+        assert ax.get_xscale() == "asinh" and len(ax.get_xticks()) <= 5
+    plt.close(fig)
 
 
 def test_stats_table_is_tidy_and_complete(tiny_run):
@@ -515,7 +591,9 @@ def test_hundred_frame_eight_panel_gif_is_fast_and_small(tmp_path):
     frames = _synthetic_frames()
     t0 = time.process_time()        # CPU seconds: other jobs on a shared machine do not count
     images = vd.histogram_gif_frames(frames, progress=False)
-    path = ml.Figures("gif", root=tmp_path).save_gif(images, "weights", fps=8)
+    figs = ml.Figures("gif", root=tmp_path)
+    figs.save_gif(images, "weights", fps=8)
+    path = figs.dir / "weights.gif"
     seconds = time.process_time() - t0
     assert len(images) == 100 and seconds < 20, seconds
     assert path.stat().st_size < 3e6

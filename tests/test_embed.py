@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import matplotlib
 import numpy as np
@@ -258,6 +259,7 @@ def test_tsne_scaling_speedups_and_exponents(blobs):
         assert list(sp.index) == [80, 160]
         np.testing.assert_allclose(sp["speedup"], sp[f"{backends[1]}_seconds"] / sp[f"{backends[0]}_seconds"])
     assert embed.speedups(table, fast="opentsne", reference="nonexistent").empty
+    assert embed.speedups(table.iloc[:0], fast="opentsne", reference="multicore").empty  # no runs: an empty table, no KeyError
     with pytest.raises(ValueError, match="sizes"):
         embed.tsne_scaling(X, y, sizes=[10_000], progress=False)
 
@@ -309,33 +311,70 @@ def test_pair_distances_and_same_class_closer(blobs, noise):
         embed.same_class_closer(d[d["pair"] == "same class"])
 
 
+def _report(acc: dict) -> embed.KNNReport:
+    """A KNNReport with the given per-class accuracies (only what source_claims reads)."""
+    per = pd.DataFrame({"class": list(acc), "n": 100, "accuracy": list(acc.values())})
+    return embed.KNNReport(confusion=pd.DataFrame(), per_class=per, pairs=pd.DataFrame(columns=["a", "b", "rate"]),
+                           accuracy=float(np.mean(list(acc.values()))), k=10)
+
+
+def _scaling(per_point: float) -> pd.DataFrame:
+    n = [5_000, 10_000, 20_000]
+    return pd.DataFrame({"backend": ["multicore"] * 3 + ["opentsne"] * 3, "n": n * 2,
+                         "seconds": [per_point * k for k in n] + [10.0] * 3})
+
+
+SEP = {"raw pixels": {"silhouette": 0.05, "knn_acc": 0.90}, "untrained network": {"silhouette": 0.08, "knn_acc": 0.91},
+       "trained network": {"silhouette": 0.20, "knn_acc": 0.98}}
+
+
 def test_source_claims_verdicts_follow_the_numbers():
+    from mnistlab.studies import claims as C
     digits = [str(i) for i in range(10)]
-    # a layout where 3 and 8 are the hardest and overlap, and 0/1 sit at the ends of PC1
-    rng = np.random.default_rng(0)
-    y = np.repeat(np.arange(10), 30)
-    centres = {c: (c * 10.0, 0.0) for c in range(10)}
-    centres[8] = centres[3]
-    Y = np.array([centres[c] for c in y]) + rng.normal(scale=1.0, size=(300, 2))
-    report = embed.knn_report(Y, y, classes=digits, k=5)
-    pc1 = embed.class_centroids(np.array([[{0: -9.0, 1: 9.0}.get(c, 0.0) + 0.01 * c] for c in y]), y, digits)
-    speed = pd.DataFrame({"speedup": [1.5, 3.0, 9.0]}, index=pd.Index([5_000, 20_000, 70_000], name="n"))
-    sep = {"raw pixels": {"silhouette": 0.05}, "trained network": {"silhouette": 0.2}}
-    t = embed.source_claims(digits, tsne_knn=0.97, pca50_knn=0.95, n_points=300, report=report, pc1=pc1,
-                            speed=speed, separation=sep)
-    assert list(t.columns) == ["source claim", "measured here", "verdict"]
-    v = dict(zip(t["source claim"].str.split().str[0], t["verdict"]))
-    assert t["verdict"].tolist()[:4] == [embed.HOLDS, embed.HOLDS, embed.HOLDS, embed.HOLDS]
-    assert t["verdict"].iloc[-1] == embed.HOLDS and "3-8" in t["measured here"].iloc[4]
-    worse = embed.source_claims(digits, tsne_knn=0.90, pca50_knn=0.95, n_points=300, report=report, pc1=pc1,
-                                speed=speed.iloc[:1], separation={**sep, "raw pixels": {"silhouette": 0.3}})
-    assert worse["verdict"].iloc[0] == embed.FAILS and worse["verdict"].iloc[1] == embed.FAILS
-    assert worse["verdict"].iloc[-1] == embed.FAILS
-    fashion = embed.source_claims([f"c{i}" for i in range(10)], tsne_knn=0.9, pca50_knn=0.9, n_points=300,
-                                  report=embed.knn_report(Y, y, classes=[f"c{i}" for i in range(10)], k=5),
-                                  pc1=pc1.assign(**{"class": [f"c{i}" for i in range(10)]}),
-                                  speed=speed.iloc[:0])
-    assert (fashion["verdict"].iloc[1:] == embed.NOT_APPLICABLE).all() and len(v) >= 5
+    pca = _report({c: (0.9 if c in "01" else 0.3) for c in digits})          # 2 clusters of their own, none separated
+    tsne = _report({c: {"3": 0.960, "8": 0.961, "0": 0.995, "1": 0.996, "6": 0.994}.get(c, 0.97) for c in digits})
+    t = embed.source_claims("mnist", pca=pca, tsne=tsne, n_points=70_000, scaling=_scaling(0.01), separation=SEP)
+    assert list(t.columns) == C.COLUMNS and set(t["source"]) == {C.MEDIUM, C.LENET}
+    v = dict(zip(t["claim"], t["verdict"]))
+    q = lambda key: C.QUOTES[key].claim  # noqa: E731
+    assert v[q("medium.pca_clusters")] == C.NOT_REPRODUCED and "2 of 10 classes" in t["measured"].iloc[0]
+    assert v[q("medium.pca_not_enough")] == C.REPRODUCED
+    assert [v[q(k)] for k in ("medium.tsne_split", "medium.hardest", "medium.easiest")] == [C.REPRODUCED] * 3
+    # 0.01 s per point, linear: 700 s = 11.7 min at 70,000 points, inside 10-15 min
+    row = t[t["claim"] == q("medium.tsne_minutes")].iloc[0]
+    assert row["verdict"] == C.REPRODUCED and row["measured_value"] == pytest.approx(700.0)
+    assert "extrapolated" in row["measured"] and "11.7 min" in row["measured"]
+    assert v[q("lenet.tsne_untrained")] == v[q("lenet.tsne_trained")] == C.REPRODUCED
+    # the other way round: every class clusters in PCA, t-SNE mixes 2 and 5, MulticoreTSNE takes 70 s
+    pca = _report({c: 0.6 for c in digits})
+    tsne = _report({c: {"2": 0.5, "3": 0.8, "0": 0.99, "1": 0.99, "7": 0.995}.get(c, 0.95) for c in digits})
+    worse = embed.source_claims("mnist", pca=pca, tsne=tsne, n_points=70_000, scaling=_scaling(0.001),
+                                separation={**SEP, "untrained network": {"silhouette": 0.01, "knn_acc": 0.8},
+                                            "trained network": {"silhouette": 0.3, "knn_acc": 0.9}})
+    v = dict(zip(worse["claim"], worse["verdict"]))
+    assert v[q("medium.pca_clusters")] == C.REPRODUCED and v[q("medium.tsne_split")] == C.NOT_REPRODUCED
+    assert v[q("medium.hardest")] == C.PARTLY and v[q("medium.easiest")] == C.PARTLY
+    assert v[q("medium.tsne_minutes")] == C.LOWER
+    assert v[q("lenet.tsne_untrained")] == v[q("lenet.tsne_trained")] == C.NOT_REPRODUCED
+    # a subset of the points says nothing about the time on all of MNIST; no MulticoreTSNE: no time
+    small = embed.source_claims("mnist", pca=pca, tsne=tsne, n_points=2_000, scaling=_scaling(0.01))
+    assert small["verdict"].iloc[-1] == C.NOT_APPLICABLE and "subset" in small["rule"].iloc[-1]
+    none = embed.source_claims("mnist", pca=pca, tsne=tsne, n_points=70_000, scaling=_scaling(0.01).iloc[3:])
+    assert none["verdict"].iloc[-1] == C.NOT_APPLICABLE and len(none) == 6
+    # the sources describe MNIST: on Fashion-MNIST every verdict is "not applicable", the numbers stay
+    names = [f"c{i}" for i in range(10)]
+    fashion = embed.source_claims("fashion-mnist", pca=_report({c: 0.5 for c in names}),
+                                  tsne=_report({c: 0.9 for c in names}), n_points=70_000, scaling=_scaling(0.01),
+                                  separation=SEP)
+    assert (fashion["verdict"] == C.NOT_APPLICABLE).all() and fashion["measured"].str.len().min() > 10
+
+
+def test_extrapolated_seconds():
+    s = _scaling(0.01)
+    assert embed.extrapolated_seconds(s, "multicore", 10_000) == (pytest.approx(100.0), False)
+    sec, extrapolated = embed.extrapolated_seconds(s, "multicore", 40_000)
+    assert extrapolated and sec == pytest.approx(400.0)
+    assert np.isnan(embed.extrapolated_seconds(s.iloc[:1], "multicore", 40_000)[0])
 
 
 # ---------------------------------------------------------------- features
@@ -397,9 +436,58 @@ def test_plots_return_figures(blobs):
     tables = {"784-D": embed.pair_distances(X, y, 500), "2-D": embed.pair_distances(Y[:, :2], y, 500)}
     fig = draw.plot_pair_distances(tables, scores={"2-D": 0.9})
     assert "90%" in fig.axes[1].get_title()
-    scaling = pd.DataFrame({"backend": ["f", "s", "f", "s"], "n": [10, 10, 100, 100], "seconds": [1.0, 2.0, 2.0, 8.0]})
+    scaling = pd.DataFrame({"backend": ["f", "s"] * 6, "n": [10] * 6 + [100] * 6, "repeat": np.repeat([0, 1, 2, 0, 1, 2], 2),
+                            "seconds": [1.0, 2.0, 1.2, 2.0, 0.8, 2.4, 2.0, 8.0, 2.2, 8.8, 1.8, 7.2]})
     fig = draw.plot_tsne_scaling(scaling)
-    assert {t.get_text() for t in fig.axes[1].texts} == {"2.0x", "4.0x"}
+    assert {t.get_text() for t in fig.axes[1].texts} == {"2.0x", "4.0x"}   # medians of the per-repeat ratios
+
+
+def test_speed_runs_from_a_benchmark_result(tmp_path):
+    machine = {"cores": 2, "load_average": {"start": [2.0, 1.0, 1.0], "end": [2.5, 1.0, 1.0]}}
+    rows = [{"backend": b, "n": n, "repeat": r, "seconds": 1.0 + r, "cpu_seconds": 2.0, "knn_acc": 0.9}
+            for n in (500, 1000) for r in range(3) for b in ("multicore", "opentsne")]
+    runs = draw.tsne_benchmark_runs({"measured": {"n": 1000, "rows": rows}, "machine": machine})
+    assert len(runs) == 12 and runs.attrs["machine"] == machine
+    assert list(dict.fromkeys(runs["backend"])) == ["opentsne", "multicore"]     # the reference (listed first) last
+    assert runs.groupby(["backend", "n"]).size().min() == 3
+    draw.plot_tsne_scaling(runs, machine=runs.attrs["machine"])
+    plt.close("all")
+    old = draw.tsne_benchmark_runs({"measured": {"n": 70000, "rows": [{"backend": "multicore", "seconds": 900.0},
+                                                                     {"backend": "opentsne", "seconds": 90.0}]}})
+    assert old["n"].tolist() == [70000, 70000] and old["repeat"].tolist() == [0, 0]
+    with pytest.raises(ValueError, match="at least 3"):                       # one run each: not drawn
+        draw.plot_tsne_scaling(old)
+    with pytest.raises(ValueError, match="no timed runs"):
+        draw.tsne_benchmark_runs({"measured": {}})
+    assert draw.tsne_benchmark_runs(tmp_path / "absent.json").empty
+    (tmp_path / "r.json").write_text(json.dumps({"measured": {"n": 1000, "rows": rows}, "machine": machine}))
+    assert len(draw.tsne_benchmark_runs(tmp_path / "r.json")) == 12
+
+
+def test_speed_plot_draws_every_repeat_and_the_median_and_refuses_single_runs():
+    rng = np.random.default_rng(1)
+    rows = [{"backend": b, "n": n, "repeat": r, "seconds": base * n / 1000 * rng.lognormal(0, 0.2)}
+            for n in (1000, 4000) for r in range(4) for b, base in (("opentsne", 1.0), ("multicore", 3.0))]
+    scaling = pd.DataFrame(rows)
+    machine = {"cores": 2, "load_average": {"start": [1.93, 1.0, 0.8], "end": [3.21, 1.5, 0.9]}}
+    fig = draw.plot_tsne_scaling(scaling, machine=machine)
+    ax1, ax2 = fig.axes[:2]
+    dots = np.concatenate([c.get_offsets() for c in ax1.collections])
+    assert len(dots) == len(scaling)                                            # every run is drawn
+    assert sorted(dots[:, 1]) == pytest.approx(sorted(scaling["seconds"]))
+    medians = scaling.groupby(["backend", "n"])["seconds"].median()
+    lines = {line.get_label().split(":")[0]: line for line in ax1.get_lines()}
+    for b in ("opentsne", "multicore"):
+        assert list(lines[b].get_ydata()) == pytest.approx([medians[b, 1000], medians[b, 4000]])
+        assert "median of 4 runs" in lines[b].get_label()
+    assert "load average 1.9 at the start, 3.2 at the end" in ax1.get_title() and "2 cores" in ax1.get_title()
+    assert len(np.concatenate([c.get_offsets() for c in ax2.collections])) == 8   # one ratio per repeat and size
+    plt.close(fig)
+    with pytest.raises(ValueError, match="timed 1 time"):                    # single timings are not a result
+        draw.plot_tsne_scaling(scaling[scaling["repeat"] == 0])
+    fig = draw.plot_tsne_scaling(scaling[scaling["repeat"] < 2], min_repeats=2)   # the caller may accept fewer
+    assert "median of 2 runs" in fig.axes[0].get_lines()[0].get_label() and "load" not in fig.axes[0].get_title()
+    plt.close(fig)
 
 
 def test_plot_errors(blobs):

@@ -345,23 +345,6 @@ def test_t_factor_is_the_paired_threshold():
     assert ex.t_factor(3) == pytest.approx(4.302653 / np.sqrt(3), rel=1e-5) and np.isnan(ex.t_factor(1))
 
 
-def test_claims_are_checked_from_numbers():
-    vals = [0.979, 0.980, 0.981, 0.980, 0.980]
-    assert ex.claim_value("in", 0.980, vals)["check"] == ex.Check.REPRODUCED
-    assert ex.claim_value("low source", 0.9725, vals)["check"] == ex.Check.HIGHER_HERE
-    assert ex.claim_value("high source", 0.992, vals)["check"] == ex.Check.LOWER_HERE
-    assert ex.claim_value("no figure", None, vals)["check"] == ex.Check.NO_SOURCE_VALUE
-    row = ex.claim_value("x", 0.98, vals)
-    assert row["ci_low"] < row["measured"] < row["ci_high"] and row["n"] == 5
-    a, b = frame("a", [0.970, 0.975, 0.972, 0.968, 0.971]), frame("b", [0.980, 0.986, 0.981, 0.979, 0.982])
-    assert ex.claim_comparison("b helps", ex.compare(a, b))["check"] == ex.Check.REPRODUCED
-    assert ex.claim_comparison("a helps", ex.compare(b, a))["check"] == ex.Check.CONTRADICTED
-    assert ex.claim_comparison("a helps", ex.compare(a, a))["check"] == ex.Check.NOT_REPRODUCED
-    assert ex.claim_threshold(">= 98%", 0.98, vals)["check"] == ex.Check.MET
-    assert ex.claim_threshold(">= 99%", 0.99, vals)["check"] == ex.Check.NOT_MET
-    assert str(ex.Check.HIGHER_HERE) == "higher here"
-
-
 def test_with_settings_and_saved_runs_round_trip(tmp_path):
     cfgs = [tiny("small", train_limit=200), tiny("large", train_limit=400)]
     df = ex.with_settings(ex.run_grid(cfgs, [0, 1], progress=False), cfgs, ["train_limit", "model"])

@@ -319,6 +319,41 @@ def test_channel_means_and_top_activating(small_interp, pretrained):
         I.channel_class_means(pretrained, small_interp, layer="nope")
 
 
+def _overlapping_labels(labels, renderer) -> list:
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in labels if t.get_visible() and t.get_text()]
+    return [(a, b) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1:] if ba.overlaps(bb)]
+
+
+def test_confusion_tick_labels_of_word_classes_do_not_overlap():
+    """Fashion-MNIST's class names ("T-shirt/top", "Ankle boot") as tick labels: none overlaps its neighbour."""
+    from mnistlab.data.datasets import dataset_info
+    from mnistlab.viz import interpret as V
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 2000)
+    logits = rng.normal(size=(2000, 10))
+    logits[np.arange(2000), labels] += 2.5
+    classes = dataset_info("fashion-mnist").classes
+    assert max(map(len, classes)) >= 10
+    it = I.Interpretation.from_logits(logits, labels, classes=classes)
+    own = V.plot_confusion(it)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.8))          # notebook 06's layout
+    V.plot_confusion(it, ax=axes[0])
+    V.plot_confusion(it, normalize=True, ax=axes[1])
+    fig.tight_layout()
+    for f in (own, fig):
+        f.canvas.draw()
+        renderer = f.canvas.get_renderer()
+        for ax in f.axes[:1] if f is own else axes:
+            assert [t.get_text() for t in ax.get_xticklabels()] == list(classes)
+            assert not _overlapping_labels(ax.get_xticklabels(), renderer)
+            assert not _overlapping_labels(ax.get_yticklabels(), renderer)
+        plt.close(f)
+    digits = V.plot_confusion(I.Interpretation.from_logits(logits, labels))   # digits stay upright
+    assert all(t.get_rotation() == 0 for t in digits.axes[0].get_xticklabels())
+    plt.close(digits)
+
+
 def test_class_maximization_reaches_each_class(pretrained):
     images, table = I.class_maximization(pretrained, classes=[0, 7], steps=150)
     assert images.shape == (2, 28, 28) and 0 <= images.min() and images.max() <= 1
@@ -348,6 +383,49 @@ def test_temperature_scaling_lowers_ece_of_an_overconfident_model():
     assert cal.summary.loc["after", "nll"] < cal.summary.loc["before", "nll"]
     assert cal.summary.loc["after", "accuracy"] == cal.summary.loc["before", "accuracy"]
     assert not set(cal.val_indices) & set(cal.eval_indices) and len(cal.val_indices) + len(cal.eval_indices) == 6000
+
+
+def test_reliability_bins_pool_small_bins_and_carry_wilson_intervals():
+    logits, labels = overconfident(3000, sharpen=3.0, seed=2)
+    tab = I.reliability_table(softmax(logits), labels, n_bins=15)
+    full = tab[tab["count"] > 0]
+    assert ((full["ci_low"] >= 0) & (full["ci_low"] <= full["accuracy"]) & (full["accuracy"] <= full["ci_high"])
+            & (full["ci_high"] <= 1)).all()
+    assert tab.loc[tab["count"] == 0, ["accuracy", "ci_low", "ci_high"]].isna().all().all()
+    for m in (1, 30, 200):
+        pooled = I.merge_sparse_bins(tab, m)
+        assert (pooled["count"] >= m).all() and pooled["count"].sum() == tab["count"].sum()
+        assert pooled["correct"].sum() == tab["correct"].sum() and (pooled["low"].iloc[1:].to_numpy() == pooled["high"].iloc[:-1].to_numpy()).all()
+        assert pooled[["ci_low", "ci_high"]].stack().between(0, 1).all()
+        assert (pooled["ci_low"] <= pooled["accuracy"]).all() and (pooled["accuracy"] <= pooled["ci_high"]).all()
+    assert len(I.merge_sparse_bins(tab, 1)) == len(full)
+    assert I.merge_sparse_bins(tab, 10_000).empty                      # fewer images than one bin needs
+    lo, hi = I.wilson_interval([0, 5, 10], [10, 10, 10])
+    assert lo[0] == 0 and hi[-1] == 1 and lo[1] < 0.5 < hi[1]
+    assert hi[0] == pytest.approx(0.2775, abs=1e-3)                    # Wilson, not Wald (which gives 0)
+
+
+def test_reliability_figure_draws_no_sparse_bin_and_keeps_the_legend_off_the_data():
+    from mnistlab.viz import interpret as V
+
+    logits, labels = overconfident(2000, sharpen=3.0, seed=3)
+    cal = I.calibrate(I.Interpretation.from_logits(logits, labels), min_count=40)
+    d = cal.diagram
+    assert set(d["which"]) == {"before", "after"} and (d["count"] >= 40).all()
+    assert d[["ci_low", "ci_high"]].stack().between(0, 1).all()
+    assert (cal.before["count"].between(1, 39)).any()                  # there were small bins to pool
+    fig = V.plot_reliability(cal)
+    ax, hx = fig.axes[:2]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    drawn = [c for c in ax.collections if type(c).__name__ == "PathCollection" and len(c.get_offsets())]
+    assert sum(len(c.get_offsets()) for c in drawn) == len(d)          # one point per pooled bin, no other
+    for a in (ax, hx):
+        legend = a.get_legend()
+        assert legend is not None
+        box, area = legend.get_window_extent(renderer), a.get_window_extent(renderer)
+        assert box.y1 <= area.y0 or box.x0 >= area.x1 or box.x1 <= area.x0 or box.y0 >= area.y1, "legend on the data"
+    plt.close(fig)
 
 
 def test_reliability_table_matches_torchmetrics_ece():
@@ -389,6 +467,69 @@ def test_label_issues_ranks_clear_mislabels_first():
     assert set(issues["index"]) == set(bad)
     assert (issues["predicted"].to_numpy() == (labels[issues["index"]] + 1) % 5).all()
     assert issues["rank"].tolist() == list(range(5)) and issues["given_name"].iloc[0] in "abcde"
+
+
+def test_label_issue_images_raise_no_read_only_warning(tmp_path):
+    """Notebook 06 printed "The given NumPy array is not writable" when it took the issues' images with
+    ``torch.as_tensor(issues["index"].to_numpy())`` (pandas hands out read-only arrays). torch warns once
+    per process, so the check runs in a fresh one, with every warning an error."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "check.py"
+    script.write_text(
+        "import warnings\n"
+        "warnings.simplefilter('error')\n"
+        "import matplotlib\nmatplotlib.use('Agg')\n"
+        "import numpy as np, pandas as pd, torch\n"
+        "import mnistlab as ml\n"
+        "from mnistlab.studies import interpret as I\n"
+        "from mnistlab.viz import interpret as V\n"
+        "data = ml.ImageSet(torch.randint(0, 256, (40, 28, 28), dtype=torch.uint8), torch.arange(40) % 10)\n"
+        "probs = np.full((40, 10), 0.01); probs[np.arange(40), (np.arange(40) + 1) % 10] = 0.91\n"
+        "issues = I.label_issues(data.labels.numpy(), probs, classes=data.classes)\n"
+        "assert not issues['index'].to_numpy().flags.writeable or pd.__version__ < '3'\n"
+        "fig = V.plot_label_issues(issues.head(4), data, data.classes)\n"
+        "shown = [a for a in fig.axes if a.images]\n"
+        "assert len(shown) == 4, len(shown)\n"
+        "assert np.allclose(shown[0].images[0].get_array(), data.images[int(issues['index'].iloc[0])].numpy() / 255)\n"
+        "it = I.Interpretation.from_probs(probs, data.labels.numpy(), images=data.images)\n"
+        "it.images_of(it.most_confident_wrong(3).index)\n"
+        "print('clean')\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "clean" in out.stdout, out.stderr[-2000:]
+
+
+def test_out_of_fold_progress_counts_training_steps(monkeypatch):
+    """The bar of the k-fold training moves with the optimizer steps, not once per finished fold."""
+    updates, totals = [], []
+
+    class Bar:
+        def __init__(self, total=None, **kw):
+            totals.append(total)
+
+        def update(self, n=1):
+            updates.append(n)
+
+        def set_postfix_str(self, *a, **kw):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(I, "tqdm", Bar)
+    g = torch.Generator().manual_seed(0)
+    data = ml.ImageSet(torch.randint(0, 256, (300, 28, 28), dtype=torch.uint8, generator=g), torch.arange(300) % 10)
+    probs = I.out_of_fold_probs_for(data, "fast", k=2, seed=0, progress=True, batch_size=25)
+    assert probs.shape == (300, 10) and np.allclose(probs.sum(1), 1, atol=1e-4)
+    assert totals == [2 * 6]                          # 2 folds x 1 epoch x ceil(150 / 25) steps
+    assert sum(updates) == 12 and len(updates) >= 4   # advanced during the folds (every 4 steps), all counted
+    # workers > 1 report through a manager queue that a thread of this process reads
+    updates.clear()
+    with I._step_progress(10, "steps", True, workers=2) as sink:
+        for _ in range(5):
+            sink.put(2)
+    assert sum(updates) == 10 and len(updates) == 5
 
 
 @requires_data

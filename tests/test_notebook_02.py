@@ -6,6 +6,8 @@ import pytest
 
 import mnistlab as ml
 from conftest import check_written, requires_data
+from mnistlab.studies import claims as C
+from test_claims import assert_quotes_exact
 from test_plots import assert_picture
 
 NAME = "02_dimensionality_reduction"
@@ -13,7 +15,7 @@ FIGURES = ["pca_explained_variance", "pca_2d", "pca_pairs", "pca_class_highlight
            "tsne_all", "tsne_knn_per_class", "tsne_class_highlights", "tsne_axis_distributions",
            "tsne_pair_distances", "backends", "backends_embeddings", "tsne_speed", "representations"]
 TABLES = ["backends", "tsne_speed", "source_claims"]
-VERDICTS = {"holds", "partly", "does not hold", "not applicable"}
+VERDICTS = set(C.VERDICTS)
 
 pytestmark = [pytest.mark.notebook, requires_data]
 
@@ -84,7 +86,10 @@ def test_speed_measured_at_growing_n(entry):
     assert sorted(set(speed["n"])) == [300, 600] and (speed["seconds"] > 0).all()
     assert set(nums["speedup_by_n"]) <= {"300", "600"}
     assert all(v > 0 for v in nums["speedup_by_n"].values())
-    assert all(v == v for v in nums["time_exponents"].values())  # finite slope per backend
+    # a slope per installed backend (check_written: every one finite, a NaN would be recorded as null)
+    from mnistlab.studies import embed
+
+    assert set(nums["time_exponents"]) == set(embed.available_backends())
 
 
 def test_training_separates_classes(entry):
@@ -92,31 +97,42 @@ def test_training_separates_classes(entry):
     assert nums["trained_test_acc"] > 0.85  # 1 epoch on 2,000 images; an untrained network is at 0.1
     for rep in ("raw", "untrained", "trained"):
         assert 0.6 < nums[f"separation_{rep}_knn_acc"] <= 1.0
-        assert -1 <= nums[f"separation_{rep}_silhouette"] <= 1
     assert nums["separation_trained_silhouette"] > nums["separation_raw_silhouette"]
+    # QUICK: 0.16 trained, 0.04 raw pixels, 0.07 untrained; features that ignore the class sit near 0
+    assert nums["separation_trained_silhouette"] > 0.1
     assert nums["separation_trained_silhouette"] > nums["separation_untrained_silhouette"]
 
 
 def test_claims_table(entry):
     claims = pd.read_csv(entry["dir"] / "source_claims.csv", index_col=0)
-    assert list(claims.columns) == ["source claim", "measured here", "verdict"] and len(claims) == 6
+    assert list(claims.columns) == C.COLUMNS and len(claims) == 8
     assert set(claims["verdict"]) <= VERDICTS and claims["verdict"].tolist() == entry["numbers"]["claim_verdicts"]
-    nums = entry["numbers"]
-    gap = nums["tsne_knn_acc"] - nums["pca50_knn_acc"]
-    assert abs(gap) < 0.05  # QUICK, 2,000 points: the plane is close to the 50-D space either way
-    assert claims["verdict"].iloc[0] == ("holds" if gap >= -0.01 else "does not hold")
-    assert f"{gap:+.4f}" in claims["measured here"].iloc[0]
-    assert claims["verdict"].iloc[3] == "holds"  # 0 and 1 at the ends of PC1, even on 1,000 test images
-    assert claims["verdict"].iloc[-1] == "holds"  # training separates the classes
+    assert set(claims["source"]) == {C.MEDIUM, C.LENET}
+    assert_quotes_exact(claims)  # every quote exactly as in its source's file
+    v, nums = dict(zip(claims["key"], claims["verdict"])), entry["numbers"]
+    # the verdicts follow this run's numbers
+    if nums["pca2d_knn_acc"] < 0.9:  # then some class is below 90% in the PCA plane: "not enough to separate"
+        assert v["medium.pca_not_enough"] == "reproduced"
+    hardest = set(nums["tsne_hardest"])
+    assert v["medium.hardest"] == ("reproduced" if hardest == {"3", "8"} else
+                                   "partly reproduced" if hardest & {"3", "8"} else "not reproduced")
+    sil = {k: nums[f"separation_{k}_silhouette"] for k in ("raw", "untrained", "trained")}
+    assert v["lenet.tsne_untrained"] == ("reproduced" if sil["untrained"] > sil["raw"] else "not reproduced")
+    trained_ok = sil["trained"] > max(sil["raw"], sil["untrained"]) and nums["separation_trained_knn_acc"] >= 0.95
+    assert v["lenet.tsne_trained"] == ("reproduced" if trained_ok else "not reproduced")
+    # QUICK embeds 2,000 points: MulticoreTSNE's time on all of MNIST is not checked
+    assert v["medium.tsne_minutes"] == "not applicable"
 
 
 def test_fashion_mnist_claims_are_computed_not_assumed(quick_notebook):
     entry = quick_notebook(NAME, dataset="fashion-mnist")
+    check_written(entry, FIGURES, TABLES)  # real figures, finite numbers, no stray cell output
     nums = entry["numbers"]
     classes = ml.dataset_info("fashion-mnist").classes
     assert set(nums["tsne_per_class_knn"]) == set(classes) and set(nums["tsne_hardest"]) <= set(classes)
     assert nums["pc1_low_end"] in classes and nums["pc1_high_end"] in classes
     claims = pd.read_csv(entry["dir"] / "source_claims.csv", index_col=0)
-    # the digit claims (3 and 8 hardest, 0 and 1 at the ends of PC1, 4-9-7 / 3-5-8) do not apply to clothes
-    assert claims["verdict"].iloc[2:5].tolist() == ["not applicable"] * 3
+    # the sources describe MNIST (3 and 8 hardest, 0, 1 and 6 easiest, ...): nothing applies to clothes,
+    # yet every row still shows what was measured
+    assert (claims["verdict"] == "not applicable").all() and claims["measured"].str.len().min() > 10
     assert 0.6 < nums["tsne_knn_acc"] < nums["separation_trained_knn_acc"] + 0.2

@@ -3,6 +3,8 @@ import pandas as pd
 import pytest
 
 from conftest import check_written, requires_data
+from mnistlab.studies import claims as C
+from test_claims import assert_quotes_exact
 from mnistlab.training.optim import DEFAULT_LR
 
 OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "adadelta"]
@@ -48,8 +50,17 @@ def test_numbers(entry):
         if any((opt, lr) not in failed for lr in n["lr_grid"][opt]):
             assert (opt, n["best_lr"][opt]) not in failed, opt
     final = pd.read_csv(entry["dir"] / "final_table.csv", index_col=0)
-    assert list(final.index) == OPTIMIZERS and (final["tuned_rank"] >= 1).all()
+    assert list(final.index) == OPTIMIZERS
+    for kind, leader in (("default", n["default_leader"]), ("tuned", n["tuned_leader"])):
+        # the table holds the recorded accuracies and ranks them: rank 1 is the leader, accuracy falls with rank
+        assert final[f"{kind}_acc"].to_dict() == pytest.approx(n[f"{kind}_acc"])
+        ranked = final.sort_values(f"{kind}_rank")
+        assert ranked.index[0] == leader and ranked[f"{kind}_rank"].iloc[0] == 1, kind
+        assert ranked[f"{kind}_acc"].is_monotonic_decreasing and ranked[f"{kind}_rank"].max() <= len(OPTIMIZERS), kind
     sweep = pd.read_csv(entry["dir"] / "lr_sweep.csv", index_col=0)
     assert len(sweep) == 8 and sweep.shape[1] >= 3  # 3 rates per optimizer
     claims = pd.read_csv(entry["dir"] / "claims.csv", index_col=0)
-    assert len(claims) == 2 and set(claims["check"]) <= {"reproduced", "not reproduced", "contradicted"}
+    assert len(claims) == 2 and set(claims["verdict"]) <= {"reproduced", "not reproduced", "contradicted"}
+    assert list(claims.columns) == C.COLUMNS and (claims["key"] == "medium.rmsprop").all()
+    assert_quotes_exact(claims)  # "RMS prop is the clear winner in this race", as the article writes it
+    assert n["claims"] == dict(zip(["chosen rates", "default rates"], claims["verdict"]))

@@ -6,11 +6,12 @@ import pandas as pd
 import pytest
 
 from conftest import check_written, requires_data
+from test_claims import assert_quotes_exact
 
 NAME = "05_training_dynamics"
 FIGURES = ["distribution_shape", "weights_key_frames", "gradients_key_frames", "updates_key_frames", "gradient_flow",
            "gradient_heatmap", "update_ratios", "healthy_vs_sick", "representation_key_frames", "separation", "loss_line"]
-TABLES = ["init_check", "distribution_shape", "layer_summary", "healthy_vs_sick", "separation", "loss_line"]
+TABLES = ["claims", "init_check", "distribution_shape", "layer_summary", "healthy_vs_sick", "separation", "loss_line"]
 GIFS = ["weights_histograms", "gradients_histograms", "updates_histograms", "representation"]
 LAYERS = ["conv1", "conv2", "fc1", "fc2"]
 
@@ -23,7 +24,9 @@ def entry(quick_notebook):
 
 
 def test_figures_tables_and_gifs(entry):
-    check_written(entry, FIGURES, TABLES)
+    # every GIF animates (check_written); the lr x20 run diverges, so its accuracies are NaN (recorded as null)
+    check_written(entry, FIGURES, TABLES, allow_missing=["sick.lr x20"])
+    assert_quotes_exact(pd.read_csv(entry["dir"] / "claims.csv", index_col=0))  # every quote is in its source file
     n = entry["numbers"]
     for name in GIFS:
         path = entry["dir"] / f"{name}.gif"

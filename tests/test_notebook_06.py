@@ -9,13 +9,14 @@ import pytest
 
 import mnistlab as ml
 from conftest import check_written, requires_data
+from test_claims import assert_quotes_exact
 
 NAME = "06_inside_the_model"
 FIGURES = ["misclassified", "confusion", "most_confused", "class_report", "saliency_per_class",
            "saliency_misclassified", "saliency_questions", "sanity_check", "sanity_maps", "feature_maps", "filters",
            "channel_class_means", "top_activating", "class_maximization", "confidence_extremes", "calibration",
            "label_issues", "robustness", "explorer_cell", "browser_least_confident"]
-TABLES = ["misclassified", "most_confused", "class_report", "predictions_errors", "label_issues", "robustness"]
+TABLES = ["claims", "misclassified", "most_confused", "class_report", "predictions_errors", "label_issues", "robustness"]
 
 pytestmark = [pytest.mark.notebook, requires_data]
 
@@ -27,6 +28,7 @@ def entry(quick_notebook):
 
 def test_every_figure_and_table_written(entry):
     check_written(entry, FIGURES, TABLES)
+    assert_quotes_exact(pd.read_csv(entry["dir"] / "claims.csv", index_col=0))  # every quote is in its source file
     assert entry["parameters"]["QUICK"] is True
 
 
@@ -45,11 +47,15 @@ def test_model_numbers(entry):
 
 def test_attribution_numbers(entry):
     n = entry["numbers"]
-    assert 0 <= n["ig_delta_median"] < 0.5                   # Integrated Gradients nearly complete
-    assert n["sanity_corr_all"] < 0.5 < 1.0                  # maps decorrelate once the weights are random
+    assert n["ig_delta_median"] < 0.2                        # Integrated Gradients nearly complete (QUICK: 0.03)
+    # maps decorrelate once the weights are random, more with every layer randomised than with the top one only
+    # (QUICK: 0.06 and 0.36); a check that never randomised would read about 1 for both
+    assert n["sanity_corr_all"] < 0.3 and n["sanity_corr_top"] > n["sanity_corr_all"] + 0.1
     regions = {f"{r}-{c}" for r in ("top", "middle", "bottom") for c in ("left", "centre", "right")}
     assert {n["q_1_2_strokes"], n["q_1_2_added_ink"], n["q_7_9_strokes"], n["q_7_9_added_ink"]} <= regions
-    assert 0 <= n["top_activating_purity"] <= 1 and n["maximization_hits"] >= 5
+    # a channel's top 8 images mostly share one class (QUICK: 0.98); 8 images drawn at random would share
+    # about 0.3, so a broken ranking stays far below 0.6
+    assert n["top_activating_purity"] > 0.6 and n["maximization_hits"] >= 5
 
 
 def test_calibration_and_label_numbers(entry):

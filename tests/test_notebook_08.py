@@ -46,7 +46,7 @@ def test_every_figure_and_table_written(entry):
 def test_summary_covers_every_task_strategy_and_label_count(entry):
     summary = pd.read_csv(entry["dir"] / "summary.csv", index_col=0)
     assert list(dict.fromkeys(summary["task"])) == TASKS + ["ImageNet ResNet-18 → MNIST"]
-    assert (summary["n"] == 2).all() and summary["mean"].between(0, 1).all()
+    assert (summary["n"] == 2).all()
     assert (summary["ci_low"] <= summary["mean"]).all() and (summary["mean"] <= summary["ci_high"]).all()
     by_task = summary.groupby("task")["strategy"].agg(set)
     assert by_task["digits 0-4 → 5-9"] == {"frozen", "fine-tune", "scratch"}
@@ -58,6 +58,9 @@ def test_summary_covers_every_task_strategy_and_label_count(entry):
     # loop would not be
     full = summary[(summary["labels"].astype(str) == "all") & (summary["strategy"] == "fine-tune")].set_index("task")
     assert (full["mean"] > 0.45).all(), full["mean"]
+    # a logistic regression on the source network's features reads every target well (QUICK: 0.76 to 0.99)
+    probe = summary[(summary["labels"].astype(str) == "all") & (summary["strategy"] == "linear probe")]
+    assert len(probe) == 4 and (probe["mean"] > 0.6).all(), probe[["task", "mean"]]
 
 
 def test_numbers_and_gains(entry):

@@ -7,27 +7,30 @@ import pytest
 from PIL import Image
 
 import mnistlab as ml
+from conftest import assert_picture, picture_problem  # noqa: F401 - shared with the notebook tests
 from mnistlab.viz.store import figure_to_array, figures_root
 
 
 def test_figures_save_png_gif_table_and_numbers(tmp_path):
     figs = ml.Figures("99_test", root=tmp_path / "99_test")
     fig = ml.image_grid(np.random.randint(0, 255, (7, 28, 28)), labels=list(range(7)), ncols=4)
-    png = figs.save(fig, "grid")
-    assert png == tmp_path / "99_test" / "grid.png"
+    # every method returns None: a notebook cell ending with one shows no PosixPath or dict after it
+    assert figs.save(fig, "grid") is None
+    png = tmp_path / "99_test" / "grid.png"
     w, h = Image.open(png).size
     assert w > 200 and h > 100
     frames = [np.full((20, 30, 3), v, dtype=np.uint8) for v in (0, 128, 255)]
-    gif = figs.save_gif(frames, "anim", fps=2)
-    assert Image.open(gif).n_frames == 3
+    assert figs.save_gif(frames, "anim", fps=2) is None
+    assert Image.open(figs.dir / "anim.gif").n_frames == 3
     other = ml.image_grid(np.zeros((7, 28, 28)), ncols=4)
-    assert Image.open(figs.save_gif([fig, other], "figs")).n_frames == 2
+    figs.save_gif([fig, other], "figs")
+    assert Image.open(figs.dir / "figs.gif").n_frames == 2
     with pytest.raises(ValueError, match="one shape"):
         figs.save_gif(frames + [fig], "mixed")
-    figs.save_table(pd.DataFrame({"a": [1, 2]}), "tbl")
+    assert figs.save_table(pd.DataFrame({"a": [1, 2]}), "tbl") is None
     assert (tmp_path / "99_test" / "tbl.csv").read_text().startswith(",a")
-    figs.record(acc=np.float32(0.5), bad=float("nan"))
-    figs.record(n=3)
+    assert figs.record(acc=np.float32(0.5), bad=float("nan")) is None
+    assert figs.record(n=3) is None
     assert json.loads(figs.numbers_path.read_text()) == {"acc": 0.5, "bad": None, "n": 3}
     figs.reset()
     assert not figs.numbers_path.exists()
@@ -43,37 +46,6 @@ def test_figures_root_env(monkeypatch, tmp_path):
     from mnistlab._util import project_root
 
     assert figures_root() == project_root() / "figures"  # the checkout's, wherever the notebook runs from
-
-
-def picture_problem(path) -> str | None:
-    """Why the PNG at ``path`` is not a real figure (None if it is one).
-
-    Fails a blank or single-colour image and a figure of empty axes (frame, ticks and text only):
-    at most 98.5% of the pixels may share the background colour, and beyond it there must be
-    either colour (0.5% of the pixels saturated) or a drawn area (3% of the pixels off the background).
-    """
-    from PIL import Image
-
-    img = np.asarray(Image.open(path).convert("RGB"))
-    h, w, _ = img.shape
-    if w < 300 or h < 200:
-        return f"{path} is only {w}x{h} pixels"
-    codes = (img[..., 0].astype(np.int64) << 16) | (img[..., 1].astype(np.int64) << 8) | img[..., 2]
-    values, counts = np.unique(codes, return_counts=True)
-    background = counts.max() / codes.size
-    if background > 0.985:
-        return f"{path} is {background:.1%} one colour: blank or single-colour"
-    saturated = float(((img.max(-1).astype(int) - img.min(-1)) > 40).mean())
-    if saturated < 0.005 and 1 - background < 0.03:
-        return (f"{path} shows only lines and text ({1 - background:.1%} off the background, {saturated:.2%} "
-                f"in colour): empty axes?")
-    return None
-
-
-def assert_picture(path) -> None:
-    """Assert that ``path`` is a PNG with something drawn in it (see :func:`picture_problem`)."""
-    problem = picture_problem(path)
-    assert problem is None, problem
 
 
 def test_picture_check_fails_blank_single_colour_and_empty_axes(tmp_path):

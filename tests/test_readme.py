@@ -103,10 +103,6 @@ def test_recipe_runs_and_writes_what_it_says(title, code, tmp_path, monkeypatch)
         pytest.skip("real MNIST not found at $MNISTLAB_DATA")
     monkeypatch.chdir(tmp_path)
     _write_seven(tmp_path / "seven.png")
-    if not hasattr(ml, "to_mnist"):      # until the package exports it at the top level
-        from mnistlab.data.images import to_mnist
-
-        monkeypatch.setattr(ml, "to_mnist", to_mnist, raising=False)
     before = {p.name for p in tmp_path.iterdir()}
     printed = io.StringIO()
     try:

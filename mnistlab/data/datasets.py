@@ -415,7 +415,7 @@ class ImageSet:
     def subset(self, index) -> "ImageSet":
         """Return the images and labels at ``index`` (indices, a slice or a boolean mask)."""
         if isinstance(index, np.ndarray):
-            index = torch.from_numpy(index)
+            index = torch.as_tensor(np.array(index))  # a copy: pandas hands out read-only arrays
         return ImageSet(self.images[index], self.labels[index], self.dataset)
 
     def head(self, n: int) -> "ImageSet":

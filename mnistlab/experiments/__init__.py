@@ -9,11 +9,10 @@ from .cache import CACHE_VERSION, cache_dir, clear_cache, config_hash
 from .executors import DEFAULT_WORKERS, map_tasks, shutdown_workers
 from .runs import (best_lrs, cross_validate, ensemble, load_model, load_runs, lr_sweep, out_of_fold_probs, run,
                    run_grid, run_many, with_settings)
-from .stats import (Check, Verdict, claim_comparison, claim_threshold, claim_value, compare, compare_steps,
-                    compare_to_best, failed_runs, final_rows, split_by_verdict, summarize, t_factor)
+from .stats import (Verdict, compare, compare_steps, compare_to_best, failed_runs, final_rows, split_by_verdict,
+                    summarize, t_factor)
 
 __all__ = ["TrainConfig", "as_config", "get_recipe", "CACHE_VERSION", "cache_dir", "clear_cache", "config_hash",
            "DEFAULT_WORKERS", "map_tasks", "shutdown_workers", "best_lrs", "cross_validate", "ensemble", "load_model",
-           "load_runs", "lr_sweep", "out_of_fold_probs", "run", "run_grid", "run_many", "with_settings", "Check",
-           "Verdict", "claim_comparison", "claim_threshold", "claim_value", "compare", "compare_steps",
-           "compare_to_best", "failed_runs", "final_rows", "split_by_verdict", "summarize", "t_factor"]
+           "load_runs", "lr_sweep", "out_of_fold_probs", "run", "run_grid", "run_many", "with_settings",
+           "Verdict", "compare", "compare_steps", "compare_to_best", "failed_runs", "final_rows", "split_by_verdict", "summarize", "t_factor"]

@@ -8,8 +8,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["Verdict", "Check", "final_rows", "summarize", "compare", "compare_steps", "compare_to_best",
-           "split_by_verdict", "failed_runs", "claim_value", "claim_comparison", "claim_threshold", "t_factor"]
+__all__ = ["Verdict", "final_rows", "summarize", "compare", "compare_steps", "compare_to_best",
+           "split_by_verdict", "failed_runs", "t_factor"]
 
 
 class Verdict(str, enum.Enum):
@@ -197,75 +197,3 @@ def t_factor(n: int, confidence: float = 0.95) -> float:
     return float(stats.t.ppf(0.5 + confidence / 2, n - 1) / math.sqrt(n))
 
 
-class Check(str, enum.Enum):
-    """The outcome of checking a source's claim against what was measured here."""
-
-    REPRODUCED = "reproduced"            # the source value lies in our 95% interval / the same verdict
-    HIGHER_HERE = "higher here"          # our interval lies above the source value
-    LOWER_HERE = "lower here"            # our interval lies below the source value
-    NOT_REPRODUCED = "not reproduced"    # the claimed effect is within noise here
-    CONTRADICTED = "contradicted"        # the opposite effect, beyond noise
-    MET = "met"
-    NOT_MET = "not met"
-    NO_SOURCE_VALUE = "no source value"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-def claim_value(claim: str, source: float | None, values, confidence: float = 0.95) -> dict:
-    """Check a number a source reports against our runs of the same setting.
-
-    Parameters
-    ----------
-    claim : str
-        What the source says, e.g. "vanilla LeNet-5: 97.25%".
-    source : float or None
-        The source's value (None if the source gives none).
-    values : array-like
-        Our per-seed values.
-
-    Returns
-    -------
-    dict
-        ``claim``, ``source``, ``measured`` (mean), ``ci_low``, ``ci_high``, ``n`` and ``check``
-        (a :class:`Check`: REPRODUCED when the source value lies inside our interval, else
-        HIGHER_HERE / LOWER_HERE).
-    """
-    mean, _, half, n = _t_interval(np.asarray(values, float), confidence)
-    lo, hi = (mean - half, mean + half) if np.isfinite(half) else (mean, mean)
-    if source is None or not np.isfinite(source):
-        check = Check.NO_SOURCE_VALUE
-    elif lo <= source <= hi:
-        check = Check.REPRODUCED
-    else:
-        check = Check.HIGHER_HERE if lo > source else Check.LOWER_HERE
-    return {"claim": claim, "source": source, "measured": mean, "ci_low": lo, "ci_high": hi, "n": n, "check": check}
-
-
-def claim_comparison(claim: str, comparison: dict, expected: Verdict = Verdict.HELPS) -> dict:
-    """Check a claimed effect ("b helps over a") against a paired :func:`compare` result.
-
-    Returns the row of :func:`claim_value` with ``source`` the expected verdict's text,
-    ``measured`` the mean difference (b - a), its interval, and ``check``: REPRODUCED (the
-    same verdict beyond noise), NOT_REPRODUCED (within noise) or CONTRADICTED (the opposite).
-    """
-    v = Verdict(comparison["verdict"])
-    if v == expected:
-        check = Check.REPRODUCED
-    elif v.beyond_noise:
-        check = Check.CONTRADICTED
-    else:
-        check = Check.NOT_REPRODUCED
-    return {"claim": claim, "source": str(expected), "measured": comparison["diff"], "ci_low": comparison["ci_low"],
-            "ci_high": comparison["ci_high"], "n": comparison["n"], "check": check}
-
-
-def claim_threshold(claim: str, threshold: float, values, at_least: bool = True) -> dict:
-    """Check a target ("at least 99.6%"): MET when the mean of ``values`` reaches ``threshold``.
-
-    Returns the row of :func:`claim_value`, ``source`` being the threshold.
-    """
-    row = claim_value(claim, threshold, values)
-    ok = row["measured"] >= threshold if at_least else row["measured"] <= threshold
-    return row | {"check": Check.MET if ok else Check.NOT_MET}

@@ -17,7 +17,7 @@ Quality is measured with maintained tools, never hand-rolled: :func:`knn_accurac
 :func:`knn_report` (cross-validated k-NN classification in the embedding, per class and per pair
 of classes), :func:`trustworthiness` (scikit-learn's, on a sample), :func:`class_separation`
 (silhouette and k-NN accuracy) and :func:`pair_distances` (same-class against different-class
-distances). :func:`source_claims` turns the numbers into verdicts on the source's claims. This
+distances). :func:`source_claims` turns the numbers into verdicts on the sources' claims. This
 module computes only; :mod:`mnistlab.viz.embed` draws the results.
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ __all__ = [
     "available_backends", "tsne",
     "knn_accuracy", "trustworthiness", "class_separation", "BackendComparison", "compare_backends",
     "tsne_scaling", "speedups", "time_exponents", "KNNReport", "knn_report", "class_centroids", "pair_distances",
-    "same_class_closer", "HOLDS", "PARTLY", "FAILS", "NOT_APPLICABLE", "source_claims", "features",
+    "same_class_closer", "CLUSTER_MIN", "SEPARATED_MIN", "extrapolated_seconds", "source_claims", "features",
 ]
 
 #: Backend name -> (importable module, pip package). Order = preference of ``backend="auto"``.
@@ -572,8 +572,10 @@ def speedups(scaling: pd.DataFrame, fast: str = "opentsne", reference: str = "mu
         seconds / fast seconds) and ``knn_acc_diff`` (fast minus reference 10-NN accuracy). Empty
         when either backend is missing.
     """
-    wide = scaling.pivot_table(index="n", columns="backend", values=["seconds", "knn_acc"])
     cols = [f"{fast}_seconds", f"{reference}_seconds", "speedup", "knn_acc_diff"]
+    if scaling.empty:
+        return pd.DataFrame(columns=cols, index=pd.Index([], name="n"))
+    wide = scaling.pivot_table(index="n", columns="backend", values=["seconds", "knn_acc"])
     if fast not in wide["seconds"].columns or reference not in wide["seconds"].columns:
         return pd.DataFrame(columns=cols, index=pd.Index([], name="n"))
     out = pd.DataFrame({cols[0]: wide["seconds"][fast], cols[1]: wide["seconds"][reference]})
@@ -758,87 +760,124 @@ def same_class_closer(distances: pd.DataFrame) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# The source's claims, checked against the numbers
+# The sources' claims, checked against the numbers
 # --------------------------------------------------------------------------------------------
 
-HOLDS, PARTLY, FAILS, NOT_APPLICABLE = "holds", "partly", "does not hold", "not applicable"
+#: A class "forms a cluster of its own" in a map when most of its points' 10 nearest neighbours there
+#: are of its class, and "is separated" when at least 90% are (cross-validated 10-NN accuracy).
+CLUSTER_MIN, SEPARATED_MIN = 0.5, 0.9
 
 
-def _claim(claim: str, measured: str, verdict: str) -> dict:
-    return {"source claim": claim, "measured here": measured, "verdict": verdict}
+def extrapolated_seconds(scaling: pd.DataFrame, backend: str, n: int) -> tuple[float, bool]:
+    """A backend's seconds for ``n`` points from a :func:`tsne_scaling` table.
+
+    Returns ``(seconds, extrapolated)``: the median of the times measured at ``n`` if the table has
+    any (several repeats may be stacked), else the least-squares line of ``log seconds`` on ``log n``
+    evaluated at ``n`` (NaN with fewer than two sizes).
+    """
+    g = scaling[(scaling["backend"] == backend) & (scaling["seconds"] > 0)]
+    if (g["n"] == n).any():
+        return float(g.loc[g["n"] == n, "seconds"].median()), False
+    if g["n"].nunique() < 2:
+        return math.nan, True
+    slope, intercept = np.polyfit(np.log(g["n"]), np.log(g["seconds"]), 1)
+    return float(np.exp(intercept + slope * math.log(n))), True
 
 
-def source_claims(classes: Sequence[str], *, tsne_knn: float, pca50_knn: float, n_points: int,
-                  report: KNNReport, pc1: pd.DataFrame, speed: pd.DataFrame,
+def source_claims(dataset: str, *, pca: KNNReport, tsne: KNNReport, n_points: int, scaling: pd.DataFrame,
                   separation: dict | None = None) -> pd.DataFrame:
-    """The claims of the notebook's source, each with what this run measured and a verdict.
+    """The sources' claims about PCA and t-SNE of MNIST, each with what this run measured and a computed verdict.
+
+    Rows (see :mod:`mnistlab.studies.claims` for the columns and verdicts), from the Medium
+    article (003): PCA's plane shows "10 different clusters/groups" (every class forms a cluster of
+    its own: :data:`CLUSTER_MIN`) yet is "not enough to separate the classes" (not every class is
+    separated: :data:`SEPARATED_MIN`); in the t-SNE plane "the classes have been split well" (every
+    class separated); "the classes 3 and 8 have some tough time" (the two hardest), "others are
+    pretty good especially (0,1,6)" (the three easiest); MulticoreTSNE "took around 10–15 mins"
+    (its time for ``n_points``, extrapolated from ``scaling`` when not timed there). From the
+    PyTorch repository's README (002), when ``separation`` is given: an untrained network's features
+    separate the classes "a bit more" than the pixels (higher silhouette), and a trained network's
+    "almost completely ... in tight clusters" (the highest silhouette and 10-NN accuracy of at
+    least 95%).
 
     Parameters
     ----------
-    classes : sequence of str
-        Class names of the dataset (claims about digits do not apply to Fashion-MNIST).
-    tsne_knn, pca50_knn : float
-        10-NN accuracy in the 2-D t-SNE plane and in the 50-D PCA space, on the same ``n_points``.
-    report : KNNReport
-        :func:`knn_report` of the t-SNE plane.
-    pc1 : pandas.DataFrame
-        :func:`class_centroids` of the first principal component (column ``dim_1``).
-    speed : pandas.DataFrame
-        :func:`speedups` of the tuned openTSNE over MulticoreTSNE (may be empty).
+    dataset : str
+        The dataset of the run; the sources describe MNIST, so on another one every verdict is
+        "not applicable" (the numbers are still shown).
+    pca, tsne : KNNReport
+        :func:`knn_report` of the PC1-PC2 plane and of the t-SNE plane.
+    n_points : int
+        Points in the t-SNE (the time claim is checked only on all of MNIST, at least 60,000).
+    scaling : pandas.DataFrame
+        :func:`tsne_scaling` with the ``"multicore"`` backend (otherwise the time claim is not
+        applicable), repeats stacked or not; ``scaling.attrs["machine"]`` (a benchmark's machine
+        entry: ``cpu``, ``cores``), when set, names where it ran.
     separation : dict, optional
         ``{"raw pixels"|"untrained network"|"trained network": class_separation(...)}``.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``source claim``, ``measured here``, ``verdict`` (one of ``"holds"``,
-        ``"partly"``, ``"does not hold"``, ``"not applicable"``).
+        A :func:`mnistlab.studies.claims.claims_table`.
     """
-    names = [str(c) for c in classes]
-    digits = all(n.isdigit() for n in names)
+    from . import claims as C
+
+    mnist = dataset == "mnist"
     rows = []
-    gap = tsne_knn - pca50_knn
-    rows.append(_claim("10-NN accuracy in the t-SNE plane is nearly as high as in the 50-D PCA space",
-                       f"2-D {tsne_knn:.4f} vs 50-D {pca50_knn:.4f} on the same {n_points:,} points ({gap:+.4f})",
-                       HOLDS if gap >= -0.01 else FAILS))
-    if speed.empty:
-        rows.append(_claim("the tuned openTSNE is about 10x faster than MulticoreTSNE",
-                           "MulticoreTSNE or openTSNE not installed", NOT_APPLICABLE))
+    pca_acc = pca.per_class.set_index("class")["accuracy"]
+    tsne_acc = tsne.per_class.set_index("class")["accuracy"]
+    k = len(pca_acc)
+    clusters, sep_pca, sep_tsne = (int((pca_acc > CLUSTER_MIN).sum()), int((pca_acc >= SEPARATED_MIN).sum()),
+                                   int((tsne_acc >= SEPARATED_MIN).sum()))
+    plane = f"10-NN accuracy in the PC1-PC2 plane {pca.accuracy:.1%}, by class {pca_acc.min():.1%} to {pca_acc.max():.1%}"
+    rows.append(C.check("medium.pca_clusters", f"{plane}; {clusters} of {k} classes above {CLUSTER_MIN:.0%}",
+                        clusters == k, applicable=mnist,
+                        rule=f"every class forms a cluster of its own: over {CLUSTER_MIN:.0%} of its points' 10 nearest "
+                             "neighbours in the plane are of its class"))
+    rows.append(C.check("medium.pca_not_enough", f"{plane}; {sep_pca} of {k} classes at {SEPARATED_MIN:.0%} or more",
+                        sep_pca < k, applicable=mnist,
+                        rule=f"not every class is separated in the plane (10-NN accuracy of {SEPARATED_MIN:.0%} or more)"))
+    rows.append(C.check("medium.tsne_split",
+                        f"10-NN accuracy in the t-SNE plane of {n_points:,} points {tsne.accuracy:.1%}, by class "
+                        f"{tsne_acc.min():.1%} to {tsne_acc.max():.1%}; {sep_tsne} of {k} classes at {SEPARATED_MIN:.0%} or more",
+                        sep_tsne == k, applicable=mnist,
+                        rule=f"every class is separated in the t-SNE plane (10-NN accuracy of {SEPARATED_MIN:.0%} or more)"))
+    hardest, easiest = tsne.hardest(2), tsne.per_class.sort_values("accuracy", kind="stable")["class"].tail(3).tolist()[::-1]
+    rows.append(C.check("medium.hardest", "hardest in the t-SNE plane: " + ", ".join(f"{c} ({tsne_acc[c]:.1%})" for c in hardest),
+                        set(hardest) == {"3", "8"}, partly=bool(set(hardest) & {"3", "8"}), applicable=mnist,
+                        rule="3 and 8 are the two classes with the lowest 10-NN accuracy in the t-SNE plane (one of them: partly)"))
+    rows.append(C.check("medium.easiest", "easiest in the t-SNE plane: " + ", ".join(f"{c} ({tsne_acc[c]:.1%})" for c in easiest),
+                        set(easiest) == {"0", "1", "6"}, partly=bool(set(easiest) & {"0", "1", "6"}), applicable=mnist,
+                        rule="0, 1 and 6 are the three classes with the highest 10-NN accuracy in the t-SNE plane "
+                             "(some of them: partly)"))
+    has_multicore = "backend" in scaling.columns and (scaling["backend"] == "multicore").any()
+    seconds, extrapolated = extrapolated_seconds(scaling, "multicore", n_points) if has_multicore else (math.nan, True)
+    timed = sorted(scaling.loc[scaling["backend"] == "multicore", "n"].unique()) if has_multicore else []
+    how = f"extrapolated from {', '.join(f'{n:,}' for n in timed)} points" if extrapolated else "timed"
+    machine = scaling.attrs.get("machine") or {}   # a benchmark's machine entry: cpu, cores, ...
+    machine = (", ".join(str(machine[k]) for k in ("cpu", "cores") if machine.get(k)) + " cores" if machine.get("cores")
+               else f"{os.cpu_count()} CPU cores here")
+    if np.isfinite(seconds):
+        rows.append(C.value("medium.tsne_minutes", seconds, subject=f"MulticoreTSNE on {n_points:,} points ({how}; "
+                            f"{machine})", scale=1 / 60, unit=" min", digits=1,
+                            applicable=mnist and n_points >= 60_000,
+                            reason=C.NOT_MNIST if not mnist else f"t-SNE of a subset ({n_points:,} points)"))
     else:
-        ratios = ", ".join(f"{r:.1f}x at {n:,}" for n, r in speed["speedup"].items())
-        top = float(speed["speedup"].iloc[-1])
-        verdict = HOLDS if top >= 8 else (PARTLY if top > speed["speedup"].iloc[0] and top > 1 else FAILS)
-        rows.append(_claim("the tuned openTSNE is about 10x faster than MulticoreTSNE", ratios, verdict))
-    hardest = report.hardest(2)
-    per = report.per_class.set_index("class")["accuracy"]
-    measured = "hardest in 2-D: " + ", ".join(f"{c} ({per[c]:.3f})" for c in hardest)
-    if digits and {"3", "8"} <= set(names):
-        verdict = HOLDS if set(hardest) == {"3", "8"} else (PARTLY if set(hardest) & {"3", "8"} else FAILS)
-        rows.append(_claim("3 and 8 are the hardest classes", measured + f"; 3: {per['3']:.3f}, 8: {per['8']:.3f}",
-                           verdict))
-    else:
-        rows.append(_claim("3 and 8 are the hardest classes", measured, NOT_APPLICABLE))
-    order = pc1.sort_values("dim_1")["class"].tolist()
-    ends = {order[0], order[-1]}
-    measured = f"ends of PC1: {order[0]} (low) and {order[-1]} (high)"
-    rows.append(_claim("0 and 1 sit apart at the two ends of the first principal component", measured,
-                       (HOLDS if ends == {"0", "1"} else PARTLY if ends & {"0", "1"} else FAILS)
-                       if digits else NOT_APPLICABLE))
-    claimed = [{"4", "9"}, {"4", "7"}, {"7", "9"}, {"3", "5"}, {"3", "8"}, {"5", "8"}]
-    top = [set(p) for p in report.top_pairs(len(claimed))]
-    found = sum(p in top for p in claimed)
-    measured = "most overlapping pairs (10-NN): " + ", ".join("-".join(p) for p in report.top_pairs(len(claimed)))
-    rows.append(_claim("4-9-7 and 3-5-8 are the groups of neighbouring, confusable clusters",
-                       measured + f"; {found} of the 6 claimed pairs among them",
-                       (HOLDS if found >= 4 else PARTLY if found else FAILS) if digits else NOT_APPLICABLE))
+        rows.append(C.check("medium.tsne_minutes", "MulticoreTSNE not timed at two sizes", False, applicable=False,
+                            reason="MulticoreTSNE not installed or not timed", rule="its time on all of MNIST"))
     if separation:
-        sil = {k: v["silhouette"] for k, v in separation.items()}
-        trained = sil.get("trained network", np.nan)
-        others = [v for k, v in sil.items() if k != "trained network"]
-        rows.append(_claim("training (not the architecture) separates the classes",
-                           ", ".join(f"{k}: silhouette {v:.3f}" for k, v in sil.items()),
-                           HOLDS if others and trained > max(others) else FAILS))
-    return pd.DataFrame(rows, columns=["source claim", "measured here", "verdict"])
+        sil = {name: float(v["silhouette"]) for name, v in separation.items()}
+        knn = {name: float(v["knn_acc"]) for name, v in separation.items()}
+        words = "; ".join(f"{name}: silhouette {sil[name]:.3f}, 10-NN {knn[name]:.1%}" for name in sil)
+        raw, untrained, trained = (sil.get(n, math.nan) for n in ("raw pixels", "untrained network", "trained network"))
+        rows.append(C.check("lenet.tsne_untrained", words, untrained > raw, applicable=mnist,
+                            rule="an untrained network's features have a higher silhouette than the raw pixels"))
+        rows.append(C.check("lenet.tsne_trained", words,
+                            trained > max(raw, untrained) and knn.get("trained network", 0.0) >= 0.95, applicable=mnist,
+                            rule="the trained network's features have the highest silhouette and a 10-NN accuracy "
+                                 "of 95% or more"))
+    return C.claims_table(rows)
 
 
 from ..training.loop import features  # noqa: E402  (re-exported: penultimate features of a network)

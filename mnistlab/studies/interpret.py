@@ -32,8 +32,11 @@ Examples
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import queue as queue_module
+import threading
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -47,6 +50,7 @@ from tqdm.auto import tqdm
 from .._util import eval_mode
 from ..data.datasets import ImageSet, as_imageset, dataset_info, kfold_indices
 from ..models.registry import preprocessing_of
+from ..training.callbacks import Callback
 from ..training.recorder import layer_names
 
 __all__ = [
@@ -55,7 +59,8 @@ __all__ = [
     "randomization_check", "RandomizationCheck",
     "conv_layers", "feature_maps", "first_layer_filters", "channel_class_means", "top_activating",
     "class_maximization",
-    "expected_calibration_error", "reliability_table", "fit_temperature", "calibrate", "Calibration",
+    "expected_calibration_error", "reliability_table", "merge_sparse_bins", "wilson_interval", "fit_temperature",
+    "calibrate", "Calibration",
     "label_issues", "flip_labels", "out_of_fold_probs_for", "flipped_label_check",
     "PERTURBATIONS", "perturb", "robustness",
 ]
@@ -299,7 +304,7 @@ class Interpretation:
         Interpretation
         """
         pm = pixel_model(model)
-        data = as_imageset(data, pm.dataset)
+        data = as_imageset(data, pm.dataset, need_labels=True)
         logits = model_logits(pm, data, batch_size=batch_size, progress=progress).astype(np.float64)
         log_probs = logits - _logsumexp(logits)
         return cls(log_probs, data.labels.numpy(), images=data.images, logits=logits, dataset=data.dataset)
@@ -585,12 +590,19 @@ class Attribution:
     delta : ndarray (N,) or None
         Integrated Gradients' convergence delta: sum of attributions minus
         ``F(x) - F(baseline)`` (``None`` for the other methods).
+    steps : int or None
+        Integrated Gradients' number of steps (``None`` for the other methods).
+    resolution : (int, int) or None
+        Grad-CAM: the height and width of the last conv layer's maps the attribution was computed
+        on before it was upsampled to 28 x 28 (``None`` for the other methods).
     """
 
     method: str
     maps: np.ndarray
     targets: np.ndarray
     delta: np.ndarray | None = None
+    steps: int | None = None
+    resolution: tuple | None = None
 
 
 def conv_layers(model) -> list[tuple[str, nn.Conv2d]]:
@@ -677,7 +689,7 @@ def attribute(model, images, targets, method: str = "saliency", *, batch_size: i
     x_all = as_pixels(images)
     t_all = _targets(targets, len(x_all))
     dev = next(pm.parameters()).device
-    maps, deltas = [], []
+    maps, deltas, resolution = [], [], None
     with eval_mode(pm), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for i in tqdm(range(0, len(x_all), batch_size), desc=method, unit="batch", disable=not progress, leave=False):
@@ -702,12 +714,14 @@ def attribute(model, images, targets, method: str = "saliency", *, batch_size: i
                 for f, net in members:
                     layer = conv_layers(net)[-1][1]
                     g = LayerGradCam(f, layer).attribute(x, target=t, relu_attributions=False)
+                    resolution = tuple(int(v) for v in g.shape[-2:])
                     acc = acc + LayerAttribution.interpolate(g, tuple(x.shape[-2:]), interpolate_mode="bilinear")
                 a = acc / len(members)
             maps.append(a.detach().float().cpu()[:, 0])
     out = torch.cat(maps).numpy() if maps else np.zeros((0, 28, 28), np.float32)
     delta = torch.cat(deltas).numpy() if deltas else None
-    return Attribution(method, out, t_all, delta)
+    return Attribution(method, out, t_all, delta, steps=int(n_steps) if method == "integrated_gradients" else None,
+                       resolution=resolution)
 
 
 def contrast(model, images, towards: int, away: int, method: str = "integrated_gradients", **kwargs) -> Attribution:
@@ -1127,17 +1141,44 @@ def expected_calibration_error(probs, labels, n_bins: int = 15) -> float:
     return float(multiclass_calibration_error(p, y, num_classes=p.shape[1], n_bins=n_bins, norm="l1"))
 
 
+def wilson_interval(correct, n, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of each proportion ``correct / n`` (SciPy ``binomtest``); always inside [0, 1].
+
+    Parameters
+    ----------
+    correct, n : int or array of int
+        Successes and trials; ``n = 0`` gives NaN.
+    confidence : float
+
+    Returns
+    -------
+    (low, high) : two float arrays of the shape of ``n``
+    """
+    from scipy.stats import binomtest
+
+    k, m = np.broadcast_arrays(np.asarray(correct, dtype=np.int64), np.asarray(n, dtype=np.int64))
+    low, high = np.full(k.size, np.nan), np.full(k.size, np.nan)
+    for i, (ki, mi) in enumerate(zip(k.ravel(), m.ravel())):
+        if mi > 0:
+            ci = binomtest(int(ki), int(mi)).proportion_ci(confidence, method="wilson")
+            low[i], high[i] = ci.low, ci.high
+    return low.reshape(k.shape), high.reshape(k.shape)
+
+
 def reliability_table(probs, labels, n_bins: int = 15) -> pd.DataFrame:
     """Reliability diagram data: confidence of the top class against accuracy, per confidence bin.
 
     Bins are the equal-width bins ``(k/n_bins, (k+1)/n_bins]`` torchmetrics uses for the ECE,
     so ``sum(count * |accuracy - confidence|) / N`` equals :func:`expected_calibration_error`.
+    Bins with a handful of images have wide intervals; :func:`merge_sparse_bins` joins them for
+    a diagram.
 
     Returns
     -------
     DataFrame
-        One row per bin: ``low``, ``high``, ``count``, ``confidence`` (mean), ``accuracy``
-        (NaN in empty bins), ``gap`` (accuracy - confidence).
+        One row per bin: ``low``, ``high``, ``count``, ``correct`` (images classified correctly),
+        ``confidence`` (mean), ``accuracy`` (NaN in empty bins), ``ci_low``, ``ci_high`` (95%
+        Wilson interval of the accuracy, NaN in empty bins), ``gap`` (accuracy - confidence).
     """
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels)
@@ -1145,13 +1186,65 @@ def reliability_table(probs, labels, n_bins: int = 15) -> pd.DataFrame:
     edges = np.linspace(0, 1, n_bins + 1)
     b = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
     df = pd.DataFrame({"bin": b, "confidence": conf, "accuracy": (pred == labels).astype(float)})
-    agg = df.groupby("bin").agg(count=("confidence", "size"), confidence=("confidence", "mean"),
-                                accuracy=("accuracy", "mean")).reindex(range(n_bins))
+    agg = df.groupby("bin").agg(count=("confidence", "size"), correct=("accuracy", "sum"),
+                                confidence=("confidence", "mean"), accuracy=("accuracy", "mean")).reindex(range(n_bins))
     agg["count"] = agg["count"].fillna(0).astype(int)
+    agg["correct"] = agg["correct"].fillna(0).astype(int)
     agg.insert(0, "low", edges[:-1])
     agg.insert(1, "high", edges[1:])
+    agg["ci_low"], agg["ci_high"] = wilson_interval(agg["correct"].to_numpy(), agg["count"].to_numpy())
     agg["gap"] = agg["accuracy"] - agg["confidence"]
     return agg.reset_index(drop=True)
+
+
+def merge_sparse_bins(table: pd.DataFrame, min_count: int = 30) -> pd.DataFrame:
+    """Join neighbouring bins of a :func:`reliability_table` until each holds at least ``min_count`` images.
+
+    Going from low to high confidence, non-empty bins are pooled until the pool holds
+    ``min_count`` images; a remainder at the high end joins the last pool. The accuracy of a
+    bin of ten images moves by 10 points with one image, so such bins make a reliability
+    diagram zig-zag; pooled bins carry fewer, sturdier points. With fewer than ``min_count``
+    images in all, nothing is left.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`reliability_table` (``low``, ``high``, ``count``, ``correct``, ``confidence``).
+    min_count : int
+
+    Returns
+    -------
+    DataFrame
+        The columns of :func:`reliability_table` (the pooled bin's range, images, correct ones,
+        mean confidence, accuracy with its 95% Wilson interval, gap) plus ``bins``, the number
+        of non-empty input bins pooled.
+    """
+    if int(min_count) < 1:
+        raise ValueError(f"min_count must be at least 1, got {min_count!r}.")
+    pools, cur = [], None
+    for r in table[table["count"] > 0].itertuples(index=False):
+        row = {"low": r.low, "high": r.high, "count": int(r.count), "correct": int(r.correct),
+               "conf_sum": r.confidence * r.count, "bins": 1}
+        cur = row if cur is None else {"low": cur["low"], "high": row["high"], "count": cur["count"] + row["count"],
+                                       "correct": cur["correct"] + row["correct"],
+                                       "conf_sum": cur["conf_sum"] + row["conf_sum"], "bins": cur["bins"] + 1}
+        if cur["count"] >= min_count:
+            pools.append(cur)
+            cur = None
+    if cur is not None and pools:
+        last = pools.pop()
+        pools.append({"low": last["low"], "high": cur["high"], "count": last["count"] + cur["count"],
+                      "correct": last["correct"] + cur["correct"], "conf_sum": last["conf_sum"] + cur["conf_sum"],
+                      "bins": last["bins"] + cur["bins"]})
+    cols = ["low", "high", "count", "correct", "confidence", "accuracy", "ci_low", "ci_high", "gap", "bins"]
+    if not pools:
+        return pd.DataFrame(columns=cols)
+    out = pd.DataFrame(pools)
+    out["confidence"] = out.pop("conf_sum") / out["count"]
+    out["accuracy"] = out["correct"] / out["count"]
+    out["ci_low"], out["ci_high"] = wilson_interval(out["correct"].to_numpy(), out["count"].to_numpy())
+    out["gap"] = out["accuracy"] - out["confidence"]
+    return out[cols]
 
 
 def fit_temperature(logits, labels, bounds: tuple[float, float] = (0.05, 20.0)) -> float:
@@ -1199,9 +1292,14 @@ class Calibration:
         Rows ``before`` / ``after`` (on the evaluation split): ``ece``, ``nll``, ``accuracy``,
         ``mean_confidence``.
     before, after : DataFrame
-        :func:`reliability_table` on the evaluation split.
+        :func:`reliability_table` on the evaluation split (equal-width bins, those of the ECE).
     val_indices, eval_indices : ndarray
         Dataset indices of the two splits.
+    diagram : DataFrame
+        What a reliability diagram draws: ``before`` and ``after`` pooled by
+        :func:`merge_sparse_bins` to at least ``min_count`` images a bin, stacked with a column
+        ``which`` ("before" / "after").
+    min_count : int
     """
 
     temperature: float
@@ -1210,6 +1308,13 @@ class Calibration:
     after: pd.DataFrame
     val_indices: np.ndarray
     eval_indices: np.ndarray = field(repr=False)
+    diagram: pd.DataFrame | None = field(default=None, repr=False)
+    min_count: int = 30
+
+    def __post_init__(self):
+        if self.diagram is None:
+            self.diagram = pd.concat([merge_sparse_bins(t, self.min_count).assign(which=w)
+                                      for w, t in (("before", self.before), ("after", self.after))], ignore_index=True)
 
     @property
     def ece_before(self) -> float:
@@ -1222,7 +1327,8 @@ class Calibration:
         return float(self.summary.loc["after", "ece"])
 
 
-def calibrate(interp: Interpretation, val_fraction: float = 0.5, seed: int = 0, n_bins: int = 15) -> Calibration:
+def calibrate(interp: Interpretation, val_fraction: float = 0.5, seed: int = 0, n_bins: int = 15,
+              min_count: int = 30) -> Calibration:
     """Temperature scaling fitted on a stratified validation split, judged on the rest.
 
     Parameters
@@ -1234,6 +1340,9 @@ def calibrate(interp: Interpretation, val_fraction: float = 0.5, seed: int = 0, 
     seed : int
         The split.
     n_bins : int
+        Equal-width confidence bins of the ECE and the reliability tables.
+    min_count : int
+        Fewest images a bin of the diagram holds (:func:`merge_sparse_bins`).
 
     Returns
     -------
@@ -1258,7 +1367,8 @@ def calibrate(interp: Interpretation, val_fraction: float = 0.5, seed: int = 0, 
         tables[name] = reliability_table(p, y, n_bins)
     summary = pd.DataFrame(rows).T
     summary.index.name = f"T = {t:.3f}"
-    return Calibration(t, summary, tables["before"], tables["after"], interp.indices[val], interp.indices[ev])
+    return Calibration(t, summary, tables["before"], tables["after"], interp.indices[val], interp.indices[ev],
+                       min_count=int(min_count))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1328,15 +1438,101 @@ def flip_labels(labels, fraction: float = 0.05, num_classes: int | None = None, 
     return noisy, flipped
 
 
+class _StepReporter(Callback):
+    """Tells ``sink`` (``sink.put(n)``) how many optimizer steps finished, every ``every`` steps and at the end."""
+
+    def __init__(self, sink, every: int = 4):
+        self.sink, self.every, self.n = sink, int(every), 0
+
+    def on_batch_end(self, state) -> None:
+        self.n += 1
+        if self.n >= self.every:
+            self._flush()
+
+    def on_train_end(self, state) -> None:
+        self._flush()
+
+    def _flush(self) -> None:
+        if self.n:
+            self.sink.put(self.n)
+            self.n = 0
+
+
+class _BarSink:
+    """A ``put(n)`` that advances a tqdm bar (for folds trained in this process)."""
+
+    def __init__(self, bar):
+        self.bar = bar
+
+    def put(self, n: int) -> None:
+        self.bar.update(n)
+
+
+@contextlib.contextmanager
+def _step_progress(total: int, desc: str, progress: bool, workers: int):
+    """A tqdm bar over ``total`` training steps; yields the sink that fold tasks report their steps to.
+
+    Folds trained here report straight to the bar; folds trained in worker processes report
+    through a queue of a multiprocessing manager that a thread of this process reads, so the bar
+    moves while the folds train instead of waiting at 0 until the first fold ends. Yields None
+    when ``progress`` is False.
+    """
+    if not progress:
+        yield None
+        return
+    bar = tqdm(total=total, desc=desc, unit="step")
+    if workers <= 1:
+        try:
+            yield _BarSink(bar)
+        finally:
+            bar.close()
+        return
+    import multiprocessing as mp
+
+    manager = mp.get_context("spawn").Manager()
+    q, stop = manager.Queue(), threading.Event()
+    bar.set_postfix_str(f"starting {workers} worker processes", refresh=True)   # until the first step arrives
+
+    def pump():
+        first = True
+        while True:
+            try:
+                n = q.get(timeout=0.1)
+                if first:
+                    bar.set_postfix_str("", refresh=False)
+                    first = False
+                bar.update(n)
+            except queue_module.Empty:
+                if stop.is_set():
+                    return
+            except (EOFError, OSError):      # the manager went away
+                return
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    try:
+        yield q
+    finally:
+        stop.set()
+        thread.join()
+        manager.shutdown()
+        bar.close()
+
+
 def _fold_probs(images: torch.Tensor, labels: torch.Tensor, dataset: str, config: dict, train_idx: np.ndarray,
-                held_out: np.ndarray, seed: int, device) -> np.ndarray:
-    """Train ``config`` on ``train_idx`` and predict ``held_out`` (one fold; runs in a worker process)."""
+                held_out: np.ndarray, seed: int, device, sink=None) -> np.ndarray:
+    """Train ``config`` on ``train_idx`` and predict ``held_out`` (one fold; runs in a worker process).
+
+    ``sink`` (optional) receives the number of finished optimizer steps as training goes.
+    """
     from ..training.config import as_config
     from ..training.loop import predict
     from ..training.recipes import train_model
 
     data = ImageSet(images, labels, dataset)
-    model, _ = train_model(as_config(config), data.subset(train_idx), seed=seed, device=device)
+    callbacks = [] if sink is None else [_StepReporter(sink)]
+    model, _ = train_model(as_config(config), data.subset(train_idx), seed=seed, device=device, callbacks=callbacks,
+                           progress=False)
     return predict(model, data.subset(held_out), device=device)
 
 
@@ -1359,6 +1555,8 @@ def out_of_fold_probs_for(data, recipe: str = "fast", k: int = 5, seed: int = 0,
         with ``cores // workers`` torch threads); other thread counts change the probabilities only
         by float rounding.
     progress : bool
+        One bar over the optimizer steps of all folds (it moves while each fold trains, also in
+        worker processes), not over the folds.
     **changes
         Recipe changes, e.g. ``epochs=3``.
 
@@ -1369,11 +1567,14 @@ def out_of_fold_probs_for(data, recipe: str = "fast", k: int = 5, seed: int = 0,
     from ..experiments.executors import map_tasks
     from ..training.recipes import get_recipe
 
-    data = as_imageset(data)
-    cfg = get_recipe(recipe, **changes).but(dataset=data.dataset).to_dict()
+    data = as_imageset(data, need_labels=True)
+    recipe_cfg = get_recipe(recipe, **changes).but(dataset=data.dataset)
+    cfg = recipe_cfg.to_dict()
     folds = kfold_indices(len(data), k=k, seed=seed)
-    tasks = [(data.images, data.labels, data.dataset, cfg, tr, va, seed, device) for tr, va in folds]
-    outs = map_tasks(_fold_probs, tasks, workers=workers, progress=progress, desc=f"{k}-fold {recipe}")
+    total = sum(recipe_cfg.epochs * math.ceil(len(tr) / recipe_cfg.batch_size) for tr, _ in folds)
+    with _step_progress(total, f"{k}-fold {recipe}, training steps", progress, workers) as sink:
+        tasks = [(data.images, data.labels, data.dataset, cfg, tr, va, seed, device, sink) for tr, va in folds]
+        outs = map_tasks(_fold_probs, tasks, workers=workers, progress=False, desc=f"{k}-fold {recipe}")
     probs = np.zeros((len(data), outs[0].shape[1]), np.float32)
     for (_, va), p in zip(folds, outs):
         probs[va] = p
@@ -1401,7 +1602,7 @@ def flipped_label_check(data, fraction: float = 0.05, k: int = 5, seed: int = 0,
         ``n_flipped`` highest-ranked issues), ``flipped`` (positions), ``issues`` (DataFrame of
         :func:`label_issues` with a ``flipped`` column).
     """
-    data = as_imageset(data)
+    data = as_imageset(data, need_labels=True)
     noisy, flipped = flip_labels(data.labels.numpy(), fraction, seed=seed)
     noisy_set = ImageSet(data.images, torch.as_tensor(noisy), data.dataset)
     probs = out_of_fold_probs_for(noisy_set, recipe, k=k, seed=seed, device=device, workers=workers,
@@ -1504,9 +1705,7 @@ def robustness(models: Mapping[str, object], data, levels: Mapping[str, Sequence
         Columns ``model``, ``perturbation``, ``unit``, ``level``, ``acc``, ``ci_low``,
         ``ci_high`` (95% Wilson interval of the accuracy, SciPy ``binomtest``), ``n``.
     """
-    from scipy.stats import binomtest
-
-    data = as_imageset(data)
+    data = as_imageset(data, need_labels=True)
     levels = {k: v[1] for k, v in PERTURBATIONS.items()} if levels is None else dict(levels)
     pms = {name: pixel_model(m) for name, m in models.items()}
     y = data.labels.numpy()
@@ -1516,7 +1715,7 @@ def robustness(models: Mapping[str, object], data, levels: Mapping[str, Sequence
         imgs = perturb(data.images, kind, lv, seed=seed)
         for name, pm in pms.items():
             correct = int((model_logits(pm, imgs, batch_size).argmax(1) == y).sum())
-            ci = binomtest(correct, len(y)).proportion_ci(0.95, method="wilson")
+            ci_low, ci_high = wilson_interval(correct, len(y))
             rows.append({"model": name, "perturbation": kind, "unit": PERTURBATIONS[kind][0], "level": lv,
-                         "acc": correct / len(y), "ci_low": ci.low, "ci_high": ci.high, "n": len(y)})
+                         "acc": correct / len(y), "ci_low": float(ci_low), "ci_high": float(ci_high), "n": len(y)})
     return pd.DataFrame(rows)

@@ -4,9 +4,17 @@
 each parameterised layer (convolutions and linear layers by default), a histogram of the weights,
 of the gradients (after ``backward``, before the optimizer step) and of the updates (the change
 the step made), over bin edges shared by every frame of a layer and quantity so that frames are
-comparable over training. The edges are set at the first record (+- 3 max |x|) and doubled whenever a
-later record holds values beyond them; the frames recorded before are then merged into the wider
-bins, which is exact, so the edges always cover the data of every record. Beside the
+comparable over training. The edges are set at the first record (+- 3 max |x|; +- 30 max |x| for
+asinh bins) and doubled whenever a later record holds values beyond them; the frames recorded
+before are then merged into the wider bins, which is exact, so the edges always cover the data of
+every record.
+
+Weights are binned linearly. Gradients and updates are binned evenly in ``asinh(x / w)`` (``binning``;
+``w`` = max |x| of the first record / 1000): linear within +- w, logarithmic beyond, so a frame
+whose values are 10 or 100 times smaller than the first record's still spreads over many bins.
+That matters for adaptive optimizers: RMSprop's first step moves every weight by exactly +- 10 lr
+(its squared-gradient average starts at zero), its later steps by about lr and less, so linear bins
+fitted to the first step would squeeze every later frame into a few central bins. Beside the
 counts it keeps summary numbers (mean, std, mean and max absolute value, norm, excess kurtosis,
 fraction outside the first record's edges; for updates also ``ratio`` = ||dw|| / ||w||), and forward hooks on the
 activation modules record the activations' mean, std and the fractions of zero outputs, of dead
@@ -52,7 +60,7 @@ from .checkpoint import atomic_write
 __all__ = [
     "QUANTITIES", "STATISTICS", "ACTIVATION_STATISTICS", "LAYER_TYPES", "ACTIVATION_TYPES",
     "HistogramFrames", "parameterised_layers", "tensor_statistics", "ActivationHooks", "activation_statistics",
-    "HistogramRecorder", "SnapshotRecorder", "merge_bins", "layer_names",
+    "HistogramRecorder", "SnapshotRecorder", "merge_bins", "layer_names", "BINNINGS",
 ]
 
 QUANTITIES = ("weights", "gradients", "updates")
@@ -72,7 +80,14 @@ ACTIVATION_TYPES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, n
 
 _PREFIX = {nn.Linear: "fc", nn.Conv1d: "conv", nn.Conv2d: "conv", nn.Conv3d: "conv",
            nn.BatchNorm1d: "bn", nn.BatchNorm2d: "bn", nn.LayerNorm: "ln", nn.Embedding: "emb"}
-_DEFAULT_RANGE_FACTOR = {"weights": 3.0, "gradients": 3.0, "updates": 3.0}
+_DEFAULT_RANGE_FACTOR = {"linear": 3.0, "asinh": 30.0}
+"""Default ``range_factor`` by binning: asinh bins are cheap to make wide (a decade costs few bins), so
+they leave room for a gradient that grows tenfold before the edges have to double."""
+BINNINGS = ("linear", "asinh")
+"""How :class:`HistogramRecorder` can space its bins: evenly in x, or evenly in asinh(x / linear width)."""
+_DEFAULT_BINNING = {"weights": "linear", "gradients": "asinh", "updates": "asinh"}
+_DEFAULT_DECADES = 3.0
+"""asinh bins: the linear width is 10**-decades times the first record's max |x|."""
 _MAX_DOUBLINGS = 64
 """How often a layer's automatic edges may double (2**64 times the first record's range)."""
 
@@ -155,8 +170,8 @@ def parameterised_layers(model: nn.Module, types: Sequence[type] | None = LAYER_
 
 
 def _segment_record(x: torch.Tensor, seg: torch.Tensor, sizes: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
-                    bins: int, grow: tuple[torch.Tensor, torch.Tensor] | None = None
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+                    bins: int, grow: tuple[torch.Tensor, torch.Tensor] | None = None,
+                    scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Histogram counts and :data:`STATISTICS` of several tensors at once, with no host synchronisation.
 
     ``x`` is the float32 concatenation of L flattened tensors, ``seg`` (same length) the tensor
@@ -172,6 +187,10 @@ def _segment_record(x: torch.Tensor, seg: torch.Tensor, sizes: torch.Tensor, lo:
     ``centre +- half * 2**k'`` hold every finite value (for edges centred on 0, which automatic
     edges are), and the counts are taken over those edges. ``outside`` stays relative to
     ``lo`` / ``hi``.
+
+    ``scale`` (L,) float32, optional: layers with ``scale > 0`` are binned by ``u = asinh(x / scale)``
+    (the formula above with ``u`` for ``x``) and their ``lo`` / ``hi`` are in ``u``; the
+    statistics are always those of ``x``.
 
     Returns
     -------
@@ -200,19 +219,25 @@ def _segment_record(x: torch.Tensor, seg: torch.Tensor, sizes: torch.Tensor, lo:
     kurt = torch.where(m2 > 0, m4 / (m2 * m2) - 3.0, torch.full_like(m2, float("nan")))
     a = xs.abs()
     amax = torch.zeros(L, dtype=x.dtype, device=x.device).scatter_reduce_(0, seg, a, reduce="amax")
-    outside = seg_sum((((x < lo_s) | (x > hi_s)) & finite).to(x.dtype)) / n
+    vb, amax_b = xs, amax                                   # what is binned: x, or asinh(x / scale)
+    if scale is not None:
+        logb = scale > 0
+        safe = torch.where(logb, scale, torch.ones_like(scale))
+        vb = torch.where(logb[seg], torch.asinh(xs / safe[seg]), xs)
+        amax_b = torch.where(logb, torch.asinh(amax / safe), amax)
+    outside = seg_sum((((vb < lo_s) | (vb > hi_s)) & finite).to(x.dtype)) / n
     stats = torch.stack([mean, m2.sqrt(), seg_sum(a) / n, amax, seg_sum(xs * xs).sqrt(), kurt, outside,
                          1.0 - n / sizes.to(x.dtype)], dim=1)
     k = None
     if grow is not None:
         k_prev, can = grow
         half = (hi - lo) * 0.5
-        need = torch.ceil(torch.log2(torch.clamp(amax / half, min=1.0))).clamp_(max=_MAX_DOUBLINGS)
+        need = torch.ceil(torch.log2(torch.clamp(amax_b / half, min=1.0))).clamp_(max=_MAX_DOUBLINGS)
         k = torch.where(can, torch.maximum(k_prev, need), k_prev)
         centre, span = (hi + lo) * 0.5, (half * torch.exp2(k)).clamp_(max=1e38)
         lo, hi = centre - span, centre + span
         lo_s, hi_s = lo[seg], hi[seg]
-    pos = ((torch.minimum(torch.maximum(xs, lo_s), hi_s) - lo_s) / (hi_s - lo_s) * bins).long().clamp_(0, bins - 1)
+    pos = ((torch.minimum(torch.maximum(vb, lo_s), hi_s) - lo_s) / (hi_s - lo_s) * bins).long().clamp_(0, bins - 1)
     counts = torch.zeros(L * bins, dtype=x.dtype, device=x.device).index_add_(0, seg * bins + pos, w)
     return counts.reshape(L, bins), stats, k
 
@@ -417,6 +442,9 @@ class HistogramFrames:
     counts : numpy.ndarray
         ``(F, L, bins)`` int64 counts; values outside the edges (only with explicit ``ranges``,
         or beyond 2**64 times the first record's range) are in the first / last bin.
+    scale : numpy.ndarray or None
+        ``(L,)`` per layer the linear width ``w`` of asinh bins (the edges are evenly spaced in
+        ``asinh(x / w)``: linear within +- w, logarithmic beyond), 0 for linear bins; None: all linear.
     """
 
     quantity: str
@@ -425,11 +453,22 @@ class HistogramFrames:
     epochs: np.ndarray
     edges: np.ndarray
     counts: np.ndarray
+    scale: np.ndarray | None = None
+
+    def linear_width(self, layer: int) -> float:
+        """The linear width of a layer's asinh bins, 0.0 for linear bins."""
+        return 0.0 if self.scale is None else float(self.scale[layer])
 
     @property
     def centers(self) -> np.ndarray:
-        """``(L, bins)`` bin centres."""
-        return 0.5 * (self.edges[:, 1:] + self.edges[:, :-1])
+        """``(L, bins)`` bin centres (for asinh bins the middle in ``asinh(x / w)``)."""
+        mid = 0.5 * (self.edges[:, 1:] + self.edges[:, :-1])
+        for l in range(len(self.edges)):
+            w = self.linear_width(l)
+            if w > 0:
+                u = np.arcsinh(self.edges[l] / w)
+                mid[l] = w * np.sinh(0.5 * (u[1:] + u[:-1]))
+        return mid
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -452,14 +491,24 @@ class HistogramRecorder(Callback):
         training batches of the recorded steps.
     range_factor : dict, optional
         Bin edges are set at the first record of each layer and quantity as
-        ``+- factor * max|x|``; default 3.0 for each quantity.
+        ``+- factor * max|x|``; default 3.0 for linear and 30.0 for asinh bins.
+    binning : dict, optional
+        Per quantity "linear" (bins evenly spaced in x) or "asinh" (evenly spaced in
+        ``asinh(x / w)`` with the linear width ``w = max|x| * 10**-decades`` of the first record:
+        linear within +- w, logarithmic beyond). Default: linear for weights, asinh for gradients
+        and updates, whose later frames can be orders of magnitude narrower than the first
+        (RMSprop's first update is exactly +- 10 lr). Explicit ``ranges`` are always linear.
+    decades : float
+        For asinh bins: how many decades below the first record's max |x| the logarithmic part
+        reaches (default 3).
     ranges : dict, optional
         Explicit edges ``{(quantity, layer): (lo, hi)}`` or ``{quantity: (lo, hi)}`` overriding
         ``range_factor``; they are kept as given (never widened).
     widen : bool
         Double a layer's automatic edges whenever a record holds values beyond them, and merge
         the frames recorded before into the wider bins (exact: each old bin falls inside one new
-        bin; needs an even ``bins``), so that the edges cover every record. With False the edges
+        bin; needs an even ``bins``), so that the edges cover every record (asinh bins double their
+        range in ``asinh(x / w)``, which widens them far more in x). With False the edges
         stay those of the first record and values beyond them are counted in the outermost bins.
     layer_types : sequence of module classes, optional
         Layers to record (default :data:`LAYER_TYPES`); ``None``: every module with a weight.
@@ -491,7 +540,8 @@ class HistogramRecorder(Callback):
     def __init__(self, every: int = 50, bins: int = 64, quantities: Sequence[str] = QUANTITIES,
                  activations: bool = True, range_factor: Mapping[str, float] | None = None,
                  ranges: Mapping | None = None, layer_types: Sequence[type] | None = LAYER_TYPES,
-                 sync_every: int = 32, final: bool = True, widen: bool = True):
+                 sync_every: int = 32, final: bool = True, widen: bool = True,
+                 binning: Mapping[str, str] | None = None, decades: float = _DEFAULT_DECADES):
         if int(every) < 1:
             raise ValueError(f"every must be a positive number of steps, got {every!r}.")
         if int(bins) < 2:
@@ -504,7 +554,15 @@ class HistogramRecorder(Callback):
             raise ValueError(f"Unknown quantities {unknown}; choose from {QUANTITIES}.")
         self.every, self.bins, self.quantities = int(every), int(bins), tuple(quantities)
         self.record_activations = bool(activations)
-        self.range_factor = {**_DEFAULT_RANGE_FACTOR, **(range_factor or {})}
+        self.binning = {**_DEFAULT_BINNING, **(binning or {})}
+        bad = {q: b for q, b in self.binning.items() if q not in QUANTITIES or b not in BINNINGS}
+        if bad:
+            raise ValueError(f"binning {bad}: give quantities of {QUANTITIES} each one of {BINNINGS}.")
+        self.range_factor = {q: float((range_factor or {}).get(q, _DEFAULT_RANGE_FACTOR[self.binning[q]]))
+                             for q in QUANTITIES}
+        if not float(decades) > 0:
+            raise ValueError(f"decades must be positive, got {decades!r}.")
+        self.decades = float(decades)
         self.ranges = dict(ranges or {})
         self.layer_types = layer_types
         self.sync_every = max(1, int(sync_every))
@@ -527,7 +585,7 @@ class HistogramRecorder(Callback):
         return {"every": self.every, "bins": self.bins, "quantities": list(self.quantities),
                 "activations": self.record_activations, "range_factor": self.range_factor,
                 "ranges": {str(k): list(v) for k, v in self.ranges.items()}, "layer_types": types, "final": self.final,
-                "widen": self.widen}
+                "widen": self.widen, "binning": {q: self.binning[q] for q in self.quantities}, "decades": self.decades}
 
     # ---- state ------------------------------------------------------------------------------
     def _reset(self) -> None:
@@ -536,7 +594,9 @@ class HistogramRecorder(Callback):
         self.activation_names: list[str] = []
         self._edges: dict[str, np.ndarray] = {}     # current edges (L, bins + 1) of the stored frames
         self._edge_t: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}   # first-record edges on the device
-        self._base: dict[str, np.ndarray] = {}      # first-record edges (L, 2) float64
+        self._base: dict[str, np.ndarray] = {}      # first-record edges (L, 2) float64 (in asinh(x / w) for asinh bins)
+        self._scale: dict[str, np.ndarray] = {}     # (L,) linear width w of asinh bins, 0 for linear bins
+        self._scale_t: dict[str, torch.Tensor] = {}  # the same on the device, float32
         self._grow: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}     # (doublings so far, may grow) on the device
         self._doublings: dict[str, np.ndarray] = {}  # (L,) int: doublings of the stored frames' edges
         self._seg: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -632,20 +692,28 @@ class HistogramRecorder(Callback):
             parts = flat.split([int(p.numel()) for p in self._params])
             for name, t in zip(self.layers, parts):
                 explicit = self.ranges.get((quantity, name), self.ranges.get(quantity))
+                w = 0.0
                 if explicit is not None:
                     lo, hi = float(explicit[0]), float(explicit[1])
                     if not hi > lo:
                         raise ValueError(f"ranges[{quantity!r}, {name!r}] = {explicit!r}: the upper edge must exceed the lower.")
                 else:
-                    lo, hi = _edge_range(t, float(self.range_factor[quantity]))
-                ranges.append((lo, hi, self.widen and explicit is None))
+                    factor = float(self.range_factor[quantity])
+                    lo, hi = _edge_range(t, factor)
+                    if self.binning[quantity] == "asinh":   # the same +- factor max|x|, counted in asinh(x / w)
+                        w = hi / factor * 10.0 ** -self.decades
+                        lo, hi = -float(np.arcsinh(factor * 10.0 ** self.decades)), float(np.arcsinh(factor * 10.0 ** self.decades))
+                ranges.append((lo, hi, self.widen and explicit is None, w))
+            self._scale[quantity] = np.array([r[3] for r in ranges], dtype=np.float64)
+            self._scale_t[quantity] = torch.tensor(self._scale[quantity], dtype=torch.float32, device=flat.device)
             bounds = torch.tensor([r[:2] for r in ranges], dtype=torch.float32, device=flat.device)
             self._edge_t[quantity] = (bounds[:, 0].contiguous(), bounds[:, 1].contiguous())
             self._grow[quantity] = (torch.zeros(len(ranges), dtype=torch.float32, device=flat.device),
                                     torch.tensor([r[2] for r in ranges], dtype=torch.bool, device=flat.device))
             self._base[quantity] = bounds.cpu().double().numpy()
             self._doublings[quantity] = np.zeros(len(ranges), dtype=np.int64)
-            self._edges[quantity] = _edges_of(self._base[quantity], self._doublings[quantity], self.bins)
+            self._edges[quantity] = _edges_of(self._base[quantity], self._doublings[quantity], self.bins,
+                                              self._scale[quantity])
         return self._edge_t[quantity]
 
     def _record(self, quantity: str, step: int, epoch: int, flat: torch.Tensor, norm_before=None) -> None:
@@ -653,7 +721,9 @@ class HistogramRecorder(Callback):
         with torch.no_grad():
             lo, hi = self._edges_for(quantity, flat)
             seg, sizes = self._seg
-            counts, stats, k = _segment_record(flat, seg, sizes, lo, hi, self.bins, grow=self._grow[quantity])
+            scale = self._scale_t[quantity] if self._scale[quantity].any() else None
+            counts, stats, k = _segment_record(flat, seg, sizes, lo, hi, self.bins, grow=self._grow[quantity],
+                                               scale=scale)
             self._grow[quantity] = (k, self._grow[quantity][1])
             if norm_before is not None:  # updates: ||dw|| / ||w|| per layer
                 ratio = stats[:, STATISTICS.index("norm")] / norm_before.clamp_min(1e-12)
@@ -689,7 +759,7 @@ class HistogramRecorder(Callback):
         if np.any(target > have):
             frame["counts"] = [merge_bins(c, target - have) for c in frame["counts"]]
             self._doublings[quantity] = target
-            self._edges[quantity] = _edges_of(self._base[quantity], target, self.bins)
+            self._edges[quantity] = _edges_of(self._base[quantity], target, self.bins, self._scale[quantity])
         frame["counts"].append(merge_bins(counts, target - doublings))
 
     # ---- results ----------------------------------------------------------------------------
@@ -711,7 +781,7 @@ class HistogramRecorder(Callback):
                              f"(quantities={self.quantities}).")
         return HistogramFrames(quantity, list(self.layers), np.asarray(f["step"], dtype=np.int64),
                                np.asarray(f["epoch"], dtype=np.int64), self._edges[quantity].copy(),
-                               np.stack(f["counts"]))
+                               np.stack(f["counts"]), self._scale[quantity].copy())
 
     @property
     def stats(self) -> pd.DataFrame:
@@ -777,6 +847,7 @@ class HistogramRecorder(Callback):
             if f["counts"]:
                 arrays[f"{q}/counts"] = np.stack(f["counts"])
                 arrays[f"{q}/edges"] = self._edges[q]
+                arrays[f"{q}/scale"] = self._scale[q]
         return _write_npz(path, arrays)
 
     def load_artifact(self, path) -> "HistogramRecorder":
@@ -808,6 +879,8 @@ class HistogramRecorder(Callback):
                     f["counts"] = list(z[f"{q}/counts"])
                     self._edges[q] = z[f"{q}/edges"]
                     self._doublings[q] = np.zeros(len(self.layers), dtype=np.int64)
+                    self._scale[q] = (z[f"{q}/scale"] if f"{q}/scale" in z.files   # files before asinh bins: linear
+                                      else np.zeros(len(self.layers), dtype=np.float64))
         return self
 
 
@@ -850,14 +923,22 @@ def merge_bins(counts: np.ndarray, doublings) -> np.ndarray:
     return out[0] if one else out
 
 
-def _edges_of(base: np.ndarray, doublings: np.ndarray, bins: int) -> np.ndarray:
-    """Edges ``(L, bins + 1)``: each layer's first-record range ``base[l]`` doubled ``doublings[l]`` times about its centre."""
+def _edges_of(base: np.ndarray, doublings: np.ndarray, bins: int, scale: np.ndarray | None = None) -> np.ndarray:
+    """Edges ``(L, bins + 1)``: each layer's first-record range ``base[l]`` doubled ``doublings[l]`` times about its centre.
+
+    For a layer with ``scale[l] = w > 0`` the range is in ``asinh(x / w)`` and the edges returned are
+    ``w * sinh(u)`` of the evenly spaced ``u`` (capped where float64 overflows).
+    """
     out = []
-    for (lo, hi), j in zip(base, doublings):
+    for l, ((lo, hi), j) in enumerate(zip(base, doublings)):
         if j:
             centre, half = (lo + hi) / 2, (hi - lo) / 2 * 2.0 ** int(j)
             lo, hi = centre - half, centre + half
-        out.append(np.linspace(lo, hi, bins + 1))
+        e = np.linspace(lo, hi, bins + 1)
+        w = 0.0 if scale is None else float(scale[l])
+        if w > 0:
+            e = w * np.sinh(np.clip(e, -700.0, 700.0))
+        out.append(e)
     return np.stack(out)
 
 

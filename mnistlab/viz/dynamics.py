@@ -9,7 +9,10 @@ update the artists' data per frame, so a 100-frame, 8-panel GIF renders in secon
 
 Every histogram panel spans the bins that hold values in any recorded frame (the recorder's
 edges cover every record, see :class:`~mnistlab.training.recorder.HistogramRecorder`), so no
-frame's data falls outside the picture.
+frame's data falls outside the picture. Layers binned in ``asinh(x / w)`` (by default the
+gradients and updates) are drawn on matplotlib's ``asinh`` axis with the same ``w``, on which
+their bins are equally wide: linear within +- w, logarithmic beyond, so the height of each bar
+is the share of values in an equally wide slice of the axis.
 
 Examples
 --------
@@ -94,6 +97,47 @@ def data_span(frames: HistogramFrames, layer: int, pad: int = 1) -> tuple[float,
     return float(edges[lo]), float(edges[hi])
 
 
+def _x_axis(ax, frames: HistogramFrames, layer: int, fontsize: float) -> None:
+    """The x axis of a layer's histogram: its data span, on an asinh axis for asinh bins."""
+    w = frames.linear_width(layer)
+    lo, hi = data_span(frames, layer)
+    if w > 0:
+        ax.set_xscale("asinh", linear_width=w)
+        major, minor = _decade_ticks(lo, hi, w)
+        ax.xaxis.set_major_locator(mpl.ticker.FixedLocator(major))
+        ax.xaxis.set_minor_locator(mpl.ticker.FixedLocator(minor))
+    ax.set_xlim(lo, hi)
+    ax.tick_params(labelsize=fontsize)
+    if w <= 0:
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
+        ax.xaxis.get_offset_text().set_fontsize(fontsize)
+
+
+def _decade_ticks(lo: float, hi: float, w: float, most: int = 2) -> tuple[list, list]:
+    """Ticks of an asinh axis over [lo, hi]: 0 and at most ``most`` labelled powers of ten per side; minor ticks every decade."""
+    top = max(abs(lo), abs(hi))
+    if not top > w:
+        return [0.0], []
+    k_hi, k_lo = math.floor(math.log10(top)), math.ceil(math.log10(w))
+    decades = list(range(k_hi, k_lo - 1, -1))
+    step = max(1, math.ceil(len(decades) / most))
+    labelled = decades[::step][:most]
+    major, minor = [0.0], []
+    for k in decades:
+        for sign in (-1.0, 1.0):
+            v = sign * 10.0 ** k
+            if lo <= v <= hi:
+                (major if k in labelled else minor).append(v)
+    return sorted(major), sorted(minor)
+
+
+def _x_label(frames: HistogramFrames) -> str:
+    label = _QUANTITY_LABEL[frames.quantity]
+    if frames.scale is not None and np.any(np.asarray(frames.scale) > 0):
+        label += ",\nlog axis (linear near 0)"
+    return label
+
+
 def _own_axes(axes, n: int, ncols: int, size=(2.6, 2.1), **kw):
     """(fig, flat list of n axes, created) from the caller's axes or a new figure."""
     if axes is not None:  # the caller's: checked and flattened by the one helper of every plot
@@ -126,7 +170,7 @@ class _HistogramPanels:
             if reference:  # drawn over the filled histogram so the outline stays visible
                 self.ghosts.append(ax.stairs(self.frac[0, l], edges, color=_GHOST, lw=1.0, ls="--", zorder=3))
             top = float(self.frac[:, l].max()) if self.frac.size else 1.0
-            ax.set_xlim(*data_span(frames, l))
+            _x_axis(ax, frames, l, 7)
             if yscale == "log":
                 ax.set_yscale("log")
                 ax.set_ylim(0.5 / max(1.0, counts[0, l].sum()), max(top * 1.5, 1e-6))
@@ -134,10 +178,7 @@ class _HistogramPanels:
                 ax.set_ylim(0, max(top * 1.05, 1e-12))
             n = int(counts[0, l].sum())
             ax.set_title(f"{frames.layers[l]} ({n:,} values)", fontsize=9)
-            ax.tick_params(labelsize=7)
-            ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
-            ax.xaxis.get_offset_text().set_fontsize(7)
-            ax.set_xlabel(_QUANTITY_LABEL[frames.quantity], fontsize=8)
+            ax.set_xlabel(_x_label(frames), fontsize=8)
         axes[0].set_ylabel("fraction per bin", fontsize=8)
 
     def show(self, i: int) -> None:
@@ -184,9 +225,11 @@ def plot_histograms(data, quantity: str = "weights", index: int = -1, axes=None,
     fig, flat, created = _own_axes(axes, len(frames.layers), min(ncols, len(frames.layers)))
     panels = _HistogramPanels(frames, flat, reference, yscale)
     panels.show(index)
-    flat[0].set_title(f"{flat[0].get_title()}\n{panels.label(index)}", fontsize=9, loc="left")
     if created:
+        fig.suptitle(panels.label(index), fontsize=10)
         fig.tight_layout()
+    else:   # the caller's figure: the step goes above the first panel, replacing (not overlapping) its title
+        flat[0].set_title(f"{panels.label(index)}\n{flat[0].get_title()}", fontsize=9)
     return fig
 
 
@@ -365,21 +408,20 @@ def plot_key_frames(data, quantity: str = "weights", n: int = 5, fig=None, yscal
             if k:
                 ax.stairs(frac[idx[0], l], frames.edges[l], color=_GHOST, lw=0.8, ls="--")
             ax.stairs(frac[i, l], frames.edges[l], fill=True, color=colors[l], alpha=0.85)
-            ax.set_xlim(*data_span(frames, l))
+            _x_axis(ax, frames, l, 6)
             if yscale == "log":
                 ax.set_yscale("log")
                 ax.set_ylim(0.5 / max(1.0, counts[i, l].sum()), top * 1.5)
             else:
                 ax.set_ylim(0, top * 1.05)
-            ax.tick_params(labelsize=6)
-            ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
-            ax.xaxis.get_offset_text().set_fontsize(6)
             if l == 0:
                 ax.set_title(f"step {int(frames.steps[i]):,}\n(epoch {int(frames.epochs[i])})", fontsize=8)
             if k == 0:
                 ax.set_ylabel(frames.layers[l], fontsize=9)
     if created:
-        fig.suptitle(f"{_QUANTITY_LABEL[frames.quantity]} histograms (fraction per bin; dashed: first record)",
+        axis = ("; x: log axis, linear near 0" if frames.scale is not None and np.any(np.asarray(frames.scale) > 0)
+                else "")
+        fig.suptitle(f"{_QUANTITY_LABEL[frames.quantity]} histograms (fraction per bin; dashed: first record{axis})",
                      fontsize=10)
         fig.tight_layout()
     return fig

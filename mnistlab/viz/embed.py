@@ -21,7 +21,7 @@ from .style import class_colors, config_colors
 
 __all__ = ["plot_scatter", "plot_pairs", "plot_explained_variance", "plot_reconstructions", "plot_class_highlights",
            "plot_axis_distributions", "plot_pair_distances", "plot_knn_report", "plot_backends", "plot_tsne_scaling",
-           "plot_representations"]
+           "plot_representations", "MIN_REPEATS", "tsne_benchmark_runs"]
 
 _OUTLINE = [pe.withStroke(linewidth=3, foreground="white")]
 
@@ -468,59 +468,168 @@ def plot_backends(df: pd.DataFrame, title: str | None = None, axes=None):
     return finish(fig, created, title)
 
 
-def plot_tsne_scaling(scaling: pd.DataFrame, title: str | None = None, axes=None):
-    """t-SNE wall-clock seconds against the number of points (log-log), and the speed-up of the first backend.
+MIN_REPEATS = 3
+"""Fewest timed runs per backend and size that :func:`plot_tsne_scaling` draws: one run on a shared
+machine measures the machine's load as much as the code."""
+
+
+def tsne_benchmark_runs(result) -> pd.DataFrame:
+    """The timed runs of a ``benchmarks/tsne_speed.py`` result as a table for :func:`plot_tsne_scaling`.
+
+    Parameters
+    ----------
+    result : dict or path
+        The benchmark's JSON (loaded, or the path of ``benchmarks/results/tsne_speed.json``):
+        ``measured.rows`` holds one row per run (``backend``, ``n``, ``repeat``, ``seconds``, ...);
+        a result written before the script timed several sizes and repeats has rows without
+        ``n`` / ``repeat`` and gets ``measured.n`` and repeat 0. A path that does not exist gives
+        an empty table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``backend``, ``n``, ``repeat``, ``seconds`` and whatever else the rows hold, the
+        benchmark's reference backend (listed first in its rows) last, so that the plot's speed-up
+        is of the other backend over it; the benchmark's ``machine`` entry (cores, load average)
+        in ``attrs["machine"]``.
+
+    Raises
+    ------
+    ValueError
+        If the result holds no timed runs.
+    """
+    import json
+    from pathlib import Path
+
+    if isinstance(result, (str, Path)):
+        if not Path(result).is_file():
+            return pd.DataFrame(columns=["backend", "n", "repeat", "seconds"])
+        result = json.loads(Path(result).read_text())
+    measured = result.get("measured") or {}
+    runs = pd.DataFrame(measured.get("rows") or [])
+    if runs.empty or not {"backend", "seconds"} <= set(runs.columns):
+        raise ValueError("this benchmark result holds no timed runs (measured.rows with backend and seconds).")
+    if "n" not in runs.columns:
+        runs["n"] = int(measured["n"])
+    if "repeat" not in runs.columns:
+        runs["repeat"] = 0
+    names = list(dict.fromkeys(runs["backend"]))
+    order = {b: i for i, b in enumerate(names[1:] + names[:1])}
+    runs = runs.sort_values(["n", "repeat"], kind="stable").sort_values("backend", key=lambda c: c.map(order),
+                                                                           kind="stable").reset_index(drop=True)
+    runs.attrs["machine"] = dict(result.get("machine") or {})
+    return runs
+
+
+def _load_note(machine: Mapping | None) -> str:
+    """'2 cores, load average 1.9 at the start, 3.2 at the end' from a benchmark's ``machine`` entry ('' without)."""
+    if not machine:
+        return ""
+    load = machine.get("load_average") or {}
+    start, end = ((load.get(k) or [None])[0] for k in ("start", "end")) if isinstance(load, Mapping) else (None, None)
+    parts = [f"{machine['cores']} cores"] if machine.get("cores") else []
+    if start is not None and end is not None:
+        parts.append(f"load average {start:.1f} at the start, {end:.1f} at the end")
+    return ", ".join(parts)
+
+
+def plot_tsne_scaling(scaling: pd.DataFrame, title: str | None = None, axes=None, machine: Mapping | None = None,
+                      min_repeats: int = MIN_REPEATS):
+    """t-SNE wall-clock seconds against the number of points (log-log), every run and the median, and the speed-up.
+
+    Each timed run is a small dot and the median of the runs at each size a larger marker on a
+    line, so the spread of repeated runs is in the picture. Right: the speed-up of the first
+    backend listed over each other one, per repeat (runs paired by their ``repeat`` number, which
+    ran back to back) and its median.
 
     Parameters
     ----------
     scaling : pandas.DataFrame
-        From :func:`mnistlab.studies.embed.tsne_scaling` (``backend``, ``n``, ``seconds``).
+        One row per timed run: ``backend``, ``n``, ``seconds`` and ``repeat`` (as
+        ``benchmarks/tsne_speed.py`` writes them under ``measured.rows``, or
+        :func:`mnistlab.studies.embed.tsne_scaling` tables of several repeats stacked).
     title : str, optional
         Title of a new figure.
     axes : sequence of 2 Axes, optional
+    machine : dict, optional
+        The benchmark's ``machine`` entry (``cores``, ``load_average`` with ``start`` / ``end``): the
+        load of the machine goes into the left panel's title.
+    min_repeats : int
+        Fewest runs per backend and size.
 
     Returns
     -------
     matplotlib.figure.Figure
-        Right panel: seconds of each other backend divided by those of the first one listed.
+
+    Raises
+    ------
+    ValueError
+        If the table lacks the columns, or a backend was timed fewer than ``min_repeats`` times at
+        a size: single timings are not drawn as a result.
     """
     if scaling.empty or not {"backend", "n", "seconds"} <= set(scaling.columns):
-        raise ValueError("plot_tsne_scaling needs a non-empty tsne_scaling table (backend, n, seconds).")
-    fig, grid, created = panels(axes, 1, 2, figsize=(11, 3.8))
+        raise ValueError("plot_tsne_scaling needs a non-empty table of timed runs (backend, n, seconds, repeat).")
+    runs = scaling.groupby(["backend", "n"]).size()
+    if runs.min() < min_repeats:
+        (b, n), k = runs.idxmin(), int(runs.min())
+        raise ValueError(f"{b} was timed {k} time(s) at n={n:,}; plot_tsne_scaling draws only repeated runs "
+                         f"(at least {min_repeats} per backend and size): time each {min_repeats} times or more, "
+                         "or leave the plot out.")
+    fig, grid, created = panels(axes, 1, 2, figsize=(11, 4.0))
     ax1, ax2 = grid.flat
     names = list(dict.fromkeys(scaling["backend"]))
     colors = config_colors(names)
-    wide = scaling.pivot_table(index="n", columns="backend", values="seconds")
+    med = scaling.groupby(["n", "backend"])["seconds"].median().unstack()[names]
+    sizes = med.index.to_numpy(dtype=float)
+    spread = dict(zip(names, np.linspace(-0.025, 0.025, len(names)))) if len(names) > 1 else {names[0]: 0.0}
     for name in names:
-        s = wide[name].dropna()
-        ax1.plot(s.index, s.values, "o-", color=colors[name], label=name)
-        ax1.annotate(f"{s.values[-1]:.0f} s", (s.index[-1], s.values[-1]), xytext=(5, 0), textcoords="offset points",
-                     va="center", fontsize=8, color=colors[name])
+        g = scaling[scaling["backend"] == name]
+        k = int(runs[name].min())
+        ax1.scatter(g["n"] * 10 ** spread[name], g["seconds"], s=16, color=colors[name], alpha=0.55,
+                    edgecolor="none", zorder=5)
+        s = med[name].dropna()
+        ax1.plot(s.index * 10 ** spread[name], s.values, "o-", color=colors[name], ms=9, mfc="none", mew=1.6,
+                 zorder=4, label=f"{name}: median of {k}{'+' if runs[name].max() > k else ''} runs (dots: each run)")
+        ax1.annotate(f"{s.values[-1]:.3g} s", (s.index[-1] * 10 ** spread[name], s.values[-1]), xytext=(7, 0),
+                     textcoords="offset points", va="center", fontsize=8, color=colors[name])
     ax1.set_xscale("log")
     ax1.set_yscale("log")
-    ax1.set(xlabel="points (log scale)", ylabel="seconds (log scale)", title="time against n")
+    note = _load_note(machine)
+    ax1.set(xlabel="points (log scale)", ylabel="wall-clock seconds (log scale)",
+            title="time against n" + (f"\n({note})" if note else ""))
     ax1.grid(alpha=0.3, which="both")
     ax1.legend(fontsize=8, loc="upper left")
     fast = names[0]
+    top = 2.0
     for name in names[1:]:
-        ratio = (wide[name] / wide[fast]).dropna()
-        ax2.plot(ratio.index, ratio.values, "o-", color=colors[name], label=f"{name} / {fast}")
+        if "repeat" in scaling.columns:
+            pairs = scaling[scaling["backend"].isin([fast, name])].pivot_table(index=["n", "repeat"], columns="backend",
+                                                                               values="seconds")
+            per_run = (pairs[name] / pairs[fast]).dropna()
+            ax2.scatter(per_run.index.get_level_values("n"), per_run.values, s=16, color=colors[name], alpha=0.55,
+                        edgecolor="none", zorder=5)
+            ratio = per_run.groupby(level="n").median()
+            top = max(top, float(per_run.max()))
+        else:
+            ratio = (med[name] / med[fast]).dropna()
+        ax2.plot(ratio.index, ratio.values, "o-", color=colors[name], ms=9, mfc="none", mew=1.6, zorder=4,
+                 label=f"{name} / {fast}: median" + (" (dots: each repeat)" if "repeat" in scaling.columns else ""))
         for n, r in ratio.items():
-            ax2.annotate(f"{r:.1f}x", (n, r), xytext=(0, 7), textcoords="offset points", ha="center", fontsize=8)
+            ax2.annotate(f"{r:.1f}x", (n, r), xytext=(11, 0), textcoords="offset points", va="center", fontsize=8)
+        top = max(top, float(ratio.max()))
     ax2.axhline(1, color="k", lw=0.8)
     ax2.set_xscale("log")
     ax2.set(xlabel="points (log scale)", ylabel=f"speed-up of {fast} (x)", title=f"how many times faster {fast} is")
-    ax2.set_ylim(0, max(2.0, 1.25 * float(np.nanmax((wide.drop(columns=fast).div(wide[fast], axis=0)).to_numpy()))
-                        if len(names) > 1 else 2.0))
+    ax2.set_ylim(0, 1.2 * top)
     ax2.grid(alpha=0.3, which="both")
     if len(names) > 1:
         ax2.legend(fontsize=8, loc="upper left")
     plain = mticker.FuncFormatter(lambda v, _: f"{v:g}")
     for ax in (ax1, ax2):  # ticks at the measured sizes, in plain numbers
-        ax.xaxis.set_major_locator(mticker.FixedLocator(wide.index.to_numpy(dtype=float)))
+        ax.xaxis.set_major_locator(mticker.FixedLocator(sizes))
         ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
         ax.xaxis.set_minor_locator(mticker.NullLocator())
-        ax.set_xlim(wide.index.min() / 1.3, wide.index.max() * 1.3)
+        ax.set_xlim(sizes.min() / 1.3, sizes.max() * 1.3)
     ax1.yaxis.set_major_locator(mticker.LogLocator(subs=(1.0, 2.0, 5.0)))
     ax1.yaxis.set_major_formatter(plain)
     ax1.yaxis.set_minor_formatter(mticker.NullFormatter())

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import LogNorm
 
-from .style import DIVERGING_CMAP, class_colors, config_colors
+from .style import DIVERGING_CMAP, PALETTE, class_colors, config_colors
 
 __all__ = [
     "ATTRIBUTION_CMAP", "plot_digits", "plot_misclassified", "plot_confusion", "plot_most_confused",
@@ -192,8 +192,10 @@ def plot_confusion(interp, normalize: bool = False, ax=None):
             dark = t != p and norm is not None and norm(values[t, p]) > 0.65
             ax.text(p, t, txt, ha="center", va="center", fontsize=7 if t == p else 8,
                     fontweight="bold" if t == p else "normal", color="white" if dark else "black")
-    ax.set_xticks(range(C), interp.classes)
-    ax.set_yticks(range(C), interp.classes)
+    names = [str(c) for c in interp.classes]
+    long = max(map(len, names)) > 2   # words (Fashion-MNIST's "Ankle boot"): upright text would overlap its neighbours
+    ax.set_xticks(range(C), names, rotation=90 if long else 0)
+    ax.set_yticks(range(C), names)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(("row-normalised confusion (% of each true class)" if normalize else "confusion counts")
@@ -546,6 +548,13 @@ def plot_class_maximization(images, table: pd.DataFrame, classes: Sequence[str],
 def plot_reliability(cal, axes=None):
     """Reliability diagram before and after temperature scaling, and the confidence histogram.
 
+    Left: one point per bin of ``cal.diagram`` (equal-width confidence bins, neighbours pooled
+    until each holds at least ``cal.min_count`` images), at the bin's mean confidence and
+    accuracy, with the 95% Wilson interval of the accuracy as a vertical bar and the bin's
+    confidence range as a thin horizontal line; the marker's area grows with the images in the
+    bin. Right: images per equal-width bin (those of the ECE), on a log scale, with the
+    pooling threshold dashed. The legends sit below the axes, off the data.
+
     Parameters
     ----------
     cal : Calibration
@@ -559,30 +568,46 @@ def plot_reliability(cal, axes=None):
     """
     created = axes is None
     if created:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.2, 1]})
+        fig, axes = plt.subplots(1, 2, figsize=(11, 5.2), gridspec_kw={"width_ratios": [1.2, 1]})
     ax, hx = axes
+    d = cal.diagram
+    nmax = max(1.0, float(d["count"].max())) if len(d) else 1.0
+
+    def area(n):
+        return 12 + 180 * np.sqrt(np.asarray(n, dtype=float) / nmax)
+
+    series = (("before", "before", cal.before, cal.ece_before, PALETTE[3]),
+              ("after", f"after (T = {cal.temperature:.2f})", cal.after, cal.ece_after, PALETTE[0]))
     lo = 1.0
-    for name, tab, ece, c in (("before", cal.before, cal.ece_before, "C3"),
-                              (f"after (T = {cal.temperature:.2f})", cal.after, cal.ece_after, "C0")):
-        t = tab[tab["count"] > 0]
-        lo = min(lo, float(t["confidence"].min()), float(t["accuracy"].min()))
-        ax.plot(t["confidence"], t["accuracy"], "-", color=c, lw=1, alpha=0.6)
-        ax.scatter(t["confidence"], t["accuracy"], s=8 + 120 * np.sqrt(t["count"] / t["count"].max()), color=c,
-                   label=f"{name}: ECE {ece:.4f}", zorder=3)
+    for which, name, tab, ece, c in series:
+        t = d[d["which"] == which]
+        if len(t):
+            lo = min(lo, float(t["low"].min()), float(t["ci_low"].min()))
+            ax.hlines(t["accuracy"], t["low"], t["high"], color=c, lw=1.0, alpha=0.45, zorder=2)
+            ax.errorbar(t["confidence"], t["accuracy"], yerr=[t["accuracy"] - t["ci_low"], t["ci_high"] - t["accuracy"]],
+                        fmt="none", ecolor=c, elinewidth=1.4, capsize=3, zorder=3)
+        ax.scatter(t["confidence"], t["accuracy"], s=area(t["count"]), color=c, edgecolor="white", linewidth=0.6,
+                   zorder=4, label=f"{name}: ECE {ece:.4f}, {len(t)} bin{'s' * (len(t) != 1)}")
         width = (tab["high"] - tab["low"]).iloc[0]
-        hx.bar(tab["low"] + width / 2 + (-0.18 if c == "C3" else 0.18) * width, tab["count"], width=width * 0.36,
-               color=c, label=name)
-    lo = max(0.0, lo - 0.05)
-    ax.plot([lo, 1], [lo, 1], "k--", lw=1, label="perfect calibration")
-    ax.set(xlim=(lo, 1.005), ylim=(lo, 1.005), xlabel="mean confidence in the bin", ylabel="accuracy in the bin")
+        hx.bar(tab["low"] + width / 2 + (-0.18 if which == "before" else 0.18) * width, tab["count"],
+               width=width * 0.36, color=c, label=name)
+    lo = max(0.0, math.floor((lo - 0.02) * 20) / 20)
+    ax.plot([lo, 1], [lo, 1], "k--", lw=1, label="perfect calibration", zorder=1)
+    for n in (10, 100, 1000, 10_000):                         # the size key: empty markers of a few counts
+        if cal.min_count <= n <= nmax:
+            ax.scatter([], [], s=area(n), facecolor="none", edgecolor="0.4", label=f"{n:,} images")
+    ax.set(xlim=(lo, 1.02), ylim=(lo, 1.02), xlabel="mean confidence in the bin", ylabel="accuracy in the bin")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right", title="marker area ~ images in the bin", title_fontsize=7)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False,
+              title=f"bars: 95% Wilson interval; line: the bin's confidence range (bins of at least "
+                    f"{cal.min_count} images)", title_fontsize=7.5)
     ax.set_title(f"reliability diagram (evaluation half, {len(cal.eval_indices):,} images)", fontsize=10)
     hx.set_yscale("log")
-    hx.set(xlabel="confidence of the top class", ylabel="images (log)")
-    hx.legend(fontsize=8, loc="upper left")
+    hx.axhline(cal.min_count, color="0.3", lw=1, ls=":", label=f"{cal.min_count} images: fewer are pooled")
+    hx.set(xlabel="confidence of the top class", ylabel="images (log)", xlim=(0, 1.02))
+    hx.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
     hx.grid(alpha=0.3)
-    hx.set_title("how many predictions fall in each bin", fontsize=10)
+    hx.set_title(f"images per confidence bin ({len(cal.before)} equal bins, those of the ECE)", fontsize=10)
     if created:
         fig.tight_layout()
     return axes[0].figure
@@ -595,8 +620,10 @@ def plot_label_issues(issues: pd.DataFrame, images, classes: Sequence[str], ncol
     Parameters
     ----------
     issues : DataFrame
-        ``studies.interpret.label_issues`` (given, predicted, p_predicted, ...), first rows shown.
-    images : array (len(issues), 28, 28)
+        ``studies.interpret.label_issues`` (given, predicted, p_predicted, index, ...), first rows shown.
+    images : ImageSet, or array (len(issues), 28, 28)
+        The data set the issues were found in (its images at ``issues["index"]`` are shown), or
+        the issues' images in their order.
     classes : sequence of str
     ncols : int
     title : str, optional
@@ -606,7 +633,10 @@ def plot_label_issues(issues: pd.DataFrame, images, classes: Sequence[str], ncol
     -------
     Figure
     """
-    imgs = _as_array(images)
+    if hasattr(images, "images"):   # the whole set: pick the issues' rows (a copy of the index: pandas' may be read-only)
+        imgs = _as_array(images.images.cpu().numpy()[np.array(issues["index"], dtype=np.int64)])
+    else:
+        imgs = _as_array(images)
     titles = [f"given {classes[g]}\npred {classes[p]} {q:.2f}"
               for g, p, q in zip(issues["given"], issues["predicted"], issues["p_predicted"])][:len(imgs)]
     return plot_digits(imgs, titles, ncols=ncols, title=title or "suspected label errors (cleanlab), most severe first",

@@ -35,6 +35,9 @@ class Figures:
     >>> figs = Figures("01_data_statistics")          # doctest: +SKIP
     >>> figs.save(fig, "class_means")                  # figures/01_data_statistics/class_means.png
     >>> figs.record(mean=0.1307, std=0.3081)           # figures/01_data_statistics/numbers.json
+
+    Every method returns None, so a notebook cell that ends with one shows nothing after it; a
+    written file is ``figs.dir / "class_means.png"``.
     """
 
     def __init__(self, notebook: str, root=None):
@@ -43,16 +46,14 @@ class Figures:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.numbers_path = self.dir / "numbers.json"
 
-    def save(self, fig, name: str, close: bool = False) -> Path:
-        """Save a matplotlib figure as ``<name>.png`` at :data:`DPI`; return its path."""
-        path = self.dir / f"{name}.png"
-        fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    def save(self, fig, name: str, close: bool = False) -> None:
+        """Save a matplotlib figure as ``<name>.png`` at :data:`DPI` (returns None: nothing to display)."""
+        fig.savefig(self.dir / f"{name}.png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
         if close:
             plt.close(fig)
-        return path
 
-    def save_gif(self, frames, name: str, fps: float = 4.0, loop: int = 0) -> Path:
-        """Write frames (RGB uint8 arrays or matplotlib figures) as ``<name>.gif`` with imageio."""
+    def save_gif(self, frames, name: str, fps: float = 4.0, loop: int = 0) -> None:
+        """Write frames (RGB uint8 arrays or matplotlib figures) as ``<name>.gif`` with imageio (returns None)."""
         import imageio.v3 as iio
 
         arrays = [figure_to_array(f) if hasattr(f, "savefig") else np.asarray(f) for f in frames]
@@ -62,22 +63,17 @@ class Figures:
         if len(shapes) > 1:
             raise ValueError(f"GIF frames must all have one shape, got {sorted(shapes)}; draw every frame "
                              "on a figure of the same size.")
-        path = self.dir / f"{name}.gif"
-        iio.imwrite(path, np.stack(arrays), duration=1000.0 / fps, loop=loop)
-        return path
+        iio.imwrite(self.dir / f"{name}.gif", np.stack(arrays), duration=1000.0 / fps, loop=loop)
 
-    def save_table(self, df, name: str) -> Path:
-        """Write a DataFrame as ``<name>.csv`` (tables the notebook computed)."""
-        path = self.dir / f"{name}.csv"
-        df.to_csv(path)
-        return path
+    def save_table(self, df, name: str) -> None:
+        """Write a DataFrame as ``<name>.csv`` (tables the notebook computed; returns None)."""
+        df.to_csv(self.dir / f"{name}.csv")
 
-    def record(self, **numbers) -> dict:
-        """Merge key numbers into ``numbers.json`` (read by the manifest); return all numbers so far."""
+    def record(self, **numbers) -> None:
+        """Merge key numbers into ``numbers.json`` (read by the manifest; returns None)."""
         current = json.loads(self.numbers_path.read_text()) if self.numbers_path.is_file() else {}
         current.update(to_jsonable(numbers))
         atomic_write(self.numbers_path, lambda fh: fh.write(json.dumps(current, indent=2, sort_keys=True).encode()))
-        return current
 
     def reset(self) -> None:
         """Forget recorded numbers (called at the top of a notebook so a re-run starts clean)."""

@@ -56,7 +56,7 @@ def _line():
 
 EXAMPLES = {
     "plot_histograms": lambda: ((_run()[1], "gradients"), {"axes": 3}),
-    "plot_key_frames": lambda: ((_run()[1], "weights"), {"n": 3}),
+    "plot_key_frames": lambda: ((_run()[1], "updates"), {"n": 3}),
     "plot_shape": lambda: ((_shape(),), {"axes": 2}),
     "plot_gradient_flow": lambda: ((_flow(),), {}),
     "plot_gradient_heatmap": lambda: ((_flow(),), {}),

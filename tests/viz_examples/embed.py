@@ -19,8 +19,9 @@ def _backends():
 
 
 def _scaling():
-    return pd.DataFrame({"backend": ["opentsne", "multicore"] * 2, "n": [100, 100, 400, 400],
-                         "seconds": [1.0, 1.5, 2.0, 6.0], "knn_acc": [0.9] * 4, "trustworthiness": [0.9] * 4})
+    return pd.DataFrame({"backend": ["opentsne", "multicore"] * 6, "n": [100] * 6 + [400] * 6,
+                         "repeat": np.repeat([0, 1, 2, 0, 1, 2], 2),
+                         "seconds": [1.0, 1.5, 1.1, 1.6, 0.9, 1.4, 2.0, 6.0, 2.2, 6.5, 1.9, 5.8]})
 
 
 def _pairs():
@@ -49,4 +50,8 @@ EXAMPLES = {
     "plot_tsne_scaling": lambda: ((_scaling(),), {"axes": 2}),
     "plot_representations": lambda: (({"pixels": _Y[:, :2], "features": _Y[:, 1:]}, _y),
                                      {"scores": {"pixels": {"silhouette": 0.1, "knn_acc": 0.9}}, "axes": 2}),
+}
+
+NOT_PLOTS = {
+    "tsne_benchmark_runs": "returns the timed runs of a benchmarks/tsne_speed.py result as a table, draws nothing",
 }
