@@ -81,12 +81,17 @@ def cache_root(create: bool = True) -> Path:
 
 
 def figures_root() -> Path:
-    """Where figures go: ``$MNISTLAB_FIGURES``, else ``<project>/figures``, else ``./figures``."""
-    env = os.environ.get("MNISTLAB_FIGURES")
+    """Where figures go: ``$MNISTLAB_FIGURES``, else ``<project>/build/figures``, else ``./build/figures``.
+
+    Only the main job writes the committed gallery ``figures/``: ``mnistlab figures`` (the runner)
+    sets ``MNISTLAB_FIGURES`` for every notebook it runs. A notebook run by hand in JupyterLab, or a
+    helper called from a notebook of one's own, writes under ``build/`` and leaves ``figures/`` alone.
+    """
+    env = os.environ.get("MNISTLAB_FIGURES", "").strip()
     if env:
         return Path(env).expanduser()
     root = project_root()
-    return root / "figures" if root else Path.cwd() / "figures"
+    return (root if root else Path.cwd()) / "build" / "figures"
 
 
 _KINDS = ((stat.S_ISREG, "a file"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (a named pipe)"),

@@ -467,7 +467,8 @@ def _cmd_figures(args) -> int:
     from mnistlab.runner import NotebookError, list_notebooks, run_notebooks
 
     if args.out is not None:
-        _folder_arg(args.out, "--out", "the figures and manifest.json (default figures/)")
+        _folder_arg(args.out, "--out",
+                    "the figures and manifest.json (default figures/; with --quick build/figures-quick/)")
     ran = [p.stem for p in list_notebooks(args.only)]  # an empty or unknown --only fails here, naming the choices
     try:
         manifest = run_notebooks(only=args.only, quick=args.quick, dataset=args.dataset, seed=args.seed,
@@ -702,7 +703,8 @@ Prints one line per notebook run: its number of files and seconds.""",
     f.add_argument("--seed", type=_seed, default=0, help="the SEED parameter (default: 0)")
     f.add_argument("--device", default="auto", help="the DEVICE parameter: auto, cpu, cuda, cuda:N or mps "
                                                     "(default: auto)")
-    f.add_argument("--out", default=None, metavar="FOLDER", help="figures folder (default: figures/ in the checkout)")
+    f.add_argument("--out", default=None, metavar="FOLDER",
+                   help="figures folder (default: figures/ in the checkout; with --quick build/figures-quick/)")
     f.add_argument("--param", "-p", action="append", type=_notebook_param, metavar="NAME=VALUE",
                    help="another notebook parameter, e.g. -p RESULTS=saved (VALUE read as JSON when it parses)")
     f.set_defaults(func=_cmd_figures)

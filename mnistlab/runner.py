@@ -247,7 +247,8 @@ def run_notebooks(only=None, quick: bool = False, dataset: str = "mnist", seed: 
     quick : bool
         Small data, every code path (the QUICK parameter).
     figures_dir : path, optional
-        Default ``<project>/figures``.
+        Default ``<project>/figures`` for the main job, ``<project>/build/figures-quick`` with
+        ``quick`` (a QUICK run never touches the committed gallery).
     executed_dir : path, optional
         Where executed copies go; default ``<project>/notebooks/executed`` (git-ignored).
     extra : dict, optional
@@ -261,7 +262,7 @@ def run_notebooks(only=None, quick: bool = False, dataset: str = "mnist", seed: 
     params = check_parameters({"QUICK": bool(quick), "DATASET": dataset, "SEED": seed, "DEVICE": device, **extra})
     paths = list_notebooks(only, notebooks_dir)
     root = Path(notebooks_dir).parent if notebooks_dir else project_root()
-    figures_dir = Path(figures_dir) if figures_dir else root / "figures"
+    figures_dir = Path(figures_dir) if figures_dir else root / ("build/figures-quick" if quick else "figures")
     executed_dir = Path(executed_dir) if executed_dir else root / "notebooks" / "executed"
     for what, folder in (("figures", figures_dir), ("executed notebooks", executed_dir)):
         _check_folder(folder, what)

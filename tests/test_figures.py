@@ -206,3 +206,22 @@ def test_figures_dir_that_is_a_file_is_refused(tmp_path):
     with pytest.raises(ValueError, match="not a folder"):
         run_notebooks(figures_dir=tmp_path / "figs", executed_dir=tmp_path / "e", notebooks_dir=nbdir, progress=False)
     assert (tmp_path / "figs").read_text() == "keep"
+
+
+def test_only_the_main_job_writes_the_gallery(tmp_path, monkeypatch):
+    """A QUICK run without --out lands in build/figures-quick, the full run in figures/; a notebook run by
+    hand (no MNISTLAB_FIGURES) writes under build/figures."""
+    import mnistlab as ml
+    import mnistlab.runner as runner
+
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    make_notebook(nbdir, "01_demo", "x = 1")
+    seen = []
+    monkeypatch.setattr(runner, "run_notebook", lambda path, params, figures_dir, executed_dir, progress=True:
+                        seen.append(Path(figures_dir)) or {"notebook": path.stem, "figures": []})
+    run_notebooks(quick=True, notebooks_dir=nbdir, executed_dir=tmp_path / "exec", progress=False)
+    run_notebooks(quick=False, notebooks_dir=nbdir, executed_dir=tmp_path / "exec", progress=False)
+    assert seen == [tmp_path / "build" / "figures-quick", tmp_path / "figures"]
+    monkeypatch.delenv("MNISTLAB_FIGURES", raising=False)
+    assert ml.Figures("01_demo").dir == project_root() / "build" / "figures" / "01_demo"

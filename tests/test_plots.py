@@ -45,7 +45,10 @@ def test_figures_root_env(monkeypatch, tmp_path):
     monkeypatch.delenv("MNISTLAB_FIGURES")
     from mnistlab._util import project_root
 
-    assert figures_root() == project_root() / "figures"  # the checkout's, wherever the notebook runs from
+    # a notebook run by hand writes under the checkout's build/, wherever it runs from: only the main job
+    # (which sets MNISTLAB_FIGURES) writes the committed figures/
+    assert figures_root() == project_root() / "build" / "figures"
+    assert ml.Figures("01_x").dir == project_root() / "build" / "figures" / "01_x"
 
 
 def test_picture_check_fails_blank_single_colour_and_empty_axes(tmp_path):
