@@ -163,6 +163,22 @@ def test_read_image_of_a_clean_drawing_is_mnist_steps(model):
     assert torch.equal(reading.images[0], to_mnist(drawing, photo=False))
 
 
+def test_a_clean_drawing_of_two_digits_is_no_confident_single_digit(test_digits, model):
+    """Two MNIST digits side by side on white (a clean picture, read whole): the reading warns that it
+    saw two digits; each digit alone, drawn the same way, gets no such warning."""
+    from PIL import Image
+
+    def drawn(images):
+        return 255 - np.array(Image.fromarray(np.concatenate(images, axis=1)).resize((112 * len(images), 112)))
+
+    a, b = test_digits.images[0].numpy(), test_digits.images[1].numpy()
+    pair = drawn([a, b])
+    assert is_clean(pair)
+    assert any("2 digits found" in w for w in read_image(pair, model).warnings)
+    for one in (a, b):
+        assert not any("digits found" in w for w in read_image(drawn([one]), model).warnings)
+
+
 def test_photo_accuracy_new_beats_old(test_digits, model):
     table, summary, photos = photo_accuracy(test_digits, {"shipped": model}, n=40, seed=0, progress=False)
     acc = summary.set_index("preprocessing")["accuracy"]

@@ -125,8 +125,9 @@ def read_image(image, model=None, unsure_below: float = UNSURE_BELOW) -> Reading
     """Read the one digit a picture holds, as ``mnistlab predict`` does.
 
     A clean picture (a drawing, a render, an MNIST-style image: :func:`mnistlab.data.images.is_clean`)
-    goes through MNIST's steps as a whole; a photo through :func:`find_digits`, and the largest
-    digit found is read, with a warning when there were several.
+    goes through MNIST's steps as a whole (with a warning when :func:`find_digits` sees several
+    digits in it); a photo through :func:`find_digits`, and the largest digit found is read, with a
+    warning when there were several.
 
     Parameters
     ----------
@@ -149,7 +150,9 @@ def read_image(image, model=None, unsure_below: float = UNSURE_BELOW) -> Reading
     if is_clean(gray):
         digit = to_mnist(gray, photo=False)
         found = Digits({"gray": gray / 255.0}, [(0, 0, *gray.shape)], digit[None], [])
-        warnings = []
+        several = len(find_digits(gray))  # a clean drawing of two digits side by side is no single digit
+        warnings = [f"{several} digits found: the picture was read as one digit (use `mnistlab read` for a "
+                    "number)"] if several > 1 else []
     else:
         found = find_digits(gray)
         if not len(found):
