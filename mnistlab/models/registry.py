@@ -155,7 +155,8 @@ def _check_kwargs(name: str, fn, kwargs: dict) -> None:
     params = inspect.signature(fn).parameters
     unknown = sorted(set(kwargs) - set(params))
     if unknown:
-        raise ValueError(f"Model {name!r} takes no argument(s) {unknown}; it takes {sorted(params) or 'none'}.")
+        raise ValueError(f"Model {name!r} takes no argument {', '.join(map(repr, unknown))}; it takes "
+                         f"{sorted(params) or 'none'}.")
     for key, value in kwargs.items():
         default = params[key].default
         if type(default) not in _KINDS:
