@@ -70,15 +70,31 @@ def _time_to_accuracy_checks(result):
 EXTRA_CHECKS = {"photo_accuracy": _photo_checks, "time_to_accuracy": _time_to_accuracy_checks}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
-def test_smoke_mode_writes_a_sound_result(script, tmp_path):
-    """``--smoke`` runs the script's code paths on tiny sizes and writes the result JSON where it is told."""
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory):
+    """Every benchmark's ``--smoke`` run, two at a time (most of a smoke run is one core importing torch):
+    ``{script: (process, result path)}``, with the committed results' modification times before."""
     if not have_real_data():
         pytest.skip("real MNIST not found at $MNISTLAB_DATA")
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = tmp_path_factory.mktemp("smoke")
     committed = {p: p.stat().st_mtime_ns for p in (BENCH / "results").glob("*.json")}
-    out = tmp_path / "result.json"
-    proc = _run([script, "--smoke", "--json", out])
+
+    def smoke(script):
+        out = folder / f"{script.stem}.json"
+        return script, (_run([script, "--smoke", "--json", out]), out)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(pool.map(smoke, SCRIPTS)), committed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
+def test_smoke_mode_writes_a_sound_result(script, smoke_runs):
+    """``--smoke`` runs the script's code paths on tiny sizes and writes the result JSON where it is told."""
+    runs, committed = smoke_runs
+    proc, out = runs[script]
     assert proc.returncode == 0, f"{script.name} --smoke failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     result = json.loads(out.read_text())
     assert _common.check_result(result) == []
