@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["Verdict", "final_rows", "summarize", "compare", "compare_steps", "compare_to_best",
+__all__ = ["Verdict", "final_rows", "summarize", "wilson_interval", "compare", "compare_steps", "compare_to_best",
            "split_by_verdict", "failed_runs", "t_factor"]
 
 
@@ -197,3 +197,25 @@ def t_factor(n: int, confidence: float = 0.95) -> float:
     return float(stats.t.ppf(0.5 + confidence / 2, n - 1) / math.sqrt(n))
 
 
+def wilson_interval(correct, n, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of each proportion ``correct / n`` (SciPy ``binomtest``); always inside [0, 1].
+
+    Parameters
+    ----------
+    correct, n : int or array of int
+        Successes and trials; ``n = 0`` gives NaN.
+    confidence : float
+
+    Returns
+    -------
+    (low, high) : two float arrays of the shape of ``n``
+    """
+    from scipy.stats import binomtest
+
+    k, m = np.broadcast_arrays(np.asarray(correct, dtype=np.int64), np.asarray(n, dtype=np.int64))
+    low, high = np.full(k.size, np.nan), np.full(k.size, np.nan)
+    for i, (ki, mi) in enumerate(zip(k.ravel(), m.ravel())):
+        if mi > 0:
+            ci = binomtest(int(ki), int(mi)).proportion_ci(confidence, method="wilson")
+            low[i], high[i] = ci.low, ci.high
+    return low.reshape(k.shape), high.reshape(k.shape)

@@ -289,7 +289,8 @@ def accuracy_by(table, by, columns: dict, label: str = "label", confidence: floa
         ``photos``, ``accuracy``, ``ci_low``, ``ci_high``.
     """
     import pandas as pd
-    from scipy.stats import binomtest
+
+    from ..experiments.stats import wilson_interval
 
     by = [by] if isinstance(by, str) else list(by)
     missing = [c for c in by + list(columns.values()) + [label] if c not in table]
@@ -300,7 +301,7 @@ def accuracy_by(table, by, columns: dict, label: str = "label", confidence: floa
         for value, part in table.groupby(setting, sort=True):
             for name, column in columns.items():
                 correct, n = int((part[column] == part[label]).sum()), len(part)
-                ci = binomtest(correct, n).proportion_ci(confidence, method="wilson")
+                low, high = wilson_interval(correct, n, confidence)
                 rows.append({"setting": setting, "value": value, "reading": name, "correct": correct, "photos": n,
-                             "accuracy": correct / n, "ci_low": float(ci.low), "ci_high": float(ci.high)})
+                             "accuracy": correct / n, "ci_low": float(low), "ci_high": float(high)})
     return pd.DataFrame(rows)

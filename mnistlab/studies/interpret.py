@@ -49,6 +49,7 @@ from tqdm.auto import tqdm
 
 from .._util import eval_mode
 from ..data.datasets import ImageSet, as_imageset, dataset_info, kfold_indices
+from ..experiments.stats import wilson_interval  # noqa: F401 (re-exported: the calibration tables use it)
 from ..models.registry import preprocessing_of
 from ..training.callbacks import Callback
 from ..training.recorder import layer_names
@@ -1139,30 +1140,6 @@ def expected_calibration_error(probs, labels, n_bins: int = 15) -> float:
     p = torch.as_tensor(np.asarray(probs), dtype=torch.float32)
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
     return float(multiclass_calibration_error(p, y, num_classes=p.shape[1], n_bins=n_bins, norm="l1"))
-
-
-def wilson_interval(correct, n, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval of each proportion ``correct / n`` (SciPy ``binomtest``); always inside [0, 1].
-
-    Parameters
-    ----------
-    correct, n : int or array of int
-        Successes and trials; ``n = 0`` gives NaN.
-    confidence : float
-
-    Returns
-    -------
-    (low, high) : two float arrays of the shape of ``n``
-    """
-    from scipy.stats import binomtest
-
-    k, m = np.broadcast_arrays(np.asarray(correct, dtype=np.int64), np.asarray(n, dtype=np.int64))
-    low, high = np.full(k.size, np.nan), np.full(k.size, np.nan)
-    for i, (ki, mi) in enumerate(zip(k.ravel(), m.ravel())):
-        if mi > 0:
-            ci = binomtest(int(ki), int(mi)).proportion_ci(confidence, method="wilson")
-            low[i], high[i] = ci.low, ci.high
-    return low.reshape(k.shape), high.reshape(k.shape)
 
 
 def reliability_table(probs, labels, n_bins: int = 15) -> pd.DataFrame:
