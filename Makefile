@@ -35,6 +35,7 @@ test-fast: $(STAMP)
 
 figures: $(STAMP)
 	$(BIN)/mnistlab figures
+	$(BIN)/python -c "from mnistlab.runner import write_run_times; write_run_times('README.md')"
 
 figures-quick: $(STAMP)
 	$(BIN)/mnistlab figures --quick --out build/figures-quick
@@ -45,7 +46,7 @@ lab: $(STAMP)
 # Every benchmark in full mode (ours and the reference in the same run), each writing
 # benchmarks/results/<name>.json, then the README's speed table regenerated from those files. The GPU
 # benchmarks (and time to 99% with --device cuda) run only where CUDA is available.
-BENCHMARKS ?= loader_speed time_to_accuracy tsne_speed recorder_overhead parallel_speed photo_accuracy \
+BENCHMARKS ?= loader_speed train_step time_to_accuracy tsne_speed recorder_overhead parallel_speed photo_accuracy \
 	best_accuracy gan_recipes
 GPU_BENCHMARKS ?= gan_gpu transfer_gpu
 bench: $(STAMP)

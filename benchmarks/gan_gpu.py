@@ -27,7 +27,7 @@ FULL_STEPS = 6000
 FULL_WIDTH = 32
 """ngf = ndf in notebook 07's full mode (its WIDTH)."""
 FULL_RECIPE = "sngan"
-"""The entry of mnistlab.studies.gan.RECIPES notebook 07 trains with."""
+"""The entry of mnistlab.GAN_RECIPES (GANConfig instances) notebook 07 trains with."""
 
 
 def main(argv=None) -> int:
@@ -41,8 +41,8 @@ def main(argv=None) -> int:
         args.steps, args.width, args.n_eval, args.test_limit = 4, 8, 200, 1000
 
     from mnistlab.data import load_dataset
-    from mnistlab.models.gan import create_gan
     from mnistlab.studies import gan as gs
+    from mnistlab.training.gan import RECIPES, train_gan
     from mnistlab.training.loop import resolve_device
     from mnistlab.training.pretrained import load_pretrained
 
@@ -55,10 +55,8 @@ def main(argv=None) -> int:
         judge = load_pretrained(device=device)
         runs = {}
         for name in ("dcgan", "cdcgan"):
-            nets, settings = gs.RECIPES[FULL_RECIPE]
-            gan = create_gan(name, seed=args.seed, ngf=args.width, ndf=args.width, **nets)
-            runs[name] = gs.train_gan(gan, train, steps=args.steps, device=device, seed=args.seed, progress=False,
-                                      **settings)
+            cfg = RECIPES[FULL_RECIPE].but(name=name, gan=name, ngf=args.width, ndf=args.width, steps=args.steps)
+            runs[name] = train_gan(cfg, train, device=device, seed=args.seed, progress=False)
             print(f"{name}: {args.steps} steps in {runs[name].train_seconds:.1f} s of training "
                   f"({1000 * runs[name].train_seconds / args.steps:.1f} ms per step)", flush=True)
         train_seconds = sum(r.train_seconds for r in runs.values())

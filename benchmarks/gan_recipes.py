@@ -1,4 +1,4 @@
-"""The training recipes of ``mnistlab.studies.gan.RECIPES`` for notebook 07's GANs, judged after the same number of steps; prints one table.
+"""The training recipes of ``mnistlab.GAN_RECIPES`` (``GANConfig`` instances) for notebook 07's GANs, judged after the same number of steps; prints one table.
 
 * ``dcgan``: DCGAN's own (Radford et al. 2016): non-saturating loss, Adam lr 2e-4 for both nets,
   betas (0.5, 0.999), batch norm in the discriminator.
@@ -39,8 +39,8 @@ def main(argv=None) -> int:
         args.steps, args.width, args.n_eval, args.test_limit = 4, 8, 200, 1000
 
     from mnistlab.data import load_dataset
-    from mnistlab.models.gan import create_gan
     from mnistlab.studies import gan as gs
+    from mnistlab.training.gan import RECIPES, train_gan
     from mnistlab.training.loop import resolve_device
     from mnistlab.training.pretrained import load_pretrained
 
@@ -55,10 +55,10 @@ def main(argv=None) -> int:
           f"{floor:.4f}", flush=True)
     rows = []
     for gan_name in ("dcgan", "cdcgan"):
-        for recipe, (nets, settings) in gs.RECIPES.items():
-            gan = create_gan(gan_name, seed=args.seed, ngf=args.width, ndf=args.width, **nets)
-            run = gs.train_gan(gan, train, steps=args.steps, device=device, seed=args.seed, progress=False, **settings)
-            requested = torch.arange(args.n_eval) % 10 if gan.conditional else None
+        for recipe, base in RECIPES.items():
+            cfg = base.but(name=f"{gan_name} {recipe}", gan=gan_name, ngf=args.width, ndf=args.width, steps=args.steps)
+            run = train_gan(cfg, train, device=device, seed=args.seed, progress=False)
+            requested = torch.arange(args.n_eval) % 10 if cfg.conditional else None
             r = gs.evaluate_samples(run, judge, n=args.n_eval, seed=args.seed + 1, frechet=frechet, requested=requested)
             rows.append({"gan": gan_name, "recipe": recipe, "frechet_over_floor": r["frechet"] / floor,
                          "max_share_deviation": r["max_share_deviation"], "cond_accuracy": r["cond_accuracy"],

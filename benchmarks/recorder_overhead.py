@@ -34,8 +34,7 @@ def train_once(train, epochs: int, recorder) -> float:
     import mnistlab as ml
 
     model = ml.create_model("conv2_fc2", seed=0)
-    hist = ml.fit(model, train, None, epochs=epochs, optimizer="rmsprop", lr=1e-3, batch_size=64, seed=0,
-                  callbacks=[recorder] if recorder is not None else [], progress=False, device="cpu")
+    hist = ml.fit(model, train, None, ml.TrainConfig(epochs=epochs, optimizer="rmsprop", lr=1e-3, batch_size=64), seed=0, callbacks=[recorder] if recorder is not None else [], progress=False, device="cpu")
     return float(hist["seconds"].sum())
 
 

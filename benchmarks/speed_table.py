@@ -20,7 +20,7 @@ from _common import RESULTS_DIR, check_result
 
 START = "<!-- speed-table:start -->"
 END = "<!-- speed-table:end -->"
-ORDER = ["loader_speed", "time_to_accuracy", "time_to_accuracy_cuda", "tsne_speed", "recorder_overhead",
+ORDER = ["loader_speed", "train_step", "time_to_accuracy", "time_to_accuracy_cuda", "tsne_speed", "recorder_overhead",
          "parallel_speed", "best_accuracy", "photo_accuracy", "gan_recipes", "gan_gpu", "transfer_gpu"]
 
 

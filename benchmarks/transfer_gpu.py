@@ -88,17 +88,17 @@ def main(argv=None) -> int:
     labels = [None if v.strip() == "all" else int(v) for v in args.labels.split(",")]
     # the notebook's full-mode recipe (the defaults) and its GPU strategies; on a GPU, fit runs under bfloat16
     # autocast with channels-last
-    recipe = tr.TransferRecipe()
+    config = tr.TRANSFER
     if args.steps is not None:
-        recipe = recipe.but(steps=args.steps, max_steps=args.steps)
+        config = config.but(min_steps=args.steps)
     strategies = [tr.LINEAR_PROBE, tr.FROZEN, tr.FINE_TUNE, tr.SCRATCH]
     resnet = tr.imagenet_resnet18(10, size=args.size, seed=0)
     print(f"{data_name}: pool {len(train):,}, test {len(test):,}; ResNet-18 at {args.size}x{args.size}; "
-          f"labels per class {args.labels}; recipe {recipe}", flush=True)
+          f"labels per class {args.labels}; config {config}", flush=True)
 
     warm = time.perf_counter()
     tr.run_transfer(resnet, tr.few_labels(train, 2, 0), test.head(256), task="warm-up", strategies=[tr.FINE_TUNE],
-                    labels_per_class=[None], seeds=[0], recipe=recipe.but(steps=5, max_steps=5), device=device,
+                    labels_per_class=[None], seeds=[0], config=config.but(min_steps=5), device=device,
                     cache=False, progress=False)
     warm_s = time.perf_counter() - warm
     print(f"warm-up (cuDNN autotuning, first kernels): {warm_s:.1f} s", flush=True)
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
             break
         ts = time.perf_counter()
         df = tr.run_transfer(resnet, train, test, task=f"ImageNet ResNet-18 -> {data_name}", strategies=strategies,
-                             labels_per_class=labels, seeds=[seed], recipe=recipe, device=device, cache=False,
+                             labels_per_class=labels, seeds=[seed], config=config, device=device, cache=False,
                              progress=False)
         frames.append(df)
         seed_seconds.append(time.perf_counter() - ts)

@@ -5,8 +5,8 @@ One import line gives a notebook the whole public API::
     import mnistlab as ml
     train = ml.load_dataset("mnist", "train")
     model = ml.create_model("fast", seed=0)
-    history = ml.fit(model, train, epochs=2)
-    ml.viz.learning_curves(history)
+    history = ml.fit(model, train, config=ml.TrainConfig(epochs=2))
+    ml.viz.experiments.plot_curves(history)
 
 Layers, each importing only those above it in this list: ``data``, ``models``, ``training``,
 ``experiments``, ``studies`` (compute), ``viz`` (draw), ``runner`` / ``cli``.
@@ -33,9 +33,12 @@ _LAZY = {
                      "ModelCheckpoint", "TrainConfig", "TrainingError", "TrainState", "evaluate", "features", "fit",
                      "get_recipe", "list_recipes", "load_checkpoint", "load_pretrained", "make_optimizer",
                      "make_scheduler", "predict", "predict_classes", "pretrained_info", "resolve_device",
-                     "save_checkpoint", "train_model", "HistogramRecorder", "SnapshotRecorder"], "mnistlab.training"),
+                     "save_checkpoint", "train_model", "HistogramRecorder", "SnapshotRecorder", "StepProgress"],
+                    "mnistlab.training"),
+    **dict.fromkeys(["GAN_RECIPES", "GANConfig", "GANRun", "GANSampleRecorder", "load_gan", "sample_gan",
+                     "train_gan"], "mnistlab.training"),
     **dict.fromkeys(["Reading", "read_image", "read_number"], "mnistlab.studies.handwriting"),
-    **dict.fromkeys(["Figures", "image_grid", "learning_curves"], "mnistlab.viz"),
+    **dict.fromkeys(["Figures", "image_grid"], "mnistlab.viz"),
 }
 
 #: the layers, as ``ml.<layer>`` (``runner`` and ``cli`` too, but they are not part of ``__all__``)

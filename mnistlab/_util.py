@@ -1,19 +1,22 @@
-"""Small helpers every layer shares: one JSON conversion, one eval-mode switch, one way to find folders,
-one way to name what a path is and to count things in words.
+"""Small helpers every layer shares: one JSON conversion, one eval-mode switch, one way to find folders
+(one project-root finder), one atomic file write, one way to name what a path is and to count things in words.
 
 Imports nothing else of the package (and nothing heavy), so any module may use it, the command line
 included before it has parsed its arguments.
 """
 from __future__ import annotations
 
+import glob
 import math
 import os
 import stat
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["to_jsonable", "eval_mode", "project_root", "cache_root", "figures_root", "file_kind", "plural"]
+__all__ = ["to_jsonable", "eval_mode", "project_root", "cache_root", "figures_root", "file_kind", "plural",
+           "atomic_write", "clean_stale_temporaries"]
 
 
 def to_jsonable(value: Any, strict: bool = False) -> Any:
@@ -54,15 +57,19 @@ def eval_mode(model):
         model.train(was_training)
 
 
-def project_root() -> Path | None:
+def project_root(required: bool = False) -> Path | None:
     """The source checkout (the folder with ``pyproject.toml`` and ``mnistlab/``), or ``None`` when installed.
 
-    Looks above the package first, then above the working directory.
+    Looks above the package first, then above the working directory. With ``required=True`` a missing
+    checkout raises ``FileNotFoundError`` (the runner needs ``notebooks/``) instead of returning ``None``.
     """
     here = Path(__file__).resolve().parent.parent
     for folder in (here, Path.cwd().resolve(), *Path.cwd().resolve().parents):
         if (folder / "pyproject.toml").is_file() and (folder / "mnistlab").is_dir():
             return folder
+    if required:
+        raise FileNotFoundError("Cannot find the mnistlab checkout (a folder with notebooks/ and pyproject.toml); "
+                                "run from inside it.")
     return None
 
 
@@ -127,3 +134,88 @@ def plural(n: int, singular: str, plural_form: str | None = None) -> str:
     """
     word = singular if n == 1 else plural_form or singular + "s"
     return f"{n:,} {word}"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's) or cannot tell: keep its file
+    return True
+
+
+def clean_stale_temporaries(path) -> list[Path]:
+    """Remove temporary files that killed writers of ``path`` left behind; return what was removed.
+
+    :func:`atomic_write` names its temporary file ``.<name>.<pid>.<random>.tmp``; a file whose
+    process no longer runs is a leftover of a run killed during its save. Files of live
+    processes (a concurrent writer) are left alone.
+
+    Parameters
+    ----------
+    path : path
+        The file whose leftover temporaries to remove (it need not exist).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The temporary files removed.
+    """
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def atomic_write(path, write) -> Path:
+    """Write ``path`` atomically: ``write(fh)`` fills a temporary file beside it, which then replaces it.
+
+    Readers never see half a file and a crash half-way leaves the old file intact: the rename is
+    atomic on POSIX and Windows. The temporary file is removed if ``write`` fails; one left by a
+    process killed during its save is removed by the next write of the same file
+    (:func:`clean_stale_temporaries`). The file gets the usual mode (0644 under the common
+    umask), not the temporary file's 0600.
+
+    Parameters
+    ----------
+    path : path
+        The file to write (its folder is created).
+    write : callable
+        ``write(fh)`` writes the content to the binary file object ``fh``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; cannot write a file there.")
+    clean_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

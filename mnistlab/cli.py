@@ -29,7 +29,8 @@ __all__ = ["main", "build_parser"]
 
 _CONFIG_FLAGS = ("name", "model", "model_kwargs", "dataset", "epochs", "batch_size", "lr", "optimizer", "scheduler",
                  "gamma", "momentum", "weight_decay", "label_smoothing", "normalize", "augment", "train_limit",
-                 "test_limit", "val", "split_seed", "early_stopping")
+                 "test_limit", "val", "split_seed", "early_stopping", "min_steps", "eval_batch_size", "init_from",
+                 "keep_head", "freeze", "head_lr", "body_lr")
 _ALIASES = {"lr": ("--learning-rate",), "epochs": ("--num-epochs",), "train_limit": ("--limit",)}
 
 #: TrainConfig field -> (its help, the fast recipe's value as JSON)
@@ -54,6 +55,13 @@ _TRAIN_FIELDS = {
     'val': ('per-epoch validation: test, none, a fraction or a count of held-out training images', '"test"'),
     'split_seed': ('seed of the train/validation split', '0'),
     'early_stopping': ('EarlyStopping arguments (needs val), e.g. {"patience": 3}', 'null'),
+    'min_steps': ('train at least this many optimizer steps: a small training set gets more epochs (the budget grows with the data, never below `epochs` passes)', 'null'),
+    'eval_batch_size': ('batch size of the per-epoch validation', '2000'),
+    'init_from': ('start from the weights of a source run: its cache key (a run kept with keep_model) or a checkpoint path; the head is replaced unless keep_head', 'null'),
+    'keep_head': ("with init_from: keep the source's head when it has as many classes as the data", 'false'),
+    'freeze': ("frozen layers: none, features (all but the head), or the last frozen layer's name or position", 'null'),
+    'head_lr': ('learning rate of the classification head; default lr', 'null'),
+    'body_lr': ('learning rate of every layer but the head (e.g. pretrained features); default lr', 'null'),
 }
 _RECIPE_NAMES = ('best', 'fast', 'pt_example')
 _FILE_DATASETS = ('mnist', 'fashion-mnist', 'kmnist')
@@ -182,7 +190,7 @@ def _remove_empty(folders: list[Path]) -> None:
 
 def _clean_stale_saves(out: Path) -> None:
     """Remove what saves killed half-way left in ``out``: ``.save.<pid>.*.tmp`` folders of dead processes."""
-    from mnistlab.training.checkpoint import _pid_alive, clean_stale_temporaries
+    from mnistlab._util import _pid_alive, clean_stale_temporaries
 
     for name in _RUN_FILES:  # single temporary files, as earlier versions wrote them
         clean_stale_temporaries(out / name)
@@ -345,7 +353,7 @@ def _shown(path: str, images) -> str:
     import numpy as np
     from PIL import Image
 
-    from mnistlab.training.checkpoint import atomic_write
+    from mnistlab._util import atomic_write
 
     source = Path(path)
     out = source.with_name(f"{source.stem}.28x28.png")
@@ -561,7 +569,9 @@ def _val(text: str):
 
 _FLAG_TYPES = {"name": str, "val": _val, "split_seed": _seed, "epochs": _positive_int, "batch_size": _positive_int, "train_limit": _positive_int,
                "test_limit": _positive_int, "lr": _finite_float, "gamma": _finite_float, "momentum": _finite_float,
-               "weight_decay": _finite_float, "label_smoothing": _finite_float}
+               "weight_decay": _finite_float, "label_smoothing": _finite_float, "init_from": str,
+               "head_lr": _finite_float, "body_lr": _finite_float, "min_steps": _positive_int,
+               "eval_batch_size": _positive_int}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -14,28 +14,30 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ._util import project_root as _project_root
+from ._util import project_root as _find_root
 
-__all__ = ["NotebookError", "project_root", "list_notebooks", "check_parameters", "kernel_environment", "run_notebook",
-           "run_notebooks"]
+__all__ = ["NotebookError", "DirtyTreeError", "project_root", "list_notebooks", "check_parameters", "kernel_environment",
+           "run_notebook", "run_notebooks", "git_state", "cell_seconds", "run_times", "describe_run_time", "machine",
+           "run_times_markdown", "write_run_times"]
 
 
 class NotebookError(RuntimeError):
     """A notebook failed; the message names the notebook, the cell and the error."""
 
 
+class DirtyTreeError(RuntimeError):
+    """The main job (``figures/``) was asked to run from a checkout with uncommitted changes."""
+
+
 def project_root() -> Path:
-    """The folder holding ``notebooks/`` and ``pyproject.toml`` (the source checkout)."""
-    root = _project_root()
-    if root is None or not (root / "notebooks").is_dir():
-        raise FileNotFoundError("Cannot find the mnistlab checkout (a folder with notebooks/ and pyproject.toml); "
-                                "run from inside it.")
-    return root
+    """The source checkout (:func:`mnistlab._util.project_root`, the one finder), required here: the runner needs it."""
+    return _find_root(required=True)
 
 
 def check_parameters(parameters: dict) -> dict:
@@ -153,12 +155,26 @@ def _environment(changes: dict):
         apply(saved)
 
 
-def _git_commit(root: Path) -> str | None:
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or None
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def git_state(root) -> dict:
+    """``{"commit": full hash or None, "clean": bool or None, "dirty": [paths]}`` of the checkout at ``root``.
+
+    ``clean`` is whether no tracked file differs from the commit (untracked files do not count); ``None``
+    (and ``commit`` ``None``) outside a git checkout or without git.
+    """
+    head = _git(Path(root), "rev-parse", "HEAD")
+    if head is None or head.returncode != 0 or not head.stdout.strip():
+        return {"commit": None, "clean": None, "dirty": []}
+    status = _git(Path(root), "status", "--porcelain", "--untracked-files=no")
+    dirty = [line[3:] for line in status.stdout.splitlines() if line.strip()] if status and status.returncode == 0 else []
+    clean = None if status is None or status.returncode != 0 else not dirty
+    return {"commit": head.stdout.strip(), "clean": clean, "dirty": dirty}
 
 
 def _clean_stale_staging(figures_dir: Path) -> None:
@@ -167,7 +183,7 @@ def _clean_stale_staging(figures_dir: Path) -> None:
     A run killed between the two renames of its swap left no ``<notebook>/`` folder: the new
     figures (complete: the swap starts only after success), else the old ones, are put back first.
     """
-    from .training.checkpoint import _pid_alive
+    from ._util import _pid_alive
 
     for folder in figures_dir.glob(".*.tmp"):
         parts = folder.name.split(".")
@@ -197,6 +213,7 @@ def run_notebook(path, parameters: dict, figures_dir, executed_dir, progress: bo
 
     path = Path(path)
     parameters = check_parameters(parameters)
+    state = git_state(path.parent)  # read before the run: the commit its figures are made at
     figures_dir, executed_dir = Path(figures_dir), Path(executed_dir)
     executed_dir.mkdir(parents=True, exist_ok=True)
     figures_dir.mkdir(parents=True, exist_ok=True)
@@ -229,14 +246,130 @@ def run_notebook(path, parameters: dict, figures_dir, executed_dir, progress: bo
     numbers = json.loads(numbers_file.read_text()) if numbers_file.is_file() else {}
     files = sorted(str(p.relative_to(figures_dir)) for p in out_dir.glob("*") if p.suffix in (".png", ".gif", ".csv"))
     return {"notebook": path.stem, "parameters": parameters, "version": __version__,
-            "commit": _git_commit(path.parent), "seconds": round(seconds, 1),
+            "commit": state["commit"], "clean": state["clean"], "seconds": round(seconds, 1),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "figures": files, "numbers": numbers}
+            "machine": machine(), "cells": cell_seconds(executed_dir / path.name), "figures": files, "numbers": numbers}
+
+
+def machine() -> dict:
+    """The machine a run was made on: CPU model, core count, GPU name (None without one), load average."""
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Model", "cpu model") and value.strip():
+                cpu = value.strip()
+                break
+    except OSError:
+        pass
+    gpu = None
+    if "torch" in sys.modules:  # never import torch just to ask
+        torch = sys.modules["torch"]
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    try:
+        load = [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        load = []
+    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu, "load_average": load}
+
+
+def cell_seconds(executed_path) -> list[dict]:
+    """Per code cell of an executed notebook: its index, seconds (papermill's timing) and first line.
+
+    Parameters
+    ----------
+    executed_path : path
+        A notebook executed by papermill (``metadata.papermill.duration`` on each cell).
+
+    Returns
+    -------
+    list of dict
+        ``{"cell": i, "seconds": float, "code": first line}`` for every code cell that ran.
+    """
+    nb = json.loads(Path(executed_path).read_text())
+    out = []
+    for i, cell in enumerate(nb.get("cells", [])):
+        duration = cell.get("metadata", {}).get("papermill", {}).get("duration")
+        if cell.get("cell_type") != "code" or duration is None:
+            continue
+        source = "".join(cell.get("source", ""))
+        first = next((ln.strip() for ln in source.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), "")
+        out.append({"cell": i, "seconds": round(float(duration), 2), "code": first[:100]})
+    return out
+
+
+def run_times(manifest=None, top: int = 3):
+    """Where each notebook's last run spent its time, from a manifest: one row per notebook.
+
+    Parameters
+    ----------
+    manifest : path or dict, optional
+        A ``manifest.json`` (default: the checkout's ``figures/manifest.json``) or its loaded dict.
+    top : int
+        How many of the slowest code cells to list per notebook.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by notebook: ``seconds``, ``quick``, ``commit``, ``finished``, ``cpu``, ``cores``,
+        ``load_average`` (when the run ended) and ``slowest`` ("cell 5 (1,234 s): first line; ...";
+        empty for runs made before cell timings were recorded).
+    """
+    import pandas as pd
+
+    if manifest is None or not isinstance(manifest, dict):
+        manifest = json.loads(Path(manifest or project_root() / "figures" / "manifest.json").read_text())
+    rows = {}
+    for name, e in sorted(manifest.get("notebooks", {}).items()):
+        cells = sorted(e.get("cells") or [], key=lambda c: -c["seconds"])[:top]
+        m = e.get("machine") or {}
+        rows[name] = {"seconds": e.get("seconds"), "quick": bool(e.get("parameters", {}).get("QUICK")),
+                      "commit": (e.get("commit") or "")[:9] or None, "finished": e.get("finished"),
+                      "cpu": m.get("cpu"), "cores": m.get("cores"), "load_average": m.get("load_average"),
+                      "slowest": "; ".join(f"cell {c['cell']} ({c['seconds']:,.0f} s): {c['code']}" for c in cells)}
+    return pd.DataFrame.from_dict(rows, orient="index",
+                                  columns=["seconds", "quick", "commit", "finished", "cpu", "cores", "load_average",
+                                           "slowest"])
+
+
+def describe_run_time(notebook: str, root=None) -> str:
+    """One line for a notebook's opening cell: how long its last full run and its last QUICK run took.
+
+    Read from ``figures/manifest.json`` (the main job) and ``build/figures-quick/manifest.json``
+    (``make figures-quick``), never typed. A run not on record says so.
+
+    Parameters
+    ----------
+    notebook : str
+        The notebook's name, e.g. ``"03_model_search"``.
+    root : path, optional
+        The checkout (default: found from here).
+    """
+    root = Path(root) if root else _find_root()
+    parts = []
+    for what, rel in (("full run", "figures/manifest.json"), ("QUICK run", "build/figures-quick/manifest.json")):
+        entry = None
+        if root is not None and (root / rel).is_file():
+            try:
+                entry = json.loads((root / rel).read_text()).get("notebooks", {}).get(notebook)
+            except (OSError, ValueError):
+                entry = None
+        if not entry or entry.get("seconds") is None:
+            parts.append(f"{what}: not on record here ({'make figures' if what == 'full run' else 'make figures-quick'})")
+            continue
+        s, m = float(entry["seconds"]), entry.get("machine") or {}
+        took = f"{s:.0f} s" if s < 100 else f"{s / 60:.0f} min"
+        where = f" on {m['cores']} cores" if m.get("cores") else ""
+        load = f", load average {m['load_average'][0]:g} at the end" if m.get("load_average") else ""
+        parts.append(f"{what}: {took}{where} ({(entry.get('finished') or '')[:10]}{load})")
+    return f"{notebook}, last measured " + "; ".join(parts) + "."
 
 
 def run_notebooks(only=None, quick: bool = False, dataset: str = "mnist", seed: int = 0, device: str = "auto",
                   figures_dir=None, executed_dir=None, notebooks_dir=None, progress: bool = True,
-                  extra: dict | None = None) -> dict:
+                  extra: dict | None = None, allow_dirty: bool = False) -> dict:
     """Run notebooks in order and update ``<figures_dir>/manifest.json``; return the manifest.
 
     Parameters
@@ -253,6 +386,11 @@ def run_notebooks(only=None, quick: bool = False, dataset: str = "mnist", seed: 
     extra : dict, optional
         Further notebook parameters by name (e.g. ``{"RESULTS": "saved"}`` for notebook 03); a
         notebook that has no such parameter ignores it (papermill warns).
+    allow_dirty : bool
+        The main job (writing the committed ``<project>/figures``) refuses a QUICK run, and a
+        checkout whose tracked files differ from its commit (``DirtyTreeError``): its figures must be
+        reproducible from the commit the manifest records. ``True`` (or ``MNISTLAB_ALLOW_DIRTY=1``) runs
+        anyway, warns, and records ``"clean": false`` in every entry, which the freshness test rejects.
     """
     extra = dict(extra or {})
     clash = sorted(set(extra) & {"QUICK", "DATASET", "SEED", "DEVICE"})
@@ -265,6 +403,8 @@ def run_notebooks(only=None, quick: bool = False, dataset: str = "mnist", seed: 
     executed_dir = Path(executed_dir) if executed_dir else root / "notebooks" / "executed"
     for what, folder in (("figures", figures_dir), ("executed notebooks", executed_dir)):
         _check_folder(folder, what)
+    if figures_dir.resolve() == (root / "figures").resolve():  # the main job: the committed gallery
+        _check_main_job(root, quick, allow_dirty or os.environ.get("MNISTLAB_ALLOW_DIRTY", "").strip() == "1")
     figures_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = figures_dir / "manifest.json"
     manifest = {}
@@ -272,6 +412,26 @@ def run_notebooks(only=None, quick: bool = False, dataset: str = "mnist", seed: 
         entry = run_notebook(path, params, figures_dir, executed_dir, progress=progress)
         manifest = _update_manifest(manifest_path, entry)
     return manifest
+
+
+def _check_main_job(root: Path, quick: bool, allow_dirty: bool) -> None:
+    """The committed gallery is made in full (never QUICK) from a clean checkout, or loudly marked otherwise."""
+    import warnings
+
+    state = git_state(root)
+    if state["commit"] is None:  # not a git checkout: there is no committed gallery to protect
+        return
+    if quick:
+        raise ValueError(f"QUICK figures never go to the committed gallery {root / 'figures'}; "
+                         "give another folder (--out), e.g. build/figures-quick.")
+    if state["clean"] is False:
+        shown = ", ".join(state["dirty"][:8]) + (" ..." if len(state["dirty"]) > 8 else "")
+        message = (f"the checkout has uncommitted changes ({len(state['dirty'])} files: {shown}); figures made now "
+                   f"could not be reproduced from commit {state['commit'][:12]}.")
+        if not allow_dirty:
+            raise DirtyTreeError(f"Refusing to write {root / 'figures'}: {message} Commit or stash them, or pass "
+                                 "allow_dirty=True (MNISTLAB_ALLOW_DIRTY=1) to record the run as made from a dirty tree.")
+        warnings.warn(f"{message} The manifest records \"clean\": false for these notebooks.", stacklevel=3)
 
 
 def _check_folder(folder: Path, what: str) -> None:
@@ -292,15 +452,75 @@ def _check_folder(folder: Path, what: str) -> None:
 
 def _update_manifest(manifest_path: Path, entry: dict) -> dict:
     """Merge one notebook's entry into the manifest, under a lock and atomically (runs may be concurrent)."""
-    from .training.checkpoint import atomic_write
+    from ._util import atomic_write
 
     with _locked(manifest_path.with_name(".manifest.lock")):
         manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
         manifest.setdefault("notebooks", {})[entry["notebook"]] = entry
         # per-figure view, as the README gallery and the tests read it; only files that exist
         folder = manifest_path.parent
-        manifest["figures"] = {f: {k: e[k] for k in ("notebook", "parameters", "version", "commit", "seconds", "numbers")}
+        manifest["figures"] = {f: {k: e.get(k) for k in ("notebook", "parameters", "version", "commit", "clean", "seconds",
+                                                          "numbers")}
                                for e in manifest["notebooks"].values() for f in e["figures"] if (folder / f).is_file()}
         text = json.dumps(manifest, indent=2, sort_keys=True)
         atomic_write(manifest_path, lambda fh: fh.write(text.encode()))
     return manifest
+
+
+RUN_TIMES_START, RUN_TIMES_END = "<!-- run-times:start -->", "<!-- run-times:end -->"
+
+
+def _took(seconds) -> str:
+    if seconds is None:
+        return "not on record"
+    seconds = float(seconds)
+    return f"{seconds:.0f} s" if seconds < 100 else f"{seconds / 60:.1f} min"
+
+
+def run_times_markdown(manifest=None, quick_manifest=None) -> str:
+    """The README's table of how long each notebook's last full run took, from the manifest (never typed).
+
+    One row per notebook: full-run time, when and at which commit, the machine and its load average at
+    the end (what makes a time trustworthy), the slowest cells, and the last QUICK time if
+    ``quick_manifest`` (default ``build/figures-quick/manifest.json`` when it exists) has one; then the total.
+    """
+    root = _find_root()
+    full = run_times(manifest)
+    qpath = quick_manifest or (root / "build" / "figures-quick" / "manifest.json" if root else None)
+    quick = run_times(qpath) if qpath is not None and (isinstance(qpath, dict) or Path(qpath).is_file()) else None
+    lines = ["| notebook | full run | made | machine (1-min load average at the end) | slowest cells | QUICK |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    def known(v) -> bool:
+        return v is not None and not (isinstance(v, float) and v != v)  # None and NaN: not recorded
+
+    for name, r in full.iterrows():
+        day = (r["finished"] if known(r["finished"]) else "")[:10]
+        made = f"{day}, `{r['commit']}`" if known(r["commit"]) else f"{day}, no commit recorded"
+        load = f" (load {r['load_average'][0]:g})" if known(r["load_average"]) and len(r["load_average"]) else ""
+        machine_ = f"{int(r['cores'])} cores, {r['cpu']}{load}" if known(r["cores"]) else "not recorded"
+        q = _took(quick.loc[name, "seconds"]) if quick is not None and name in quick.index else "not on record"
+        slowest = (r["slowest"] if known(r["slowest"]) and r["slowest"] else "not recorded").replace("|", "\\|")
+        lines.append(f"| `{name}` | {_took(r['seconds'])} | {made} | {machine_} | {slowest} | {q} |")
+    total = full["seconds"].fillna(0).sum()
+    lines.append(f"| all | {_took(total)} | | | | "
+                 f"{_took(quick['seconds'].sum()) if quick is not None and len(quick) else 'not on record'} |")
+    return "\n".join(lines)
+
+
+def write_run_times(path, manifest=None, quick_manifest=None) -> bool:
+    """Replace what stands between the run-times markers of ``path`` (the README) with :func:`run_times_markdown`.
+
+    Returns False (and changes nothing) when the file lacks the two markers in order.
+    """
+    path = Path(path)
+    text = path.read_text()
+    a, b = text.find(RUN_TIMES_START), text.find(RUN_TIMES_END)
+    if a < 0 or b < a or text.count(RUN_TIMES_START) != 1 or text.count(RUN_TIMES_END) != 1:
+        return False
+    table = run_times_markdown(manifest, quick_manifest)
+    new = text[:a + len(RUN_TIMES_START)] + "\n" + table + "\n" + text[b:]
+    if new != text:
+        from ._util import atomic_write
+
+        atomic_write(path, lambda fh: fh.write(new.encode()))
+    return True

@@ -52,7 +52,7 @@ def digits(n=6) -> torch.Tensor:
 
 @pytest.mark.parametrize("images", [digits(), digits().numpy(), digits().float() / 255])
 def test_scoring_refuses_images_without_labels(model, images):
-    for call in (lambda: ml.evaluate(model, images), lambda: ml.fit(model, images, epochs=1, progress=False)):
+    for call in (lambda: ml.evaluate(model, images), lambda: ml.fit(model, images, config=ml.TrainConfig(epochs=1), progress=False)):
         with pytest.raises(ValueError) as err:
             call()
         one_line(err, "labels", "ImageSet", "(images, labels)")
@@ -129,7 +129,7 @@ def test_imageset_repr_is_short():
 def test_divergence_is_caught_and_names_the_epoch(mnist_small):
     train, _ = mnist_small
     with pytest.raises(ml.TrainingError) as err:
-        ml.fit(ml.create_model("fast", seed=0), train, epochs=1, optimizer="sgd", lr=100, progress=False)
+        ml.fit(ml.create_model("fast", seed=0), train, config=ml.TrainConfig(epochs=1, optimizer="sgd", lr=100), progress=False)
     one_line(err, "epoch 1", "step", "lower the learning rate")
 
 
@@ -145,7 +145,8 @@ def test_a_loss_exploding_but_finite_is_divergence():
 
     data = (digits(64), torch.arange(64) % 10)
     with pytest.raises(ml.TrainingError) as err:
-        ml.fit(Blowup(), data, epochs=3, optimizer="sgd", lr=1e4, batch_size=8, progress=False, device="cpu")
+        ml.fit(Blowup(), data, config=ml.TrainConfig(epochs=3, optimizer="sgd", lr=100, batch_size=8), progress=False,
+               device="cpu")
     one_line(err, "diverged", "epoch 1", "lower the learning rate")
     assert "nan" not in str(err.value).lower()
 
@@ -423,8 +424,8 @@ def test_train_model_and_fit_show_progress_by_default(capsys):
     cfg = ml.TrainConfig("tiny", model="logreg", epochs=1, batch_size=32)
     ml.train_model(cfg, data, device="cpu")
     assert "epochs" in capsys.readouterr().err
-    ml.fit(ml.create_model("logreg", seed=0), data, epochs=1, device="cpu")
+    ml.fit(ml.create_model("logreg", seed=0), data, config=ml.TrainConfig(epochs=1), device="cpu")
     assert "epochs" in capsys.readouterr().err
     ml.train_model(cfg, data, device="cpu", progress=False)
-    ml.fit(ml.create_model("logreg", seed=0), data, epochs=1, device="cpu", progress=False)
+    ml.fit(ml.create_model("logreg", seed=0), data, config=ml.TrainConfig(epochs=1), device="cpu", progress=False)
     assert capsys.readouterr().err == ""

@@ -56,7 +56,7 @@ def test_fit_leaves_the_global_rng_alone(mnist_small):
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    ml.fit(ml.create_model("logreg", seed=0), train.head(256), epochs=1, progress=False, device="cpu")
+    ml.fit(ml.create_model("logreg", seed=0), train.head(256), config=ml.TrainConfig(epochs=1), progress=False, device="cpu")
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -69,24 +69,79 @@ def test_datasets_are_handed_out_as_copies():
     assert b.images[0, 0, 0] == 0 and c.images[0, 0, 0] == 0 and b.labels[0] == 7
 
 
-def test_fit_takes_a_loss_metrics_and_parameter_groups(mnist_small):
+def test_fit_takes_a_loss_metrics_and_rates_per_group(mnist_small):
     train, test = mnist_small
     model = ml.create_model("logreg", seed=0)
-    groups = [{"params": [model.head.weight], "lr": 0.05}, {"params": [model.head.bias], "lr": 0.001}]
     seen = {}
 
     class Spy(ml.Callback):
         def on_train_begin(self, state):
-            seen["lrs"] = [g["lr"] for g in state.optimizer.param_groups]
+            seen["lrs"] = {g["name"]: g["lr"] for g in state.optimizer.param_groups}
 
-    hist = ml.fit(model, train.head(512), test.head(200), epochs=1, optimizer="sgd", param_groups=groups,
+    def top2(logits, y):
+        return (logits.topk(2, 1).indices == y[:, None]).any(1).sum()
+
+    cfg = ml.TrainConfig(epochs=1, optimizer="sgd", head_lr=0.05, body_lr=0.001)
+    hist = ml.fit(model, train.head(512), test.head(200), cfg,
                   loss_fn=lambda logits, y: torch.nn.functional.nll_loss(logits.log_softmax(1), y),
-                  metrics={"acc": lambda l, y: (l.argmax(1) == y).sum(), "top2": lambda l, y:
-                           (l.topk(2, 1).indices == y[:, None]).any(1).sum()},
-                  callbacks=[Spy()], progress=False, device="cpu")
-    assert seen["lrs"] == [0.05, 0.001]
+                  metrics={"acc": lambda l, y: (l.argmax(1) == y).sum(), "top2": top2}, callbacks=[Spy()],
+                  progress=False, device="cpu")
+    assert seen["lrs"] == {"head": 0.05}          # logreg is all head: no body group
     assert {"train_top2", "val_top2"} <= set(hist.columns)
     assert hist["val_top2"].iloc[0] >= hist["val_acc"].iloc[0]
+
+
+def test_fit_refuses_a_config_that_disagrees_with_the_data(mnist_small):
+    train, _ = mnist_small
+    model = ml.create_model("logreg", seed=0)
+    with pytest.raises(ValueError, match=r"train_limit = 100 but 512 training images.*train.head\(100\)"):
+        ml.fit(model, train.head(512), config=ml.TrainConfig(train_limit=100, epochs=1), progress=False)
+    with pytest.raises(ValueError, match="dataset = 'fashion-mnist' but mnist images"):
+        ml.train_model(ml.get_recipe("fast", train_limit=10000, dataset="fashion-mnist"), train.head(512),
+                       progress=False)
+    with pytest.raises(ValueError, match="init_from = 'abc' but the model handed to fit was not built from it"):
+        ml.fit(model, train.head(64), config=ml.TrainConfig(init_from="abc", epochs=1), progress=False)
+    with pytest.raises(ValueError, match="freeze = 3.5 is not allowed"):
+        ml.TrainConfig(freeze=3.5)
+    with pytest.raises(ValueError, match="keep_head = True is not allowed: only with init_from"):
+        ml.TrainConfig(keep_head=True)
+    # within the limit (a validation split took some) and the same dataset: trains
+    hist = ml.fit(model, train.head(90), config=ml.TrainConfig(train_limit=100, epochs=1), progress=False)
+    assert len(hist) == 1
+
+
+def test_new_fields_at_their_defaults_keep_the_cache_key():
+    from mnistlab.experiments.cache import config_hash
+    from mnistlab.training.config import LATER_FIELDS
+
+    cfg = ml.TrainConfig(model="logreg", epochs=1)
+    assert not set(LATER_FIELDS) & set(cfg.recipe())
+    assert cfg.but(min_steps=50).recipe()["min_steps"] == 50
+    assert config_hash(cfg, 0) != config_hash(cfg.but(head_lr=0.1), 0)
+
+
+def test_min_steps_freeze_and_init_from(mnist_small, tmp_path):
+    train, test = mnist_small
+    data = train.head(64)
+    cfg = ml.TrainConfig(model="fast", model_kwargs={"width": 4}, epochs=1, batch_size=16, min_steps=10)
+    model = cfg.build_model(seed=0)
+    hist = ml.fit(model, data, config=cfg, progress=False)
+    assert len(hist) == 3                          # 4 steps an epoch: raised to 3 epochs for >= 10 steps
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ml.fit(model, data, config=cfg.but(freeze="features", min_steps=None), progress=False)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("head."))
+    assert not torch.equal(before["head.weight"], after["head.weight"])
+    path = ml.save_checkpoint(tmp_path / "source.pt", model)
+    target = cfg.but(init_from=str(path), epochs=1, min_steps=None)
+    start = target.build_model(seed=1)
+    assert torch.equal(start.body[0].weight, model.body[0].weight)         # the source's features
+    assert not torch.equal(start.head.weight, model.head.weight)           # a new head
+    kept = target.but(keep_head=True).build_model(seed=1)
+    assert torch.equal(kept.head.weight, model.head.weight)
+    ml.fit(start, data, config=target, progress=False)                    # built from init_from: accepted
+    with pytest.raises(FileNotFoundError, match="names no checkpoint file"):
+        cfg.but(init_from="0123abcd").build_model(0)
 
 
 def test_on_train_end_runs_when_training_raises(mnist_small):
@@ -101,5 +156,5 @@ def test_on_train_end_runs_when_training_raises(mnist_small):
             ended.append(True)
 
     with pytest.raises(RuntimeError, match="boom"):
-        ml.fit(ml.create_model("logreg", seed=0), train.head(128), epochs=1, callbacks=[Boom()], progress=False)
+        ml.fit(ml.create_model("logreg", seed=0), train.head(128), config=ml.TrainConfig(epochs=1), callbacks=[Boom()], progress=False)
     assert ended == [True]

@@ -53,8 +53,7 @@ def tiny_run():
     grads = []
     seen = LambdaCallback(on_after_backward=lambda s: grads.append([m.weight.grad.detach().clone() for _, _, m in
                                                                    parameterised_layers(s.model)]))
-    hist = ml.fit(model, _images(128), _images(40, seed=1), epochs=1, optimizer="sgd", lr=0.05, batch_size=16,
-                  callbacks=[rec, linear, snaps, seen], progress=False, seed=0, device="cpu")   # histc's CPU binning
+    hist = ml.fit(model, _images(128), _images(40, seed=1), ml.TrainConfig(epochs=1, optimizer="sgd", lr=0.05, batch_size=16), callbacks=[rec, linear, snaps, seen], progress=False, seed=0, device="cpu")   # histc's CPU binning
     return {"model": model, "init": init, "rec": rec, "linear": linear, "snaps": snaps, "grads": grads, "history": hist}
 
 
@@ -163,8 +162,7 @@ def test_rmsprop_histograms_cover_every_frame_and_show_its_shape():
     train = ml.load_dataset("mnist", "train", limit=2_000)
     rec = HistogramRecorder(every=8)
     linear = HistogramRecorder(every=8, binning={"updates": "linear"}, activations=False, quantities=("updates",))
-    ml.fit(ml.create_model("conv2_fc2", seed=0), train, None, epochs=8, optimizer="rmsprop", lr=1e-3, batch_size=64,
-           callbacks=[rec, linear], progress=False, seed=0, device="cpu")
+    ml.fit(ml.create_model("conv2_fc2", seed=0), train, None, ml.TrainConfig(epochs=8, optimizer="rmsprop", lr=1e-3, batch_size=64), callbacks=[rec, linear], progress=False, seed=0, device="cpu")
     stats = rec.stats
     for q in ("weights", "gradients", "updates"):
         h = rec.histograms(q)
@@ -232,8 +230,7 @@ def test_gradients_recorded_before_the_optimizer_step_known_gradient():
         expected.append((W.clone(), gW))
         W, b = W - lr * gW, b - lr * r
     rec = HistogramRecorder(every=1, activations=False)
-    ml.fit(model, data, None, epochs=1, optimizer="sgd", lr=lr, batch_size=4, progress=False, device="cpu",
-           loss_fn=lambda logits, y: 0.5 * (logits ** 2).sum() / len(y), callbacks=[rec])   # float32 (no bf16 autocast)
+    ml.fit(model, data, None, ml.TrainConfig(epochs=1, optimizer="sgd", lr=lr, batch_size=4), progress=False, device="cpu", loss_fn=lambda logits, y: 0.5 * (logits ** 2).sum() / len(y), callbacks=[rec])   # float32 (no bf16 autocast)
     s = rec.stats.query("layer == 'fc1'")
     for step, (W_before, gW) in enumerate(expected):
         got = s[s["step"] == step].set_index(["quantity", "statistic"])["value"]
@@ -251,7 +248,7 @@ def test_hooks_are_removed_after_training_and_after_an_exception():
     rec = HistogramRecorder(every=1)
     seen = []
     probe = LambdaCallback(on_batch_end=lambda s: seen.append(_hooks_left(s.model)))
-    ml.fit(model, _images(64), None, epochs=1, batch_size=32, callbacks=[rec, probe], progress=False)
+    ml.fit(model, _images(64), None, ml.TrainConfig(epochs=1, batch_size=32), callbacks=[rec, probe], progress=False)
     assert seen and all(n == 3 for n in seen)          # three ReLUs hooked while training
     assert _hooks_left(model) == 0
 
@@ -261,8 +258,7 @@ def test_hooks_are_removed_after_training_and_after_an_exception():
 
     rec2 = HistogramRecorder(every=1)
     with pytest.raises(RuntimeError, match="boom"):
-        ml.fit(model, _images(128), None, epochs=1, batch_size=32, callbacks=[rec2, LambdaCallback(on_batch_end=boom)],
-               progress=False)
+        ml.fit(model, _images(128), None, ml.TrainConfig(epochs=1, batch_size=32), callbacks=[rec2, LambdaCallback(on_batch_end=boom)], progress=False)
     assert _hooks_left(model) == 0
     assert len(rec2) == 2 and len(rec2.histograms("updates")) == 2   # what was recorded before the error is kept
 
@@ -294,7 +290,7 @@ def test_recorder_works_with_every_registry_model():
     for name in ml.list_models().index:
         model = ml.create_model(name, seed=0)
         rec = HistogramRecorder(every=1)
-        ml.fit(model, _images(32), None, epochs=1, batch_size=16, progress=False, callbacks=[rec])
+        ml.fit(model, _images(32), None, ml.TrainConfig(epochs=1, batch_size=16), progress=False, callbacks=[rec])
         assert len(rec) == 2 and rec.layers, name
         assert rec.histograms("updates").counts.sum() > 0, name
         assert _hooks_left(model) == 0, name
@@ -308,7 +304,7 @@ def test_recorder_validates_arguments_and_reports_missing_data():
     with pytest.raises(ValueError, match="train with this recorder first"):
         HistogramRecorder().histograms("weights")
     rec = HistogramRecorder(every=1, quantities=("weights",), ranges={"weights": (-1.0, 1.0)}, activations=False)
-    ml.fit(ml.create_model("logreg", seed=0), _images(16), None, epochs=1, batch_size=16, progress=False, callbacks=[rec])
+    ml.fit(ml.create_model("logreg", seed=0), _images(16), None, ml.TrainConfig(epochs=1, batch_size=16), progress=False, callbacks=[rec])
     h = rec.histograms("weights")
     assert h.edges[0, 0] == -1.0 and h.edges[0, -1] == 1.0
     with pytest.raises(ValueError, match="gradients"):
@@ -354,8 +350,7 @@ def test_same_seed_same_recording():
     recs = []
     for _ in range(2):
         rec = HistogramRecorder(every=2)
-        ml.fit(ml.create_model("mlp", seed=1, hidden=(8,)), _images(64), None, epochs=1, batch_size=16, seed=4,
-               progress=False, callbacks=[rec], device="cpu")
+        ml.fit(ml.create_model("mlp", seed=1, hidden=(8,)), _images(64), None, ml.TrainConfig(epochs=1, batch_size=16), seed=4, progress=False, callbacks=[rec], device="cpu")
         recs.append(rec)
     pd.testing.assert_frame_equal(recs[0].stats, recs[1].stats)
     assert np.array_equal(recs[0].histograms("gradients").counts, recs[1].histograms("gradients").counts)
@@ -553,22 +548,22 @@ def test_every_plot_draws_into_the_callers_axes(tiny_run):
         assert call(ax) is fig, name
         plt.close(fig)
     multi = {
-        "plot_histograms": (3, lambda axes: vd.plot_histograms(rec, "gradients", axes=axes)),
-        "plot_shape": (2, lambda axes: vd.plot_shape(shape, axes=axes)),
-        "plot_loss_line": (2, lambda axes: vd.plot_loss_line(line, axes=axes)),
+        "plot_histograms": (3, lambda axes: vd.plot_histograms(rec, "gradients", ax=axes)),
+        "plot_shape": (2, lambda axes: vd.plot_shape(shape, ax=axes)),
+        "plot_loss_line": (2, lambda axes: vd.plot_loss_line(line, ax=axes)),
     }
     for name, (n, call) in multi.items():
         fig, axes = plt.subplots(1, n)
         assert call(axes) is fig, name
         plt.close(fig)
-    for name, call in {"plot_key_frames": lambda f: vd.plot_key_frames(rec, "updates", fig=f),
-                       "plot_diagnosis": lambda f: vd.plot_diagnosis({"a": rec, "b": rec}, fig=f),
-                       "plot_representation_key_frames": lambda f: vd.plot_representation_key_frames(rep, fig=f)}.items():
+    for name, call in {"plot_key_frames": lambda f: vd.plot_key_frames(rec, "updates", ax=f),
+                       "plot_diagnosis": lambda f: vd.plot_diagnosis({"a": rec, "b": rec}, ax=f),
+                       "plot_representation_key_frames": lambda f: vd.plot_representation_key_frames(rep, ax=f)}.items():
         fig = plt.figure()
         assert call(fig) is fig, name
         plt.close(fig)
-    for name, call in {"histogram_gif_frames": lambda f: vd.histogram_gif_frames(rec, "weights", fig=f, progress=False),
-                       "representation_gif_frames": lambda f: vd.representation_gif_frames(rep, fig=f, progress=False)}.items():
+    for name, call in {"histogram_gif_frames": lambda f: vd.histogram_gif_frames(rec, "weights", ax=f, progress=False),
+                       "representation_gif_frames": lambda f: vd.representation_gif_frames(rep, ax=f, progress=False)}.items():
         fig = plt.figure(figsize=(4, 3), dpi=50)
         frames = call(fig)
         assert {f.shape for f in frames} == {(150, 200, 3)} and len(frames) >= 4, name
@@ -642,8 +637,7 @@ def _blow_up_run(widen: bool):
         seen[int(s.step)] = next(m for m in model.modules() if isinstance(m, nn.Linear)).weight.detach().clone()
 
     rec = HistogramRecorder(every=1, bins=32, quantities=("weights",), activations=False, final=False, widen=widen)
-    ml.fit(model, _images(96), None, epochs=1, batch_size=16, optimizer="sgd", lr=0.01, progress=False, seed=0,
-           device="cpu", callbacks=[LambdaCallback(on_after_backward=keep), rec, LambdaCallback(on_batch_end=grow)])
+    ml.fit(model, _images(96), None, ml.TrainConfig(epochs=1, batch_size=16, optimizer="sgd", lr=0.01), progress=False, seed=0, device="cpu", callbacks=[LambdaCallback(on_after_backward=keep), rec, LambdaCallback(on_batch_end=grow)])
     return rec, seen
 
 

@@ -500,4 +500,4 @@ def test_plot_errors(blobs):
         draw.plot_backends(pd.DataFrame({"backend": ["x"]}))
     with pytest.raises(ValueError, match="needs 3 axes"):
         draw.plot_backends(pd.DataFrame({"backend": ["x"], "seconds": [1.0], "knn_acc": [0.9],
-                                         "trustworthiness": [0.9]}), axes=plt.figure().subplots(1, 2))
+                                         "trustworthiness": [0.9]}), ax=plt.figure().subplots(1, 2))

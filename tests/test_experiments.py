@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import mnistlab as ml
 import mnistlab.experiments as ex
@@ -379,3 +380,82 @@ def test_final_rows_keeps_last_epoch_of_each_run():
     last = ex.final_rows(df)
     assert list(zip(last["config"], last["seed"], last["epoch"], last["val_acc"])) == [
         ("a", 0, 2, 0.2), ("a", 1, 1, 0.3), ("b", 0, 2, 0.5)]
+
+
+def test_out_of_fold_progress_counts_training_steps(monkeypatch, tmp_path):
+    """The bar of the k-fold training moves with the optimizer steps (StepProgress), not once per finished fold;
+    a cached fold counts its steps at once. (Moved from test_interpret with out_of_fold_probs_for.)"""
+    import mnistlab.experiments.executors as executors
+
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    updates, totals = [], []
+
+    class Bar:
+        def __init__(self, total=None, **kw):
+            self.steps = kw.get("unit") == "step"          # the step bar, not map_tasks' (disabled) run bar
+            if self.steps:
+                totals.append(total)
+
+        def update(self, n=1):
+            if self.steps:
+                updates.append(n)
+
+        def set_postfix_str(self, *a, **kw):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(executors, "tqdm", Bar)
+    g = torch.Generator().manual_seed(0)
+    data = ml.ImageSet(torch.randint(0, 256, (300, 28, 28), dtype=torch.uint8, generator=g), torch.arange(300) % 10)
+    cfg = ml.get_recipe("fast", batch_size=25)
+    probs = ex.out_of_fold_probs(cfg, k=2, seed=0, data=data, progress=True, device="cpu")
+    assert probs.shape == (300, 10) and np.allclose(probs.sum(1), 1, atol=1e-4)
+    assert totals[0] == 2 * 6                                    # 2 folds x 1 epoch x ceil(150 / 25) steps
+    assert sum(updates) == 12 and len(updates) >= 4              # advanced during the folds (every 4 steps)
+    updates.clear()
+    again = ex.out_of_fold_probs(cfg, k=2, seed=0, data=data, progress=True, device="cpu")   # from the cache
+    assert np.array_equal(again, probs) and sum(updates) == 12 and len(updates) == 2
+    # workers > 1 report through a manager queue that a thread of this process reads
+    updates.clear()
+    with ex.step_progress(10, "steps", True, workers=2) as sink:
+        for _ in range(5):
+            sink.put(2)
+    assert sum(updates) == 10 and len(updates) == 5
+
+
+def test_step_progress_callback_reports_every_n_steps_and_at_the_end():
+    from mnistlab.training.callbacks import StepProgress
+
+    class Sink:
+        def __init__(self):
+            self.got = []
+
+        def put(self, n):
+            self.got.append(n)
+
+    sink = Sink()
+    g = torch.Generator().manual_seed(0)
+    data = ml.ImageSet(torch.randint(0, 256, (70, 28, 28), dtype=torch.uint8, generator=g), torch.arange(70) % 10)
+    ml.fit(ml.create_model("logreg", seed=0), data, config=ml.TrainConfig(epochs=2, batch_size=10),
+           callbacks=[StepProgress(sink, every=3)], progress=False, device="cpu")
+    assert sink.got == [3, 3, 3, 3, 2]                           # 14 steps: every 3, the rest at the end
+    with pytest.raises(ValueError, match="every must be a whole number"):
+        StepProgress(sink, every=0)
+
+
+def test_run_on_caches_the_trained_model_under_a_data_fingerprint(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    g = torch.Generator().manual_seed(0)
+    data = ml.ImageSet(torch.randint(0, 256, (80, 28, 28), dtype=torch.uint8, generator=g), torch.arange(80) % 10)
+    cfg = ml.TrainConfig(model="logreg", epochs=1, batch_size=16, val=None)
+    model, hist, key = ex.run_on(cfg, data, seed=0, device="cpu")
+    again, hist2, key2 = ex.run_on(cfg, data, seed=0, device="cpu")
+    assert key == key2 and len(hist) == 1 and torch.equal(model.head.weight, again.head.weight)
+    other = ml.ImageSet(data.images, (data.labels + 1) % 10)
+    assert ex.run_on(cfg, other, seed=0, device="cpu")[2] != key          # other labels: another run
+    assert ex.fingerprint(data) == ex.fingerprint(ml.ImageSet(data.images.clone(), data.labels.clone()))
+    # the key is an init_from: a run that starts from this one's weights
+    start = cfg.but(init_from=key, keep_head=True).build_model(seed=1)
+    assert torch.equal(start.head.weight, model.head.weight)

@@ -225,3 +225,65 @@ def test_only_the_main_job_writes_the_gallery(tmp_path, monkeypatch):
     assert seen == [tmp_path / "build" / "figures-quick", tmp_path / "figures"]
     monkeypatch.delenv("MNISTLAB_FIGURES", raising=False)
     assert ml.Figures("01_demo").dir == project_root() / "build" / "figures" / "01_demo"
+
+
+def _git_repo(folder: Path) -> None:
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("-c", "user.email=t@example.com", "-c", "user.name=t", "add", "-A")
+    git("-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "notebooks")
+
+
+def test_the_manifest_records_the_commit_and_a_clean_tree(tmp_path):
+    """Each entry says at which commit its figures were made and whether the tree was clean (freshness)."""
+    import subprocess
+
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    make_notebook(nbdir, "01_demo", "import mnistlab as ml\nml.Figures('01_demo').record(answer=1)")
+    (tmp_path / ".gitignore").write_text("figures/\nexec/\n")
+    _git_repo(tmp_path)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    manifest = run_notebooks(figures_dir=tmp_path / "figures", executed_dir=tmp_path / "exec", notebooks_dir=nbdir,
+                             progress=False)
+    entry = manifest["notebooks"]["01_demo"]
+    assert entry["commit"] == head and entry["clean"] is True and entry["parameters"]["QUICK"] is False
+    on_disk = json.loads((tmp_path / "figures" / "manifest.json").read_text())
+    assert on_disk["notebooks"]["01_demo"]["clean"] is True
+
+
+def test_the_main_job_refuses_a_dirty_tree_and_quick_mode(tmp_path, monkeypatch):
+    import mnistlab.runner as runner
+
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    make_notebook(nbdir, "01_demo", "x = 1")
+    _git_repo(tmp_path)
+    seen = []
+    monkeypatch.setattr(runner, "run_notebook", lambda path, params, figures_dir, executed_dir, progress=True:
+                        seen.append(Path(figures_dir)) or {"notebook": path.stem, "figures": []})
+    monkeypatch.delenv("MNISTLAB_ALLOW_DIRTY", raising=False)
+    kw = dict(notebooks_dir=nbdir, executed_dir=tmp_path / "exec", progress=False)
+    run_notebooks(**kw)                                                  # clean: the main job runs
+    with pytest.raises(ValueError, match="QUICK figures never go to the committed gallery"):
+        run_notebooks(quick=True, figures_dir=tmp_path / "figures", **kw)
+    make_notebook(nbdir, "01_demo", "x = 2")                             # a tracked file edited, not committed
+    assert runner.git_state(tmp_path)["clean"] is False
+    with pytest.raises(runner.DirtyTreeError, match=r"uncommitted changes \(1 files: notebooks/01_demo.ipynb\)"):
+        run_notebooks(**kw)
+    run_notebooks(quick=True, **kw)                                      # QUICK goes to build/: no refusal
+    run_notebooks(figures_dir=tmp_path / "elsewhere", **kw)              # nor does any other folder
+    with pytest.warns(UserWarning, match="records \"clean\": false"):
+        run_notebooks(allow_dirty=True, **kw)
+    assert seen == [tmp_path / "figures", tmp_path / "build" / "figures-quick", tmp_path / "elsewhere",
+                    tmp_path / "figures"]
+
+
+def test_git_state_outside_a_checkout(tmp_path):
+    from mnistlab.runner import git_state
+
+    assert git_state(tmp_path) == {"commit": None, "clean": None, "dirty": []}

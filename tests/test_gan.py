@@ -1,4 +1,4 @@
-"""GAN nets, training loop, checkpoints, evaluation and figures (mnistlab.models.gan, studies.gan, viz.gan)."""
+"""GAN nets, config, training loop, checkpoints, evaluation and figures (models.gan, training.gan, studies.gan, viz.gan)."""
 from __future__ import annotations
 
 import math
@@ -13,16 +13,22 @@ import pandas as pd
 import pytest
 import torch
 
+import mnistlab as ml
 from mnistlab.data import ImageSet
 from mnistlab.models.gan import GAN, Discriminator, Generator, create_gan, list_gans, register_gan
 from mnistlab.studies import gan as gs
-from mnistlab.training.checkpoint import CheckpointError
+from mnistlab.training.callbacks import Callback
+from mnistlab.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from mnistlab.training.gan import (RECIPES, GANConfig, GANSampleRecorder, equilibrium, load_gan, record_steps, sample,
+                                   to_unit, train_gan)
+from mnistlab.training.gan_config import as_gan_config
 from mnistlab.training.loop import TrainingError
 from mnistlab.training.loop import predict as ml_predict
 from mnistlab.training.pretrained import load_pretrained
 from mnistlab.viz import gan as vg
 
 TINY = dict(nz=8, ngf=8, ndf=8)
+CFG = GANConfig(batch_size=32, **TINY)
 
 
 def blobs(n: int = 256, seed: int = 0) -> ImageSet:
@@ -100,12 +106,47 @@ def test_spectral_norm_discriminator_has_no_batchnorm():
     assert torch.linalg.matrix_norm(w, ord=2) < 1.5
 
 
+# ----------------------------------------------------------------------------------------- config
+
+def test_gan_config_validates_and_varies():
+    cfg = GANConfig()
+    assert cfg.recipe() == {k: v for k, v in cfg.to_dict().items() if k not in ("name", "description")}
+    assert cfg.but(name="other").recipe() == cfg.recipe() and cfg.but(lr=1e-3).recipe() != cfg.recipe()
+    assert cfg.but(steps=None, epochs=2).total_steps(640) == 20 and cfg.total_steps(10) == 3000
+    assert cfg.to_dict()["betas"] == [0.5, 0.999] and cfg.but(betas=[0.0, 0.9]).betas == (0.0, 0.9)
+    assert as_gan_config(cfg.to_dict()) == cfg
+    assert set(GANConfig.fields_help()) == set(cfg.to_dict()) and all(h for _, h in GANConfig.fields_help().values())
+    for bad, match in [(dict(gan="wgan"), "gan = 'wgan'"), (dict(loss="wgan"), "loss = 'wgan'"),
+                       (dict(epochs=1), "exactly one"), (dict(steps=0), "steps = 0"), (dict(lr=0), "lr = 0"),
+                       (dict(betas=[1.0, 0.9]), "betas"), (dict(ema_decay=1.0), "ema_decay"),
+                       (dict(dataset="cifar"), "dataset"), (dict(train_limit=10), "train_limit = 10"),
+                       (dict(ngf=0), "ngf = 0"), (dict(spectral_norm=1), "spectral_norm")]:
+        with pytest.raises(ValueError, match=match):
+            cfg.but(**bad)
+    with pytest.raises(ValueError, match="Unknown GAN config keys \\['steps_'\\]"):
+        as_gan_config({"steps_": 3})
+    with pytest.raises(TypeError, match="GANConfig or a dict"):
+        as_gan_config(3)
+
+
+def test_recipes_are_configs_that_build_and_train():
+    assert set(RECIPES) == {"dcgan", "sngan"} and RECIPES is ml.GAN_RECIPES
+    for name, recipe in RECIPES.items():
+        cfg = recipe.but(steps=None, epochs=1, batch_size=32, **TINY)
+        gan = cfg.build_gan(seed=0)
+        assert any("parametrizations" in k for k in gan.discriminator.state_dict()) == cfg.spectral_norm
+        run = train_gan(cfg, blobs(128), progress=False, device="cpu")
+        assert run.steps == 4 and np.isfinite(run.history[["loss_d", "loss_g"]].to_numpy()).all()
+        assert run.config == cfg
+    assert RECIPES["sngan"].loss == "hinge" and RECIPES["sngan"].lr_d == 2 * RECIPES["sngan"].lr
+    assert RECIPES["dcgan"].loss == "ns" and RECIPES["dcgan"].betas == (0.5, 0.999)
+
+
 # --------------------------------------------------------------------------------------- training
 
 def test_discriminator_learns_real_from_fake():
     """Before training D cannot tell (loss_D = 2 ln 2, D = 0.5); a few steps later D(x) > D(G(z))."""
-    run = gs.train_gan(create_gan("dcgan", seed=0, **TINY), blobs(256), steps=30, batch_size=32, progress=False,
-                       device="cpu", lr_d=1e-3)
+    run = train_gan(CFG.but(steps=30, lr_d=1e-3), blobs(256), progress=False, device="cpu")
     h = run.history
     assert list(h.columns[:6]) == ["step", "epoch", "loss_d", "loss_g", "d_real", "d_fake"]
     assert h["step"].tolist() == list(range(1, 31)) and (h["epoch"].diff().fillna(0) >= 0).all()
@@ -115,89 +156,96 @@ def test_discriminator_learns_real_from_fake():
     assert last["loss_d"] < h["loss_d"].iloc[0] - 0.2
     assert last["d_real"] - last["d_fake"] > 0.2
     assert h["elapsed"].is_monotonic_increasing and run.train_seconds > 0 and run.steps == 30
+    assert run.steps_per_second == pytest.approx(30 / run.train_seconds)
+
+
+def test_equilibrium_values():
+    assert equilibrium("ns") == pytest.approx((2 * math.log(2), math.log(2)))
+    assert equilibrium("hinge") == (2.0, 0.0)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        equilibrium("wgan")
 
 
 def test_same_seed_same_numbers_and_global_rng_untouched():
     torch.manual_seed(123)
     before = torch.random.get_rng_state()
-    runs = [gs.train_gan(create_gan("cdcgan", seed=0, **TINY), blobs(128), steps=4, batch_size=32, progress=False,
-                         device="cpu", seed=5) for _ in range(2)]
+    cfg = CFG.but(gan="cdcgan", steps=4)
+    runs = [train_gan(cfg, blobs(128), progress=False, device="cpu", seed=5) for _ in range(2)]
     assert torch.equal(torch.random.get_rng_state(), before)
     pd.testing.assert_frame_equal(runs[0].history.drop(columns=["seconds", "elapsed"]),
                                   runs[1].history.drop(columns=["seconds", "elapsed"]))
-    assert torch.equal(gs.sample(runs[0], 8, seed=1), gs.sample(runs[1], 8, seed=1))
+    assert torch.equal(sample(runs[0], 8, seed=1), sample(runs[1], 8, seed=1))
 
 
 @pytest.mark.parametrize("loss", ["ns", "hinge"])
 def test_losses_and_spectral_norm_train(loss):
-    run = gs.train_gan(create_gan("cdcgan", seed=0, spectral_norm=True, **TINY), blobs(128), epochs=1, batch_size=32,
-                       loss=loss, progress=False, device="cpu")
+    cfg = CFG.but(gan="cdcgan", spectral_norm=True, steps=None, epochs=1, loss=loss)
+    run = train_gan(cfg, blobs(128), progress=False, device="cpu")
     assert len(run.history) == 4 and np.isfinite(run.history[["loss_d", "loss_g"]].to_numpy()).all()
-    assert run.settings["loss"] == loss
+    assert run.config.loss == loss
 
 
-@pytest.mark.parametrize("recipe", sorted(gs.RECIPES))
-def test_recipes_build_and_train(recipe):
-    nets, settings = gs.RECIPES[recipe]
-    gan = create_gan("dcgan", seed=0, **nets, **TINY)
-    assert any("parametrizations" in k for k in gan.discriminator.state_dict()) == nets["spectral_norm"]
-    run = gs.train_gan(gan, blobs(128), epochs=1, batch_size=32, progress=False, device="cpu", **settings)
-    assert np.isfinite(run.history[["loss_d", "loss_g"]].to_numpy()).all()
-    assert {k: run.settings[k] for k in ("loss", "lr", "lr_d")} == {k: settings[k] for k in ("loss", "lr", "lr_d")}
-    assert tuple(run.settings["betas"]) == settings["betas"] and settings["loss"] in gs.LOSSES
-
-
-def test_train_gan_argument_errors(tmp_path):
-    gan, data = create_gan("dcgan", seed=0, **TINY), blobs(64)
-    with pytest.raises(ValueError, match="exactly one of steps= or epochs="):
-        gs.train_gan(gan, data)
-    with pytest.raises(ValueError, match="loss must be one of"):
-        gs.train_gan(gan, data, steps=1, loss="wgan")
+def test_train_gan_honours_or_refuses_the_config(tmp_path):
+    data = blobs(64)
     with pytest.raises(ValueError, match="at least batch_size=128"):
-        gs.train_gan(gan, data, steps=1, batch_size=128)
+        train_gan(CFG.but(batch_size=128), data, progress=False)
     with pytest.raises(ValueError, match="resume=True needs checkpoint"):
-        gs.train_gan(gan, data, steps=1, resume=True)
+        train_gan(CFG.but(steps=1), data, resume=True)
     with pytest.raises(ValueError, match="amp=True needs a CUDA device"):
-        gs.train_gan(gan, data, steps=1, amp=True, device="cpu")
+        train_gan(CFG.but(steps=1), data, amp=True, device="cpu")
+    with pytest.raises(ValueError, match="dataset='mnist' but the images handed in are 'fashion-mnist'"):
+        train_gan(CFG.but(steps=1), ImageSet(data.images, data.labels, "fashion-mnist"), progress=False)
+    with pytest.raises(ValueError, match="train_limit=96 but only 64 images"):
+        train_gan(CFG.but(steps=1, train_limit=96), data, progress=False)
+    limited = train_gan(CFG.but(steps=None, epochs=1, train_limit=32), blobs(128), progress=False, device="cpu")
+    assert limited.n_train == 32 and limited.steps == 1  # one batch of the first 32 images, not 4 of all 128
+    with pytest.raises(ValueError, match="not the one the config describes"):
+        train_gan(CFG.but(steps=1), data, gan=create_gan("dcgan", seed=0, nz=8, ngf=16, ndf=8), progress=False)
 
 
 def _weights(run):
-    out = {f"g.{k}": v for k, v in run.gan.generator.state_dict().items()}
-    out.update({f"d.{k}": v for k, v in run.gan.discriminator.state_dict().items()})
+    out = {f"gan.{k}": v for k, v in run.gan.state_dict().items()}
     out.update({f"ema.{k}": v for k, v in run.ema.state_dict().items()})
     return out
 
 
 def test_checkpoint_resume_takes_the_same_next_step(tmp_path):
-    data, kw = blobs(160), dict(batch_size=32, progress=False, device="cpu", seed=2)
-    straight = gs.train_gan(create_gan("cdcgan", seed=1, **TINY), data, steps=8, **kw)
+    data, kw = blobs(160), dict(progress=False, device="cpu", seed=2)
+    cfg = CFG.but(gan="cdcgan", steps=8)
+    straight = train_gan(cfg, data, **kw)
     path = tmp_path / "ckpt" / "gan.pt"
-    first = gs.train_gan(create_gan("cdcgan", seed=1, **TINY), data, steps=5, checkpoint=path, **kw)  # stops mid-epoch 2
+    first = train_gan(cfg.but(steps=5), data, checkpoint=path, **kw)  # stops mid-epoch 2
     assert path.is_file() and not list(path.parent.glob("*.tmp"))
-    resumed = gs.train_gan(create_gan("cdcgan", seed=99, **TINY), data, steps=8, checkpoint=path, resume=True, **kw)
+    resumed = train_gan(cfg, data, gan=cfg.build_gan(seed=99), checkpoint=path, resume=True, **kw)
     cols = ["step", "epoch", "loss_d", "loss_g", "d_real", "d_fake"]
     pd.testing.assert_frame_equal(resumed.history[cols], straight.history[cols])
     assert first.history[cols].equals(straight.history[cols].head(5))
     a, b = _weights(straight), _weights(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    loaded = gs.load_gan_checkpoint(path)  # weights_only load, the state after step 8
-    assert loaded.steps == 8 and loaded.settings["seed"] == 2
-    assert torch.equal(gs.sample(loaded, 6, seed=3), gs.sample(straight, 6, seed=3))
+    # the one checkpoint format: load_checkpoint reads it (weights_only) as a GAN with its GANConfig
+    ckpt = load_checkpoint(path)
+    assert ckpt.kind == "gan" and isinstance(ckpt.model, GAN) and ckpt.config == cfg
+    assert ckpt.state["step"] == 8 and {"opt_g", "opt_d", "ema", "noise_rng"} <= set(ckpt.state)
+    loaded = load_gan(path)  # the state after step 8
+    assert loaded.steps == 8 and loaded.seed == 2 and loaded.config == cfg and loaded.n_train == 160
+    assert torch.equal(sample(loaded, 6, seed=3), sample(straight, 6, seed=3))
     with pytest.raises(ValueError, match="other settings lr=0.0002 \\(now 0.001\\)"):
-        gs.train_gan(create_gan("cdcgan", seed=1, **TINY), data, steps=9, checkpoint=path, resume=True, lr=1e-3, **kw)
+        train_gan(cfg.but(steps=9, lr=1e-3), data, checkpoint=path, resume=True, **kw)
 
 
-def test_checkpoint_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="No GAN checkpoint"):
-        gs.load_gan_checkpoint(tmp_path / "missing.pt")
+def test_checkpoint_errors(tmp_path, judge):
+    with pytest.raises(FileNotFoundError, match="No checkpoint"):
+        load_gan(tmp_path / "missing.pt")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="truncated or corrupt"):
-        gs.load_gan_checkpoint(bad)
-    other = tmp_path / "other.pt"
-    torch.save({"format": "something-else"}, other)
-    with pytest.raises(CheckpointError, match="not an mnistlab GAN checkpoint"):
-        gs.load_gan_checkpoint(other)
+    with pytest.raises(CheckpointError, match="not an mnistlab checkpoint"):
+        load_gan(bad)
+    classifier = tmp_path / "classifier.pt"
+    save_checkpoint(classifier, judge)
+    with pytest.raises(CheckpointError, match="holds a classifier"):
+        load_gan(classifier)
+    with pytest.raises(ValueError, match="saved with its GANConfig"):
+        save_checkpoint(tmp_path / "x.pt", CFG.build_gan(0), config=ml.TrainConfig())
 
 
 class _Poison:
@@ -218,26 +266,24 @@ class _Poison:
 def test_nan_stops_with_a_clear_error():
     poison = _Poison()
     with pytest.raises(TrainingError, match=r"diverged at step 3 .*loss became nan.*Lower the learning rates"):
-        gs.train_gan(create_gan("dcgan", seed=0, **TINY), blobs(128), steps=10, batch_size=32, progress=False,
-                     device="cpu", callbacks=[poison])
+        train_gan(CFG.but(steps=10), blobs(128), progress=False, device="cpu", callbacks=[poison])
     assert poison.ended
 
 
 def test_callback_hooks_order_and_stop():
     calls = []
 
-    class Spy:
-        def __getattr__(self, name):
+    class Spy(Callback):  # the callbacks protocol of fit
+        def __getattribute__(self, name):
             if name.startswith("on_"):
                 return lambda state: calls.append((name, state.step))
-            raise AttributeError(name)
+            return object.__getattribute__(self, name)
 
-    class Stop:
+    class Stop(Callback):
         def on_batch_end(self, state):
             state.stop = state.step == 3
 
-    run = gs.train_gan(create_gan("dcgan", seed=0, **TINY), blobs(64), steps=10, batch_size=32, progress=False,
-                       device="cpu", callbacks=[Spy(), Stop()])
+    run = train_gan(CFG.but(steps=10), blobs(64), progress=False, device="cpu", callbacks=[Spy(), Stop()])
     assert run.steps == 3
     names = [n for n, _ in calls]
     assert names[0] == "on_train_begin" and names[-1] == "on_train_end"
@@ -248,25 +294,27 @@ def test_callback_hooks_order_and_stop():
 
 def test_recorders(judge):
     data = blobs(128)
-    snap = gs.SnapshotRecorder(every=2, n=9, seed=0)
+    snap = GANSampleRecorder(every=2, n=9, seed=0)
     ev = gs.EvaluationRecorder(judge, data, every=3, n=50)
-    gs.train_gan(create_gan("cdcgan", seed=0, **TINY), data, steps=5, batch_size=32, progress=False, device="cpu",
-                 callbacks=[snap, ev])
+    train_gan(CFG.but(gan="cdcgan", steps=5), data, progress=False, device="cpu", callbacks=[snap, ev])
     assert [s for s, _ in snap.frames] == [0, 2, 4, 5]
     assert all(f.shape == (9, 28, 28) and f.dtype == torch.uint8 for _, f in snap.frames)
     assert not torch.equal(snap.frames[0][1], snap.frames[-1][1])
     t = ev.table
     assert t["step"].tolist() == [3, 5] and (t["n"] == 50).all()
     assert {"frechet", "cond_accuracy", "coverage", "kl_uniform", "mean_confidence"} <= set(t.columns)
+    assert record_steps(5, 2) == {0, 2, 4, 5}
+    # one name each: the GAN's sample recorder is not the classifier's snapshot recorder
+    assert GANSampleRecorder is not ml.SnapshotRecorder and isinstance(snap, Callback)
 
 
 # --------------------------------------------------------------------------------------- sampling
 
 def test_sample_class_grid_and_interpolation():
     gan = create_gan("cdcgan", seed=0, **TINY).eval()
-    a, b = gs.sample(gan, 12, seed=1), gs.sample(gan, 12, seed=1)
+    a, b = sample(gan, 12, seed=1), sample(gan, 12, seed=1)
     assert a.dtype == torch.uint8 and a.shape == (12, 28, 28) and torch.equal(a, b)
-    assert not torch.equal(a, gs.sample(gan, 12, seed=2))
+    assert not torch.equal(a, sample(gan, 12, seed=2))
     grid = gs.class_grid(gan, per_class=3, seed=0)
     assert grid.shape == (30, 28, 28)
     # column j of every row shares one noise vector: same z, different class -> different image
@@ -274,9 +322,9 @@ def test_sample_class_grid_and_interpolation():
     with pytest.raises(ValueError, match="class-conditional generator"):
         gs.class_grid(create_gan("dcgan", seed=0, **TINY))
     with pytest.raises(ValueError, match="labels has 3 entries"):
-        gs.sample(gan, 4, labels=[0, 1, 2])
+        sample(gan, 4, labels=[0, 1, 2])
     with pytest.raises(ValueError, match="generator is unconditional"):
-        gs.sample(create_gan("dcgan", seed=0, **TINY), 2, labels=[0, 1])
+        sample(create_gan("dcgan", seed=0, **TINY), 2, labels=[0, 1])
     strip = gs.interpolate(gan, steps=7, seed=0, label=3)
     assert strip.shape == (7, 28, 28)
 
@@ -296,7 +344,7 @@ def test_slerp_endpoints_and_norm():
 
 def test_to_unit():
     x = torch.tensor([-1.0, 0.0, 1.0, 2.0]).reshape(1, 1, 2, 2)
-    assert gs.to_unit(x).tolist() == [[[0, 128], [255, 255]]]
+    assert to_unit(x).tolist() == [[[0, 128], [255, 255]]]
 
 
 # ------------------------------------------------------------------------------------- evaluation
@@ -339,14 +387,13 @@ def test_evaluate_samples_on_real_digits(judge, mnist_small):
 
 def test_evaluate_run_on_a_generator(judge, mnist_small):
     _, test = mnist_small
-    run = gs.train_gan(create_gan("cdcgan", seed=0, **TINY), blobs(64), steps=1, batch_size=32, progress=False,
-                       device="cpu")
+    run = train_gan(CFG.but(gan="cdcgan", steps=1), blobs(64), progress=False, device="cpu")
     r = gs.evaluate_run(run, judge, test, n=100)
     assert r["n"] == 100 and r["frechet"] > 0
     # cond_accuracy is the share of the run's samples (seed 1, class i % 10 for sample i) that the judge reads as
     # the class asked for: recomputed here from the same samples, it must agree to the sample
     requested = torch.arange(100) % 10
-    pred = ml_predict(judge, gs.sample(run, 100, labels=requested, seed=1)).argmax(1)
+    pred = ml_predict(judge, sample(run, 100, labels=requested, seed=1)).argmax(1)
     assert r["cond_accuracy"] == pytest.approx(float((pred == requested.numpy()).mean()))
 
 
@@ -401,13 +448,32 @@ def test_check_targets():
     assert t.loc[3, "value"] == pytest.approx(20.0)
 
 
-def test_diagnose_verdicts():
+def test_diagnose_reads_dynamics_and_the_judge():
     h = _history()
-    assert gs.diagnose(h, window=20)["verdict"] == "healthy"
+    balanced = gs.diagnose(h, window=20)
+    assert balanced["dynamics"] == "balanced" and balanced["verdict"] == "balanced (not judged)"
     won = h.assign(d_fake=0.01, d_real=0.99, loss_d=0.02)
     d = gs.diagnose(won)
     assert d["verdict"] == "discriminator wins" and "0.010 < 0.05" in d["reason"] and d["window"] == 100
     assert gs.diagnose(h.assign(d_fake=0.7, d_real=0.4))["verdict"] == "generator fools D"
+    good = {"frechet": 0.3, "coverage": 10, "cond_accuracy": 0.97}
+    pr_good = {"precision": 0.8, "recall": 0.7}
+    ok = gs.diagnose(h, good, floor=0.1, pr=pr_good)
+    assert ok["verdict"] == "healthy" and ok["frechet_ratio"] == pytest.approx(3.0) and not ok["failed"]
+    # balanced dynamics at 155x the floor (notebook 07's old "healthy" run) are not healthy
+    far = gs.diagnose(h, {"frechet": 15.5, "coverage": 10, "cond_accuracy": float("nan")}, floor=0.1, pr=pr_good)
+    assert far["verdict"] == "samples not yet real" and "155.0x the floor" in far["reason"]
+    assert far["failed"] == ["Frechet distance 155.0x the floor (bar 5x)"]
+    for judged, pr, word in [({**good, "coverage": 7}, pr_good, "7 of 10 classes"),
+                             ({**good, "cond_accuracy": 0.5}, pr_good, "50.0% classified as requested"),
+                             (good, {"precision": 0.2, "recall": 0.7}, "precision 0.20"),
+                             (good, {"precision": 0.8, "recall": 0.1}, "recall 0.10")]:
+        out = gs.diagnose(h, judged, floor=0.1, pr=pr)
+        assert out["verdict"] == "samples not yet real" and word in out["reason"], word
+    # a losing discriminator is named first, whatever the judge says
+    assert gs.diagnose(won, good, floor=0.1, pr=pr_good)["verdict"] == "discriminator wins"
+    with pytest.raises(ValueError, match="floor > 0"):
+        gs.diagnose(h, good)
     with pytest.raises(ValueError, match="at least one step"):
         gs.diagnose(h.head(0))
 
@@ -429,18 +495,37 @@ def test_every_plot_draws_into_the_callers_axes(mnist_small):
     nn_table = gs.nearest_train_distances({"dcgan": imgs}, train, train.images[100:120], n=20)
     calls = [
         (lambda ax: vg.plot_samples(imgs, nrow=5, title="t", ax=ax), 1),
-        (lambda axes: vg.plot_training_curves(_history(), window=5, axes=axes), 2),
+        (lambda ax: vg.plot_training_curves(_history(), window=5, ax=ax), 2),
         (lambda ax: vg.plot_interpolation(imgs[:8], ax=ax), 1),
         (lambda ax: vg.plot_class_grid(imgs, classes=list("ab"), ax=ax), 1),
         (lambda ax: vg.plot_class_shares(np.full(10, 0.1), ax=ax), 1),
-        (lambda axes: vg.plot_quality_over_training(table, floor=0.1, axes=axes), 3),
+        (lambda ax: vg.plot_quality_over_training(table, floor=0.1, ax=ax), 3),
         (lambda ax: vg.plot_nearest_neighbours(imgs, train, nn_table, source="dcgan", n=4, ax=ax), 1),
         (lambda ax: vg.plot_distance_distributions(nn_table, ax=ax), 1),
     ]
     for fn, panels in calls:
         fig, axes = plt.subplots(1, panels)
         assert fn(axes) is fig
+        assert all(a.has_data() or a.images for a in np.ravel(axes)), fn  # every panel drawn, in the caller's axes
+        assert len(fig.axes) == panels
         plt.close(fig)
+
+
+def test_multi_panel_plots_take_an_array_or_a_subfigure():
+    """ax= a row of a matplotlib grid, or a SubFigure; too few axes are refused with the number needed."""
+    fig, grid = plt.subplots(2, 3)  # an array of Axes, as matplotlib gives it
+    table = pd.DataFrame({"step": [1, 2], "frechet": [2.0, 1.0], "mean_confidence": [0.5, 0.9],
+                          "cond_accuracy": [np.nan, np.nan], "max_share_deviation": [0.1, 0.02]})
+    assert vg.plot_quality_over_training(table, ax=grid[1]) is fig
+    assert [a.has_data() for a in grid.ravel()] == [False] * 3 + [True] * 3
+    assert grid[1, 0].get_yscale() == "log"
+    with pytest.raises(ValueError, match="needs 2 axes"):
+        vg.plot_training_curves(_history(), ax=grid[0, :1])
+    fig = plt.figure()
+    top, bottom = fig.subfigures(2, 1)
+    assert vg.plot_training_curves(_history(), window=5, ax=bottom) is fig
+    assert not top.axes and len(bottom.axes) == 2 and bottom.axes[1].get_ylim() == (0, 1)  # the D panel
+    plt.close("all")
 
 
 def test_plots_make_their_own_figures(tmp_path):
@@ -478,3 +563,23 @@ def test_tile_and_gif_frames():
     assert not np.array_equal(frames[0], frames[1])  # the step label differs
     with pytest.raises(ValueError, match="at least one"):
         vg.gif_frames([])
+
+
+def test_run_gan_trains_once_then_reads_the_one_cache(tmp_path, monkeypatch):
+    """experiments.run_gan keys a GAN run by its GANConfig, seed and data, like every other run."""
+    from mnistlab import experiments as ex
+
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    data, cfg = blobs(96), CFG.but(steps=4)
+    first = ex.run_gan(cfg, data, seed=1, device="cpu", progress=False)
+    files = sorted(p.name for p in (tmp_path / "cache").glob("*.pt"))
+    assert len(files) == 1 and len(first.history) == 4
+    again = ex.run_gan(cfg, data, seed=1, device="cpu", progress=False)  # from the file, not trained
+    pd.testing.assert_frame_equal(again.history[["loss_d", "loss_g"]], first.history[["loss_d", "loss_g"]])
+    assert torch.equal(sample(again, 4, seed=0), sample(first, 4, seed=0))
+    assert sorted(p.name for p in (tmp_path / "cache").glob("*.pt")) == files
+    ex.run_gan(cfg, data, seed=2, device="cpu", progress=False)  # another seed: another run
+    ex.run_gan(cfg.but(lr=1e-3), data, seed=1, device="cpu", progress=False)  # another config: another run
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 3
+    assert ex.config_hash(cfg, 1, kind="gan") != ex.config_hash(cfg.but(name="renamed", lr=1e-3), 1, kind="gan")
+    assert ex.config_hash(cfg, 1, kind="gan") == ex.config_hash(cfg.but(name="renamed"), 1, kind="gan")

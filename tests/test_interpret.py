@@ -500,38 +500,6 @@ def test_label_issue_images_raise_no_read_only_warning(tmp_path):
     assert out.returncode == 0 and "clean" in out.stdout, out.stderr[-2000:]
 
 
-def test_out_of_fold_progress_counts_training_steps(monkeypatch):
-    """The bar of the k-fold training moves with the optimizer steps, not once per finished fold."""
-    updates, totals = [], []
-
-    class Bar:
-        def __init__(self, total=None, **kw):
-            totals.append(total)
-
-        def update(self, n=1):
-            updates.append(n)
-
-        def set_postfix_str(self, *a, **kw):
-            pass
-
-        def close(self):
-            pass
-
-    monkeypatch.setattr(I, "tqdm", Bar)
-    g = torch.Generator().manual_seed(0)
-    data = ml.ImageSet(torch.randint(0, 256, (300, 28, 28), dtype=torch.uint8, generator=g), torch.arange(300) % 10)
-    probs = I.out_of_fold_probs_for(data, "fast", k=2, seed=0, progress=True, batch_size=25)
-    assert probs.shape == (300, 10) and np.allclose(probs.sum(1), 1, atol=1e-4)
-    assert totals == [2 * 6]                          # 2 folds x 1 epoch x ceil(150 / 25) steps
-    assert sum(updates) == 12 and len(updates) >= 4   # advanced during the folds (every 4 steps), all counted
-    # workers > 1 report through a manager queue that a thread of this process reads
-    updates.clear()
-    with I._step_progress(10, "steps", True, workers=2) as sink:
-        for _ in range(5):
-            sink.put(2)
-    assert sum(updates) == 10 and len(updates) == 5
-
-
 @requires_data
 def test_label_issue_ranking_finds_labels_flipped_on_purpose(record_property):
     train = ml.load_dataset("mnist", "train", limit=2000)
@@ -657,24 +625,24 @@ def test_every_plot_function_draws_into_the_callers_figure(small_interp, pretrai
                         "level": [0, 0.1, 0, 0.1], "acc": [0.99, 0.9, 0.98, 0.7], "ci_low": [0.98, 0.88, 0.97, 0.68],
                         "ci_high": [1.0, 0.92, 0.99, 0.72]})
     calls = {
-        "plot_digits": lambda f: V.plot_digits(imgs, ["a", "b", "c"], fig=f),
-        "plot_misclassified": lambda f: V.plot_misclassified(it, 3, fig=f),
+        "plot_digits": lambda f: V.plot_digits(imgs, ["a", "b", "c"], ax=f),
+        "plot_misclassified": lambda f: V.plot_misclassified(it, 3, ax=f),
         "plot_confusion": lambda f: V.plot_confusion(it, ax=f.subplots()),
         "plot_most_confused": lambda f: V.plot_most_confused(it.most_confused(4), ax=f.subplots()),
         "plot_report": lambda f: V.plot_report(it.report(), ax=f.subplots()),
-        "plot_attributions": lambda f: V.plot_attributions(imgs, {"saliency": maps}, fig=f),
-        "plot_class_maps": lambda f: V.plot_class_maps(maps, ["0", "1", "2"], fig=f),
+        "plot_attributions": lambda f: V.plot_attributions(imgs, {"saliency": maps}, ax=f),
+        "plot_class_maps": lambda f: V.plot_class_maps(maps, ["0", "1", "2"], ax=f),
         "plot_randomization": lambda f: V.plot_randomization(check, ax=f.subplots()),
-        "plot_randomization_maps": lambda f: V.plot_randomization_maps(imgs, check, fig=f),
-        "plot_feature_maps": lambda f: V.plot_feature_maps(fmaps, imgs[0], fig=f),
-        "plot_filters": lambda f: V.plot_filters(I.first_layer_filters(pretrained), fig=f),
+        "plot_randomization_maps": lambda f: V.plot_randomization_maps(imgs, check, ax=f),
+        "plot_feature_maps": lambda f: V.plot_feature_maps(fmaps, imgs[0], ax=f),
+        "plot_filters": lambda f: V.plot_filters(I.first_layer_filters(pretrained), ax=f),
         "plot_channel_class_means": lambda f: V.plot_channel_class_means(cm, ax=f.subplots()),
-        "plot_top_activating": lambda f: V.plot_top_activating(top, it.images_of(top["index"]), it.classes, fig=f),
-        "plot_class_maximization": lambda f: V.plot_class_maximization(cmax, cmax_table, it.classes, fig=f),
-        "plot_reliability": lambda f: V.plot_reliability(cal, axes=f.subplots(1, 2)),
-        "plot_label_issues": lambda f: V.plot_label_issues(issues, imgs[:2], it.classes, fig=f),
-        "plot_robustness": lambda f: V.plot_robustness(rob, axes=[f.subplots()]),
-        "plot_cell": lambda f: V.plot_cell(it, 3, 3, maps=None, max_digits=3, fig=f),
+        "plot_top_activating": lambda f: V.plot_top_activating(top, it.images_of(top["index"]), it.classes, ax=f),
+        "plot_class_maximization": lambda f: V.plot_class_maximization(cmax, cmax_table, it.classes, ax=f),
+        "plot_reliability": lambda f: V.plot_reliability(cal, ax=f.subplots(1, 2)),
+        "plot_label_issues": lambda f: V.plot_label_issues(issues, imgs[:2], it.classes, ax=f),
+        "plot_robustness": lambda f: V.plot_robustness(rob, ax=[f.subplots()]),
+        "plot_cell": lambda f: V.plot_cell(it, 3, 3, maps=None, max_digits=3, ax=f),
     }
     public = {n for n in V.__all__ if n.startswith("plot_")}
     assert public == set(calls), f"add a call for {public - set(calls)}"

@@ -108,7 +108,8 @@ def test_layers_load_no_matplotlib_and_no_viz():
                           "plotting in mnistlab.viz only): " + "; ".join(f"{k} -> {v}" for k, v in culprits.items()))
 
 
-@pytest.mark.parametrize("first", ["import mnistlab", "import mnistlab.training", "import mnistlab as ml; ml.fit",
+@pytest.mark.parametrize("first", ["import mnistlab", "import mnistlab.training", "import mnistlab.data",
+                                   "import mnistlab.data, mnistlab.training", "import mnistlab as ml; ml.fit",
                                    "import mnistlab as ml; ml.studies.embed", "from mnistlab import read_image"])
 def test_the_real_package_imports_without_matplotlib(first):
     loaded = _fresh(f"import json, sys\n{first}\n"
@@ -138,7 +139,7 @@ def test_the_lazy_names_resolve():
         "from mnistlab.studies.handwriting import Reading, read_image, read_number\n"
         "same = [ml.viz.image_grid is image_grid, ml.Figures is Figures, ml.image_grid is image_grid,\n"
         "        ml.to_mnist is to_mnist, ml.read_image is read_image, ml.Reading is Reading,\n"
-        "        ml.read_number is read_number, ml.learning_curves is ml.viz.learning_curves,\n"
+        "        ml.read_number is read_number,\n"
         "        ml.studies is sys.modules['mnistlab.studies'], ml.experiments.run is not None]\n"
         "try:\n"
         "    ml.no_such_name\n"
@@ -150,7 +151,7 @@ def test_the_lazy_names_resolve():
     assert got["missing"] == [] and all(got["same"]), got
     assert got["dir"] == [], f"dir(mnistlab) lacks {got['dir']}"
     assert "no_such_name" in got["error"]
-    for name in ("to_mnist", "Figures", "image_grid", "learning_curves", "Reading", "read_image", "read_number",
+    for name in ("to_mnist", "Figures", "image_grid", "Reading", "read_image", "read_number",
                  "viz", "studies", "experiments", "load_dataset", "fit", "TrainConfig"):
         assert name in got["all"], f"{name} missing from mnistlab.__all__"
 
@@ -184,6 +185,13 @@ def test_data_imports_nothing_of_the_package_but_util():
     bad = [f"{p.relative_to(PACKAGE.parent)}:{line} imports mnistlab.{part}"
            for p in _modules("data") for part, line in imported_parts(p).items() if part not in allowed]
     assert not bad, "mnistlab.data may import only mnistlab._util:\n  " + "\n  ".join(bad)
+
+
+def test_no_import_circle_inside_the_data_layer():
+    """``data/datasets`` imports no other data module: ``sklearn_digits`` registers its loader with it (issue 17)."""
+    tree = ast.parse((PACKAGE / "data" / "datasets.py").read_text())
+    names = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 1]
+    assert names == [], f"mnistlab/data/datasets.py imports data modules {names}: an import circle"
 
 
 def test_the_static_check_sees_relative_and_nested_imports(tmp_path, monkeypatch):

@@ -24,9 +24,9 @@ def test_notebook_07_quick(entry):
     n = check_written(entry, FIGURES, TABLES)
     folder = entry["dir"]
     assert n["quick"] is True and n["dataset"] == "mnist" and n["n_eval"] == 1000 and n["n_train"] == 4000
-    # a frame at step 0 and every 100 steps; the conditional run also at its checkpoint halfway
-    every_100 = set(range(0, n["steps"] + 1, 100))
-    for name, count in (("training_dcgan", len(every_100)), ("training_cdcgan", len(every_100 | {n["steps"] // 2}))):
+    # a frame at step 0 and every SNAP_EVERY steps; the conditional run also at its checkpoint halfway
+    planned = set(range(0, n["steps"] + 1, n["snap_every"])) | {n["steps"]}
+    for name, count in (("training_dcgan", len(planned)), ("training_cdcgan", len(planned | {n["steps"] // 2}))):
         gif = folder / f"{name}.gif"
         assert gif.is_file() and gif.stat().st_size < 3_000_000
         assert f"07_gan/{name}.gif" in entry["figures"]
@@ -59,7 +59,7 @@ def test_notebook_07_quick(entry):
         sum(p * math.log(10 * p) for p in n["shares_dcgan"] if p > 0), abs=1e-6)
     quality = pd.read_csv(folder / "quality_over_training.csv")
     assert set(quality["gan"]) == {"dcgan", "cdcgan"}
-    evals = list(range(100, n["steps"] + 1, 100))  # every EVAL_EVERY = 100 steps of QUICK
+    evals = sorted(set(range(n["eval_every"], n["steps"] + 1, n["eval_every"])) | {n["steps"]})
     assert sorted(quality.loc[quality["gan"] == "dcgan", "step"]) == evals
     assert sorted(quality.loc[quality["gan"] == "cdcgan", "step"]) == sorted(set(evals) | {n["steps"] // 2})  # + checkpoint
     targets = pd.read_csv(folder / "targets.csv")
@@ -70,12 +70,31 @@ def test_notebook_07_quick(entry):
     # samples lie further from their nearest training digit than test digits do (QUICK: 8.1 against 5.4):
     # a generator that copied training images would sit below the test digits
     assert n["median_nn_dcgan"] > n["median_nn_test"] > 0
-    assert n["verdict_dcgan"] in ("healthy", "discriminator wins", "generator fools D")
+    # the health verdict reads the judge's numbers: QUICK's samples lie far above the floor (asserted above), so
+    # neither run can be called healthy, whatever its dynamics; the failed checks name the Frechet distance
+    for name in ("dcgan", "cdcgan"):
+        assert n[f"verdict_{name}"] != "healthy", name
+        if n[f"dynamics_{name}"] == "balanced":
+            assert n[f"verdict_{name}"] == "samples not yet real"
+            assert any(f.startswith("Frechet distance") and "x the floor" in f for f in n[f"failed_{name}"]), name
 
 
 def test_samples_are_the_requested_digits(entry):
     """The conditional GAN draws the digit it is asked for and the unconditional one draws every digit;
-    a broken generator (ignoring its label, collapsed or untrained) sits at chance: 10%, 1 class."""
+    a broken generator (ignoring its label, collapsed or untrained) sits at chance: 10%, 1 class.
+    Measured in QUICK (800 steps, width 16): 57.7% as requested, 54% of the class grid, 10 classes, largest
+    share gap 0.19, precision 0.31 (cdcgan), recall 0.50 (dcgan)."""
     n = entry["numbers"]
-    assert n["cond_accuracy"] > 0.3
+    assert n["cond_accuracy"] > 0.4 and n["grid_accuracy"] > 0.3  # four and three times chance
     assert n["coverage_dcgan"] >= 8 and n["max_share_deviation"] < 0.3
+    assert n["precision_cdcgan"] > 0.1 and n["recall_dcgan"] > 0.2
+
+
+def test_training_moved_the_losses(entry):
+    """Both runs trained: losses finite everywhere, and the unconditional discriminator's loss moved from its
+    first steps (measured in QUICK: 0.77 over the first 100 steps, 1.39 over the last 100, the hinge equilibrium
+    being 2); a discriminator that never stepped keeps its first loss. The runs were timed."""
+    n = entry["numbers"]
+    assert n["losses_finite"] is True
+    assert abs(n["loss_d_last_dcgan"] - n["loss_d_first_dcgan"]) > 0.2
+    assert n["steps_per_second_dcgan"] > 0 and n["steps_per_second_cdcgan"] > 0

@@ -68,7 +68,8 @@ def test_numbers_and_gains(entry):
     assert n["digits_source_acc"] > 0.6
     # the shipped MNIST network reads most of scikit-learn's converted digits as they are
     assert n["sklearn_zero_shot_acc"] > 0.6
-    assert 0.5 < n["tsne_probe_after"] <= 1.0 and 0.5 < n["tsne_probe_before"] <= 1.0
+    assert n["tsne_probe_after"] > 0.5 and n["tsne_probe_before"] > 0.5
+    assert n["tsne_probe_after"] <= 1.0 and n["tsne_probe_before"] <= 1.0
     gains = pd.read_csv(entry["dir"] / "gains.csv", index_col=0)
     assert set(gains["task"]) == set(TASKS) and (gains["baseline"] == "scratch").all()
     assert (gains["diff"] - (gains["mean_strategy"] - gains["mean_baseline"])).abs().max() < 1e-4
@@ -78,3 +79,20 @@ def test_numbers_and_gains(entry):
         assert n[f"{slug}_diff"] == pytest.approx(n[f"{slug}_mean_strategy"] - n[f"{slug}_mean_baseline"], abs=1e-6)
     # with a single label per class, the pretrained MNIST network beats the same network trained from scratch
     assert n["mnist_to_sklearn_labels"] == 1 and n["mnist_to_sklearn_diff"] > 0.1
+
+
+def test_all_labels_means_every_label(entry):
+    """The bug of issue 17: "all" was capped at 400 steps. Every "all" run now sees its whole pool, and training
+    from scratch on all labels does at least as well as on the fewest (it fell on scikit-learn's digits before)."""
+    n = entry["numbers"]
+    summary = pd.read_csv(entry["dir"] / "summary.csv", index_col=0)
+    scratch = summary[summary["strategy"] == "scratch"].copy()
+    scratch["labels"] = scratch["labels"].astype(str)
+    for task, g in scratch.groupby("task"):
+        by = g.set_index("labels")["mean"]
+        fewest = g.sort_values("per_class")["labels"].iloc[0]
+        assert by["all"] >= by[fewest] - 0.02, (task, by.to_dict())
+    # scratch on all labels reads MNIST's digits well above chance (0.1 / 0.2) even in QUICK's short runs
+    for slug in ("digits", "fashion_to_mnist"):
+        assert n[f"{slug}_scratch_all_acc"] > 0.6, (slug, n[f"{slug}_scratch_all_acc"])
+    assert n["mnist_to_fashion_scratch_all_acc"] > 0.4 and n["mnist_to_sklearn_scratch_all_acc"] > 0.2

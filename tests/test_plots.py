@@ -73,38 +73,63 @@ def _runs(seeds=(0, 1, 2)):
     return pd.DataFrame(rows)
 
 
-def test_learning_curves_of_one_fit_history():
+def test_plot_curves_of_one_fit_history():
+    from mnistlab.viz.experiments import plot_curves
+
     hist = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "train_acc": [0.6, 0.8],
                          "val_loss": [1.1, 0.7], "val_acc": [0.55, 0.75]})
-    fig = ml.learning_curves(hist, title="t")
+    fig = plot_curves(hist, [("train_loss", "val_loss"), ("train_acc", "val_acc")], title="t")
     loss, acc = fig.axes
     assert len(loss.lines) == 2 and len(acc.lines) == 2
     np.testing.assert_allclose(acc.lines[1].get_ydata(), [55.0, 75.0])  # accuracy in percent
-    assert acc.get_ylabel() == "acc (%)" and loss.get_ylabel() == "cross-entropy loss"
+    assert acc.get_ylabel() == "accuracy (%)" and loss.get_ylabel().startswith("loss")
+    assert fig._suptitle.get_text() == "t"
     arr = figure_to_array(fig)
     assert arr.ndim == 3 and arr.shape[2] == 3 and arr.dtype == np.uint8
 
 
-def test_learning_curves_of_many_seeds_show_every_seed_mean_and_interval():
-    from scipy import stats
+def test_plot_curves_of_many_seeds_show_the_mean_and_its_t_interval():
+    from mnistlab.experiments.stats import t_interval
+    from mnistlab.viz.experiments import plot_curves
 
     df = _runs()
-    fig = ml.learning_curves(df, metrics=["acc"])
+    fig = plot_curves(df, metrics=["val_acc"])
     ax = fig.axes[0]
-    # 2 configs x 2 splits x (3 seeds + 1 mean) lines, one band per config and split
-    assert len(ax.lines) == 16 and len(ax.collections) == 4
-    mean = [l for l in ax.lines if l.get_label().startswith("a (validation): mean of 3")][0]
+    assert len(ax.lines) == 2 and len(ax.collections) == 2   # one mean line and one band per config
+    mean = [l for l in ax.lines if l.get_label() == "a"][0]
     vals = df[(df.config == "a") & (df.epoch == 2)]["val_acc"].to_numpy() * 100
     assert mean.get_ydata()[1] == pytest.approx(vals.mean())
-    band = ax.collections[1].get_paths()[0].vertices[:, 1]
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    from scipy import stats
     half = stats.t.ppf(0.975, 2) * vals.std(ddof=1) / np.sqrt(3)
-    assert band.max() == pytest.approx(df[(df.config == "a")]["val_acc"].groupby(df.epoch).mean().max() * 100 +
-                                       half, rel=1e-6)
-    assert "95% CI" in ax.get_legend().get_title().get_text()
+    assert t_interval(vals).half == pytest.approx(half)
+    top = [df[(df.config == "a") & (df.epoch == e)]["val_acc"].to_numpy() * 100 for e in (1, 2, 3)]
+    assert band.max() == pytest.approx(max(t_interval(v).high for v in top), rel=1e-6)
     with pytest.raises(ValueError, match="metric"):
-        ml.learning_curves(df, metrics=["f1"])
+        plot_curves(df, metrics=["f1"])
     with pytest.raises(ValueError, match="epoch"):
-        ml.learning_curves(df.drop(columns="epoch"))
+        plot_curves(df.drop(columns="epoch"))
+
+
+def test_panels_takes_axes_an_array_or_a_subfigure():
+    from mnistlab.viz.common import finish, panels
+
+    fig, grid, created = panels(None, 2, 3)
+    assert created and grid.shape == (2, 3) and fig.axes == list(grid.ravel())
+    caller = plt.figure()
+    one = caller.add_subplot(121)
+    f, g, c = panels(one)
+    assert f is caller and g[0, 0] is one and not c
+    with pytest.raises(ValueError, match="needs 2 axes"):
+        panels(one, 1, 2)
+    sub = caller.subfigures(1, 2)[1]
+    f, g, c = panels(sub, 2, 2, count=3)
+    assert f is sub and g.shape == (2, 2) and not c and not g[1, 1].axison
+    assert finish(f, c) is caller                     # a plot drawn into a subfigure returns the top-level figure
+    f, g, c = panels(caller.subplots(1, 4), count=3)
+    assert g.shape == (1, 4) and not g[0, 3].axison
+    with pytest.raises(ValueError, match="several figures"):
+        panels([one, plt.figure().add_subplot()], 1, 2)
 
 
 def test_image_grid_into_callers_axes_and_errors():
@@ -112,9 +137,25 @@ def test_image_grid_into_callers_axes_and_errors():
 
     fig = plt.figure()
     axes = fig.subplots(2, 4)
-    out = ml.image_grid(np.zeros((6, 28, 28)), labels=list(range(6)), axes=axes)
+    out = ml.image_grid(np.zeros((6, 28, 28)), labels=list(range(6)), ax=axes)
     assert out is fig and sum(bool(a.images) for a in fig.axes) == 6
     with pytest.raises(ValueError, match="needs 6 axes"):
-        ml.image_grid(np.zeros((6, 28, 28)), axes=fig.subplots(1, 2))
+        ml.image_grid(np.zeros((6, 28, 28)), ax=fig.subplots(1, 2))
     with pytest.raises(ValueError, match="titles"):
         ml.image_grid(np.zeros((2, 784)), titles=["a"])
+
+
+def test_t_interval_is_the_one_student_t_interval():
+    from scipy import stats
+
+    from mnistlab.experiments.stats import t_interval
+
+    x = np.array([0.97, 0.98, 0.995, np.nan])
+    ci = t_interval(x)
+    lo, hi = stats.t.interval(0.95, 2, loc=np.nanmean(x), scale=stats.sem(x[:3]))
+    assert ci.n == 3 and (ci.low, ci.high) == (pytest.approx(lo), pytest.approx(hi))
+    cols = t_interval(np.array([[1.0, 2.0, 5.0], [3.0, 2.0, np.nan], [5.0, 2.0, np.nan]]), axis=0)
+    np.testing.assert_allclose(cols.mean, [3.0, 2.0, 5.0])
+    assert cols.half[0] == pytest.approx(t_interval([1.0, 3.0, 5.0]).half) and cols.half[1] == 0.0
+    assert np.isnan(cols.half[2]) and list(cols.n) == [3, 3, 1]
+    assert np.isnan(t_interval([]).mean) and np.isnan(t_interval([2.0]).half)

@@ -21,7 +21,7 @@ def tiny(n=256, seed=0):
 def test_fit_returns_history_and_learns():
     data = tiny()
     model = ml.create_model("logreg", seed=0)
-    hist = ml.fit(model, data, data, epochs=3, optimizer="adam", lr=0.01, batch_size=32, progress=False)
+    hist = ml.fit(model, data, data, ml.TrainConfig(epochs=3, optimizer="adam", lr=0.01, batch_size=32), progress=False)
     assert isinstance(hist, pd.DataFrame)
     assert list(hist.columns) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "elapsed"]
     assert hist["epoch"].tolist() == [1, 2, 3]
@@ -35,12 +35,10 @@ def test_same_seed_same_history_on_cpu():
     runs = []
     for _ in range(2):
         model = ml.create_model("conv2_fc2", seed=1)  # has dropout: exercises the fit seed
-        runs.append(ml.fit(model, data, data, epochs=2, optimizer="momentum", lr=0.05, batch_size=32,
-                           augment=ml.Augment(), seed=3, progress=False, device="cpu"))
+        runs.append(ml.fit(model, data, data, ml.TrainConfig(epochs=2, optimizer="momentum", lr=0.05, batch_size=32, augment=ml.Augment()), seed=3, progress=False, device="cpu"))
     cols = ["train_loss", "train_acc", "val_loss", "val_acc"]
     pd.testing.assert_frame_equal(runs[0][cols], runs[1][cols])
-    other = ml.fit(ml.create_model("conv2_fc2", seed=1), data, data, epochs=2, optimizer="momentum", lr=0.05,
-                   batch_size=32, augment=ml.Augment(), seed=4, progress=False)
+    other = ml.fit(ml.create_model("conv2_fc2", seed=1), data, data, ml.TrainConfig(epochs=2, optimizer="momentum", lr=0.05, batch_size=32, augment=ml.Augment()), seed=4, progress=False)
     assert not np.allclose(other["train_loss"], runs[0]["train_loss"])
 
 
@@ -48,10 +46,10 @@ def test_nan_loss_stops_with_epoch_and_step():
     data = tiny(64)
     model = ml.create_model("logreg", seed=0)
     with pytest.raises(ml.TrainingError, match=r"epoch 1, step \d+ .*learning rate"):
-        ml.fit(model, data, epochs=1, batch_size=8, progress=False,
+        ml.fit(model, data, config=ml.TrainConfig(epochs=1, batch_size=8), progress=False,
                loss_fn=lambda logits, y: torch.nn.functional.cross_entropy(logits, y) * float("nan"))
-    with pytest.raises(ValueError, match="positive, finite std"):  # caught before training starts
-        ml.fit(model, data, epochs=1, normalize=(0.0, 0.0), progress=False)
+    with pytest.raises(ValueError, match=r"normalize = \[0.0, 0.0\] is not allowed"):  # caught before training
+        ml.fit(model, data, config=ml.TrainConfig(epochs=1, normalize=(0.0, 0.0)), progress=False)
 
 
 @pytest.mark.parametrize("name", sorted(ml.training.DEFAULT_LR))
@@ -79,7 +77,7 @@ def test_schedulers():
     assert ml.make_scheduler(None, opt, 4, 5) == (None, False)
     with pytest.raises(ValueError, match="Unknown scheduler"):
         ml.make_scheduler("warmup", opt, 4, 5)
-    hist = ml.fit(model, tiny(64), epochs=4, optimizer="sgd", lr=0.1, scheduler="step", progress=False)
+    hist = ml.fit(model, tiny(64), config=ml.TrainConfig(epochs=4, optimizer="sgd", lr=0.1, scheduler="step"), progress=False)
     assert hist["lr"].tolist() == pytest.approx([0.1, 0.1, 0.01, 0.001])
 
 
@@ -89,10 +87,10 @@ def test_early_stopping_restores_best_weights():
     model = ml.create_model("logreg", seed=0)
     # demanding a 50-point gain per epoch: patience runs out after the first epoch
     stopper = ml.EarlyStopping(monitor="val_acc", patience=1, min_delta=0.5)
-    hist = ml.fit(model, data, val, epochs=10, optimizer="adam", lr=0.01, callbacks=[stopper], progress=False)
+    hist = ml.fit(model, data, val, ml.TrainConfig(epochs=10, optimizer="adam", lr=0.01), callbacks=[stopper], progress=False)
     assert stopper.best_epoch == 1 and stopper.stopped_epoch == 2 and len(hist) == 2
     with pytest.raises(ValueError, match="pass val"):
-        ml.fit(model, data, epochs=1, callbacks=[ml.EarlyStopping()], progress=False)
+        ml.fit(model, data, config=ml.TrainConfig(epochs=1), callbacks=[ml.EarlyStopping()], progress=False)
 
 
 def test_early_stopping_weights_are_those_of_best_epoch():
@@ -102,7 +100,7 @@ def test_early_stopping_weights_are_those_of_best_epoch():
         {k: v.clone() for k, v in s.model.state_dict().items()}))
     stopper = ml.EarlyStopping(monitor="val_loss", patience=2)
     model = ml.create_model("logreg", seed=0)
-    ml.fit(model, data, data, epochs=6, optimizer="sgd", lr=5.0, callbacks=[keep, stopper], progress=False)
+    ml.fit(model, data, data, ml.TrainConfig(epochs=6, optimizer="sgd", lr=5.0), callbacks=[keep, stopper], progress=False)
     best = snapshots[stopper.best_epoch - 1]
     assert all(torch.equal(model.state_dict()[k], best[k]) for k in best)
 
@@ -117,7 +115,7 @@ def test_callback_hooks_see_gradients_and_steps():
         def on_batch_end(self, state):
             seen["steps"].append(state.step)
 
-    ml.fit(ml.create_model("logreg"), tiny(64), epochs=2, batch_size=16, callbacks=[Recorder()], progress=False)
+    ml.fit(ml.create_model("logreg"), tiny(64), config=ml.TrainConfig(epochs=2, batch_size=16), callbacks=[Recorder()], progress=False)
     assert seen["steps"] == list(range(1, 9))
     assert len(seen["grad"]) == 8 and all(g > 0 for g in seen["grad"])
     with pytest.raises(ValueError, match="not a callback hook"):
@@ -127,7 +125,7 @@ def test_callback_hooks_see_gradients_and_steps():
 def test_model_checkpoint_callback(tmp_path):
     path = tmp_path / "best.pt"
     data = tiny(64)
-    ml.fit(ml.create_model("logreg"), data, data, epochs=2, callbacks=[ml.ModelCheckpoint(path)], progress=False)
+    ml.fit(ml.create_model("logreg"), data, data, ml.TrainConfig(epochs=2), callbacks=[ml.ModelCheckpoint(path)], progress=False)
     ckpt = ml.load_checkpoint(path)
     assert ckpt.name == "logreg" and 0 <= ckpt.metrics["val_acc"] <= 1 and len(ckpt.history) >= 1
 
@@ -135,7 +133,7 @@ def test_model_checkpoint_callback(tmp_path):
 def test_predict_and_classes():
     data = tiny(64)
     model = ml.create_model("logreg", seed=0)
-    ml.fit(model, data, epochs=3, optimizer="adam", lr=0.02, progress=False)
+    ml.fit(model, data, config=ml.TrainConfig(epochs=3, optimizer="adam", lr=0.02), progress=False)
     probs = ml.predict(model, data.images)
     assert probs.shape == (64, 10) and probs.dtype == np.float32
     assert np.allclose(probs.sum(1), 1, atol=1e-5)
@@ -156,8 +154,7 @@ def test_resolve_device():
 def test_fit_on_real_subset(mnist_small):
     train, test = mnist_small
     model = ml.create_model("fast", seed=0)
-    hist = ml.fit(model, train, test, epochs=1, optimizer="nesterov", lr=0.1, scheduler="onecycle",
-                  batch_size=64, progress=False)
+    hist = ml.fit(model, train, test, ml.TrainConfig(epochs=1, optimizer="nesterov", lr=0.1, scheduler="onecycle", batch_size=64), progress=False)
     assert hist["val_acc"].iloc[0] > 0.7
     assert math.isfinite(hist["train_loss"].iloc[0])
 

@@ -63,14 +63,14 @@ def test_frozen_parameters_and_batchnorm_statistics_unchanged_after_training():
     grads = {}
     spy = ml.LambdaCallback(on_after_backward=lambda s: grads.update(
         {n: p.grad for n, p in s.model.named_parameters()}))
-    ml.fit(model, blocks(64), epochs=1, batch_size=16, lr=1e-2, progress=False, callbacks=[spy])
+    ml.fit(model, blocks(64), config=ml.TrainConfig(epochs=1, batch_size=16, lr=1e-2), progress=False, callbacks=[spy])
     for k, v in model.body.state_dict().items():
         assert torch.equal(v, frozen[k]), f"{k} changed although frozen"
     assert all(grads[n] is None for n in grads if n.startswith("body.")), "frozen parameters got gradients"
     assert all(p.grad is None for p in model.body.parameters())
     assert grads["head.weight"] is not None and not torch.equal(model.head.weight, head)
     tr.unfreeze(model)                       # trainable again: BatchNorm follows the model's mode
-    ml.fit(model, blocks(64), epochs=1, batch_size=16, lr=1e-2, progress=False)
+    ml.fit(model, blocks(64), config=ml.TrainConfig(epochs=1, batch_size=16, lr=1e-2), progress=False)
     assert not torch.equal(model.body[1].running_mean, frozen["1.running_mean"])
 
 
@@ -99,8 +99,8 @@ def test_param_groups_reach_the_optimizer_with_their_rates():
     seen = {}
     spy = ml.LambdaCallback(on_train_begin=lambda s: seen.update(
         {id(p): g["lr"] for g in s.optimizer.param_groups for p in g["params"]}))
-    ml.fit(model, blocks(32), epochs=1, batch_size=16, optimizer="adam", lr=0.5, param_groups=groups,
-           progress=False, callbacks=[spy])
+    ml.fit(model, blocks(32), config=ml.TrainConfig(epochs=1, batch_size=16, optimizer="adam", lr=0.5, head_lr=1e-2,
+                                                   body_lr=1e-4), progress=False, callbacks=[spy])
     for name, p in model.named_parameters():
         assert seen[id(p)] == (1e-2 if name.startswith("head.") else 1e-4), name
     # a named layer wins over "features"; frozen parameters are left out
@@ -191,38 +191,54 @@ def test_linear_probe_and_zero_shot():
     zero = tr.zero_shot(model, test)
     assert zero["n"] == 100 and zero["acc"] == pytest.approx((ml.predict_classes(model, test) == test.labels.numpy()).mean())
     trained = ml.create_model("fast", seed=0, width=4, num_classes=4)
-    ml.fit(trained, train, epochs=3, batch_size=16, optimizer="adam", lr=1e-2, progress=False)
+    ml.fit(trained, train, config=ml.TrainConfig(epochs=3, batch_size=16, optimizer="adam", lr=1e-2), progress=False)
     assert tr.zero_shot(trained, test)["acc"] > 0.9 and zero["acc"] < 0.5    # untrained: near chance (0.25)
     with pytest.raises(ValueError, match="Zero-shot needs the source's classes"):
         tr.zero_shot(ml.create_model("fast", seed=0, width=4, num_classes=2), test)
 
 
-def test_recipe_plan():
-    recipe = tr.TransferRecipe(steps=100, max_steps=50, batch_size=10, max_epochs=30)
-    assert recipe.plan(20) == (30, 20)          # 2 steps per epoch -> 50 epochs, capped at 30
-    assert recipe.plan(200) == (5, 200)         # 20 steps per epoch -> 5 epochs
-    assert recipe.plan(10_000) == (1, 500)      # one pass cut at max_steps steps
-    with pytest.raises(ValueError, match="positive integer"):
-        tr.TransferRecipe(steps=0)
+def test_run_budget_grows_with_the_data():
+    cfg = tr.TRANSFER.but(min_steps=100, batch_size=10, epochs=1)
+    assert tr.run_budget(cfg, 20) == (50, 10, 100)          # 2 steps per epoch -> 50 epochs for 100 steps
+    assert tr.run_budget(cfg, 100) == (10, 10, 100)         # up to 100 images: min_steps
+    assert tr.run_budget(cfg, 400) == (5, 10, 200)          # 4x the images: 2x the steps
+    assert tr.run_budget(cfg, 100_000) == (1, 10, 10_000)   # all of it at least once: no cap on large pools
+    assert tr.run_budget(cfg, 30) == (34, 10, 102)          # min_steps in whole epochs (3 steps each): never fewer
+    assert tr.TRANSFER.min_steps == 100 and tr.run_budget(tr.TRANSFER, 1257)[2] == 320      # scikit-learn's digits
+    assert tr.run_budget(tr.TRANSFER, 60_000) == (1, 32, 1875)                              # all of MNIST, once
+    assert tr.run_budget(cfg.but(batch_size=32), 100) == (25, 25, 100)   # equal batches of 25, not 32+32+32+4
+    with pytest.raises(ValueError, match="at least one labelled image"):
+        tr.run_budget(cfg, 0)
+    frozen = tr.strategy_config(tr.FROZEN, ml.create_model("fast", seed=0, width=4), blocks(40))
+    assert frozen.freeze == "features" and frozen.lr == tr.TRANSFER.head_lr and frozen.batch_size == 20
+    assert (frozen.epochs, frozen.min_steps) == (50, None)                # 2 steps an epoch, 100 steps
+    tuned = tr.strategy_config(tr.FINE_TUNE, ml.create_model("fast", seed=0, width=4), blocks(40))
+    assert (tuned.head_lr, tuned.body_lr, tuned.freeze) == (tr.TRANSFER.head_lr, tr.TRANSFER.body_lr, None)
 
 
 @pytest.fixture(scope="module")
 def small_runs(tmp_path_factory):
+    import mnistlab.experiments as ex
+
     mp = pytest.MonkeyPatch()
     mp.setenv("MNISTLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
-    source = tr.train_source("fast", blocks(240, seed=0), model_kwargs={"width": 4}, epochs=2, progress=False)
+    source_cfg = ml.TrainConfig(model="fast", model_kwargs={"width": 4}, epochs=2, optimizer="adam", lr=1e-3, val=None)
+    source, _, key = ex.run_on(source_cfg, blocks(240, seed=0), seed=0)
+    again, _, key2 = ex.run_on(source_cfg, blocks(240, seed=0), seed=0)   # from the cache
+    assert key2 == key and all(torch.equal(a, b) for a, b in zip(source.state_dict().values(),
+                                                                  again.state_dict().values()))
     pool, test = blocks(200, seed=1), blocks(80, seed=2)
-    recipe = tr.TransferRecipe(steps=6, max_steps=8, batch_size=16)
+    config = tr.TRANSFER.but(min_steps=6, batch_size=16)
     kw = dict(task="blocks", strategies=[*tr.STRATEGIES, tr.ZERO_SHOT], labels_per_class=[2, 10, None],
-              seeds=[0, 1], recipe=recipe, device="cpu", progress=False)
+              seeds=[0, 1], config=config, device="cpu", progress=False)
     first = tr.run_transfer(source, pool, test, **kw)
     second = tr.run_transfer(source, pool, test, **kw)
-    yield source, pool, test, recipe, first, second
+    yield source, pool, test, config, first, second
     mp.undo()
 
 
 def test_run_transfer_is_tidy_deterministic_and_cached(small_runs):
-    source, pool, test, recipe, first, second = small_runs
+    source, pool, test, config, first, second = small_runs
     assert list(first.columns) == ["task", "strategy", "labels", "per_class", "n_train", "seed", "epochs", "steps",
                                    "test_acc", "test_loss", "train_seconds", "config", "cached"]
     assert len(first) == 2 + 3 * 2 * 4                     # zero-shot once per seed + labels x seeds x strategies
@@ -231,7 +247,10 @@ def test_run_transfer_is_tidy_deterministic_and_cached(small_runs):
                                   second.drop(columns=["cached", "train_seconds"]))
     trained = first[first["strategy"].isin([tr.FROZEN, tr.FINE_TUNE, tr.SCRATCH])]
     assert set(trained["n_train"]) == {8, 40, 200} and (trained["steps"] >= 6).all()
-    assert (trained[trained["labels"] == "all"]["steps"] == 8).all()        # capped at max_steps
+    # "all" is every label: 200 images in 13 equal batches, over 1 epoch for 6 * sqrt(2) = 9 steps
+    assert (trained[trained["labels"] == "all"]["steps"] == 13).all()
+    assert (trained[trained["labels"] == "all"]["epochs"] == 1).all()
+    assert (trained[trained["labels"] == "2"]["epochs"] == 6).all()         # 1 step an epoch: 6 epochs for 6 steps
     # every accuracy is a count of the 80 test images; zero-shot is the source itself on them
     assert ((first["test_acc"] * len(test)).round(6) % 1 == 0).all()
     zero = first.loc[first["strategy"] == tr.ZERO_SHOT, "test_acc"]
@@ -239,14 +258,15 @@ def test_run_transfer_is_tidy_deterministic_and_cached(small_runs):
     # the block classes are easy: a probe on the source's features and fine-tuning on all labels read them;
     # a head trained on shuffled labels, or a transfer that lost the weights, would sit near chance (0.25)
     full = first[first["labels"] == "all"].groupby("strategy")["test_acc"].mean()
-    assert full[tr.LINEAR_PROBE] > 0.9 and full[tr.FINE_TUNE] > 0.8
+    assert full[tr.LINEAR_PROBE] > 0.9 and full[tr.FINE_TUNE] > 0.9 and full[tr.SCRATCH] > 0.9
+    assert full[tr.SCRATCH] >= first[first["labels"] == "2"].groupby("strategy")["test_acc"].mean()[tr.SCRATCH]
     # a fresh computation without the cache gives the same numbers (same seed -> same result on CPU);
     # it trains with one torch thread and gives the caller's setting back
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         again = tr.run_transfer(source, pool, test, task="blocks", strategies=[tr.FINE_TUNE], labels_per_class=[2],
-                                seeds=[1], recipe=recipe, device="cpu", cache=False, progress=False)
+                                seeds=[1], config=config, device="cpu", cache=False, progress=False)
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)
@@ -275,12 +295,12 @@ def test_summaries_gains_and_sentences(small_runs):
 
 
 def test_learning_curves_and_feature_tsne(small_runs):
-    source, pool, test, recipe, *_ = small_runs
-    curves = tr.learning_curves(source, pool, test, task="blocks", per_class=10, seeds=[0], epochs=2, recipe=recipe,
+    source, pool, test, config, *_ = small_runs
+    curves = tr.learning_curves(source, pool, test, task="blocks", per_class=10, seeds=[0], epochs=2, config=config,
                                 device="cpu", progress=False)
     assert len(curves) == 3 * 2 and curves["val_acc"].notna().all()
     assert (curves.groupby("strategy")["step"].max() == 2 * 3).all()      # 40 images, batch 16
-    tuned, history = tr.transfer_model(source, tr.few_labels(pool, 10, 0), tr.FINE_TUNE, seed=0, recipe=recipe,
+    tuned, history = tr.transfer_model(source, tr.few_labels(pool, 10, 0), tr.FINE_TUNE, seed=0, config=config,
                                        device="cpu")
     maps = tr.feature_tsne({"before": source, "after": tuned}, test.head(60), classes=list("abcd"), seed=0,
                            perplexity=15)

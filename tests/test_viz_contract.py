@@ -5,10 +5,12 @@ For each module ``mnistlab/viz/<module>.py`` there must be ``tests/viz_examples/
     EXAMPLES = {"plot_x": lambda: ((args...), {kwargs...}), ...}      # small synthetic data
     NOT_PLOTS = {"tile": "returns an array, draws nothing"}            # optional: public non-plot functions
 
-The test calls each function with the caller's ``ax=`` (one axes), ``axes=`` (the grid the example asks
-for with ``"axes": n`` or ``"axes": (nrows, ncols)`` in its kwargs) or ``fig=`` (an empty figure), and
-checks that it returned the caller's figure, drew into it, opened no other figure, and left the
-figure's layout (subplot parameters, layout engine, positions of the caller's axes) as it was.
+The one canvas keyword is ``ax``. The test calls each function with the caller's ``ax=``: one Axes,
+the grid of Axes the example asks for with ``"ax": n`` or ``"ax": (nrows, ncols)`` in its kwargs, or an
+empty Figure for a plot that lays out a grid of its own (``"ax": "figure"``); and again with a SubFigure
+of a larger figure. It checks that the plot returned the caller's (top-level) figure, drew into it,
+opened no other figure, and left the figure's layout (subplot parameters, layout engine, positions
+of the caller's axes) as it was. No public function of ``mnistlab.viz`` takes ``axes=`` or ``fig=``.
 """
 from __future__ import annotations
 
@@ -87,33 +89,41 @@ def test_every_viz_module_has_examples(name):
     assert not stale, f"tests/viz_examples/{name}.py names functions that mnistlab.viz.{name} does not export: {stale}."
     for fn, reason in getattr(examples, "NOT_PLOTS", {}).items():
         assert isinstance(reason, str) and reason.strip(), f"NOT_PLOTS[{fn!r}] needs a reason."
+
+
+@pytest.mark.parametrize("name", sorted(m.name for m in pkgutil.iter_modules(mnistlab.viz.__path__)
+                                        if not m.name.startswith("_")))
+def test_one_canvas_keyword(name):
+    """``ax`` is the only canvas keyword: no public function takes ``axes=`` or ``fig=None`` (a function that
+    takes a figure to convert, such as ``figure_to_array(fig)``, needs it and is no canvas keyword)."""
+    module = importlib.import_module(f"mnistlab.viz.{name}")
+    legacy = {}
+    for fn in _public_functions(module):
         params = inspect.signature(getattr(module, fn)).parameters
-        assert not {"ax", "axes"} & set(params), (
-            f"mnistlab.viz.{name}.{fn} takes ax/axes, so it draws: give it an EXAMPLES entry, not NOT_PLOTS.")
+        kw = [k for k in ("axes", "fig") if k in params and (k == "axes" or params[k].default is None)]
+        if kw:
+            legacy[fn] = kw
+    assert not legacy, (f"mnistlab.viz.{name} still takes {legacy}: take ax=None (an Axes, an array of Axes, or a "
+                        f"Figure / SubFigure) and open it with mnistlab.viz.common.panels.")
 
 
 def _target(fn, kwargs: dict):
-    """(keyword, caller's figure, value to pass, the caller's axes) for the function's axes parameter."""
-    params = inspect.signature(fn).parameters
+    """(caller's figure, value to pass as ax=, the caller's axes) for the example's ``"ax"`` spec."""
+    if "ax" not in inspect.signature(fn).parameters:
+        pytest.fail(f"{fn.__module__}.{fn.__name__} takes no ax=: every public plot function must draw into a "
+                    f"caller's axes (or be listed in NOT_PLOTS with the reason it draws nothing).")
     fig = plt.figure(figsize=(8, 6), layout=None)
     fig.subplots_adjust(**MARKER)
-    if "ax" in params:
+    shape = kwargs.pop("ax", None)
+    if shape is None:
         ax = fig.add_subplot(111)
-        return "ax", fig, ax, [ax]
-    if "axes" in params:
-        shape = kwargs.pop("axes", None)
-        if shape is None:
-            pytest.fail(f"{fn.__module__}.{fn.__name__} takes axes=: say how many the example needs with "
-                        f"'axes': n or 'axes': (nrows, ncols) in its kwargs.")
-        shape = (1, shape) if isinstance(shape, int) else tuple(shape)
-        grid = fig.subplots(*shape, squeeze=False)
-        value = grid if len(shape) == 2 and shape[0] > 1 else grid.ravel()
-        return "axes", fig, value, list(grid.ravel())
-    if "fig" in params:
-        kwargs.pop("fig", None)
-        return "fig", fig, fig, []
-    pytest.fail(f"{fn.__module__}.{fn.__name__} takes none of ax=, axes=, fig=: every public plot function must "
-                f"draw into a caller's axes (or list it in NOT_PLOTS with the reason it draws nothing).")
+        return fig, ax, [ax]
+    if shape == "figure":
+        return fig, fig, []
+    shape = (1, shape) if isinstance(shape, int) else tuple(shape)
+    grid = fig.subplots(*shape, squeeze=False)
+    value = grid if shape[0] > 1 else grid.ravel()
+    return fig, value, list(grid.ravel())
 
 
 def _drawn(ax) -> bool:
@@ -130,11 +140,11 @@ def test_plot_draws_into_the_callers_axes(name, fn_name):
     fn = getattr(importlib.import_module(f"mnistlab.viz.{name}"), fn_name)
     args, kwargs = examples.EXAMPLES[fn_name]()
     kwargs = dict(kwargs)
-    keyword, fig, value, caller_axes = _target(fn, kwargs)
+    fig, value, caller_axes = _target(fn, kwargs)
     positions = [a.get_position(original=True).bounds for a in caller_axes]
     before = set(plt.get_fignums())
-    out = fn(*args, **{keyword: value}, **kwargs)
-    where = f"mnistlab.viz.{name}.{fn_name}({keyword}=...)"
+    out = fn(*args, ax=value, **kwargs)
+    where = f"mnistlab.viz.{name}.{fn_name}(ax=...)"
     assert out is fig, f"{where} returned {type(out).__name__} {out!r}, not the caller's figure."
     assert set(plt.get_fignums()) <= before, f"{where} opened a figure of its own besides drawing into the caller's."
     assert fig.get_layout_engine() is None, f"{where} switched on a layout engine of the caller's figure."
@@ -149,13 +159,39 @@ def test_plot_draws_into_the_callers_axes(name, fn_name):
 
 
 @pytest.mark.parametrize("name, fn_name", _cases())
+def test_plot_draws_into_a_subfigure(name, fn_name):
+    """``ax=`` a SubFigure: the plot adds its panels there, returns the top-level figure, touches nothing else."""
+    examples = _examples(name)
+    if examples is None or fn_name not in getattr(examples, "EXAMPLES", {}):
+        pytest.skip("no example (reported by the other tests)")
+    fn = getattr(importlib.import_module(f"mnistlab.viz.{name}"), fn_name)
+    args, kwargs = examples.EXAMPLES[fn_name]()
+    kwargs = {k: v for k, v in kwargs.items() if k != "ax"}
+    fig = plt.figure(figsize=(12, 6), layout=None)
+    fig.subplots_adjust(**MARKER)
+    left, right = fig.subfigures(1, 2)
+    keep = left.add_subplot(111)
+    position = keep.get_position(original=True).bounds
+    before = set(plt.get_fignums())
+    out = fn(*args, ax=right, **kwargs)
+    where = f"mnistlab.viz.{name}.{fn_name}(ax=subfigure)"
+    assert out is fig, f"{where} returned {type(out).__name__}, not the top-level figure of the subfigure."
+    assert set(plt.get_fignums()) <= before, f"{where} opened a figure of its own."
+    assert fig.get_layout_engine() is None, f"{where} switched on a layout engine of the caller's figure."
+    assert {k: getattr(fig.subplotpars, k) for k in MARKER} == pytest.approx(MARKER), f"{where} laid out the figure."
+    assert keep.get_position(original=True).bounds == pytest.approx(position), f"{where} moved the caller's other axes."
+    assert left.axes == [keep] and not keep.has_data(), f"{where} drew outside its subfigure."
+    assert any(_drawn(a) for a in right.axes), f"{where} drew nothing into the subfigure."
+
+
+@pytest.mark.parametrize("name, fn_name", _cases())
 def test_plot_without_axes_makes_its_own_figure(name, fn_name):
     examples = _examples(name)
     if examples is None or fn_name not in getattr(examples, "EXAMPLES", {}):
         pytest.skip("no example (reported by the other tests)")
     fn = getattr(importlib.import_module(f"mnistlab.viz.{name}"), fn_name)
     args, kwargs = examples.EXAMPLES[fn_name]()
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("ax", "axes", "fig")}
+    kwargs = {k: v for k, v in kwargs.items() if k != "ax"}
     out = fn(*args, **kwargs)
     assert isinstance(out, Figure), f"mnistlab.viz.{name}.{fn_name}() returned {type(out).__name__}, not a Figure."
     assert any(_drawn(a) for a in out.axes), f"mnistlab.viz.{name}.{fn_name}() drew nothing."

@@ -363,6 +363,11 @@ def _missing_error(info: DatasetInfo, root: Path, missing: list[Path], cause: Ex
     return DataError(msg)
 
 
+#: ``{dataset name: loader(split) -> ImageSet}`` for datasets that are not IDX files; the module that knows
+#: such a dataset registers its loader here (``data/sklearn_digits.py``), so this module imports none of them.
+LOADERS: dict = {}
+
+
 @dataclass(frozen=True)
 class ImageSet:
     """A split held in memory: uint8 ``images`` (N, 28, 28) and int64 ``labels`` (N,).
@@ -468,10 +473,8 @@ def load_dataset(
     info = dataset_info(name)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be a positive number of images (or None for all), not {limit!r}.")
-    if info.name == "sklearn-digits":  # bundled with scikit-learn: no files to read
-        from .sklearn_digits import load_sklearn_digits
-
-        out = load_sklearn_digits(split)
+    if info.name in LOADERS:  # a dataset without IDX files (scikit-learn's digits): its module registered a loader
+        out = LOADERS[info.name](split)
         return out.head(limit) if limit is not None else out
     if split == "all":
         tr, te = load_dataset(name, "train", root, download), load_dataset(name, "test", root, download)

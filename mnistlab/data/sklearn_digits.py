@@ -13,7 +13,9 @@ box (aspect ratio kept) and placed in a 28x28 frame with its centre of mass at t
 The split into training and test images is stratified and fixed by ``seed`` and
 ``test_fraction``; ``split="all"`` returns every image in the original order.
 
-Part of the data layer: imports only ``mnistlab.data``.
+Part of the data layer: imports only ``mnistlab.data.datasets`` (one way: it registers
+:func:`load_sklearn_digits` in ``datasets.LOADERS``, so ``load_dataset("sklearn-digits")`` finds it without
+``datasets`` importing this module) and, on first use, ``mnistlab.data.images``.
 """
 from __future__ import annotations
 
@@ -21,10 +23,8 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from PIL import Image
 
-from .datasets import DATASETS, ImageSet
-from .images import to_mnist
+from .datasets import DATASETS, LOADERS, ImageSet
 
 __all__ = ["SKLEARN_DIGITS", "DEFAULT_TEST_FRACTION", "load_sklearn_digits", "convert_digit"]
 
@@ -60,6 +60,10 @@ def convert_digit(image8: np.ndarray) -> torch.Tensor:
     image8 = np.asarray(image8, dtype=np.float32)
     if image8.shape != (8, 8):
         raise ValueError(f"Expected an 8x8 scikit-learn digit, got shape {image8.shape}.")
+    from PIL import Image
+
+    from .images import to_mnist
+
     scaled = image8 * (255.0 / 16.0)
     up = Image.fromarray(scaled, mode="F").resize((_UPSAMPLE, _UPSAMPLE), Image.BICUBIC)
     up = np.clip(np.asarray(up), 0, 255).round().astype(np.uint8)
@@ -122,3 +126,6 @@ def load_sklearn_digits(split: str = "train", seed: int = 0,
                                            random_state=int(seed), stratify=labels.numpy())
     idx = torch.from_numpy(np.sort(train_idx if split == "train" else test_idx))
     return ImageSet(images[idx], labels[idx], SKLEARN_DIGITS.name)
+
+
+LOADERS[SKLEARN_DIGITS.name] = load_sklearn_digits

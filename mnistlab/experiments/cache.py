@@ -14,10 +14,11 @@ import warnings
 from pathlib import Path
 
 from .._util import cache_root, to_jsonable
-from ..training.checkpoint import atomic_write
+from .._util import atomic_write
 from ..training.config import as_config
 
-__all__ = ["CACHE_VERSION", "config_hash", "cache_dir", "clear_cache", "read", "write", "artifact_path"]
+__all__ = ["CACHE_VERSION", "config_hash", "fingerprint", "cache_dir", "clear_cache", "read", "write",
+           "artifact_path", "model_path"]
 
 CACHE_VERSION = 2
 """Bump when the meaning of a cached result changes (training loop, metrics, file layout)."""
@@ -31,12 +32,61 @@ def config_hash(config, seed: int, kind: str = "run", **extra) -> str:
     """Stable SHA-256 (hex) of the run's settings (config without its name), the seed and the cache version.
 
     ``kind`` and ``extra`` separate other uses of the same recipe (e.g. a cross-validation fold).
+    ``config`` is a :class:`~mnistlab.training.config.TrainConfig` (or a dict of its fields) or a
+    :class:`~mnistlab.training.gan_config.GANConfig`: anything with a ``recipe()``.
     """
-    cfg = as_config(config)
+    cfg = config if hasattr(config, "recipe") and not isinstance(config, dict) else as_config(config)
     key = {"kind": kind, "recipe": cfg.recipe(), "seed": int(seed), "cache_version": CACHE_VERSION,
            **to_jsonable(extra, strict=True)}
     return hashlib.sha256(_canonical_json(key).encode()).hexdigest()
 
+
+
+def fingerprint(obj) -> str:
+    """SHA-256 (hex) of what data or a model holds, for :func:`config_hash`'s ``extra`` when a run is handed them.
+
+    Parameters
+    ----------
+    obj : ImageSet, torch.Tensor, nn.Module, or plain JSON values
+        An ImageSet: its dataset name, images and labels. A module: its ``config`` (or class
+        name), declared preprocessing and every tensor of its ``state_dict``. Anything else: its
+        canonical JSON.
+
+    Returns
+    -------
+    str
+        64 hex digits; equal contents give equal fingerprints.
+    """
+    import torch
+
+    h = hashlib.sha256()
+
+    def add(part):
+        if isinstance(part, torch.Tensor):
+            h.update(str((part.dtype, tuple(part.shape))).encode())
+            h.update(part.detach().cpu().contiguous().numpy().tobytes())
+        else:
+            h.update(_canonical_json(to_jsonable(part)).encode())
+
+    if isinstance(obj, torch.nn.Module):
+        pre = getattr(obj, "preprocessing", None)
+        add(getattr(obj, "config", None) or type(obj).__name__)
+        add(pre.to_dict() if hasattr(pre, "to_dict") else None)
+        for name, tensor in obj.state_dict().items():
+            add(name)
+            add(tensor)
+    elif hasattr(obj, "images") and hasattr(obj, "labels"):
+        add(getattr(obj, "dataset", ""))
+        add(obj.images)
+        add(obj.labels)
+    else:
+        add(obj)
+    return h.hexdigest()
+
+
+def model_path(key: str) -> Path:
+    """Where the weights of the run ``key`` are kept (``<key>.pt``, a :func:`mnistlab.save_checkpoint` file)."""
+    return cache_dir() / f"{key}.pt"
 
 
 def cache_dir(create: bool = True) -> Path:

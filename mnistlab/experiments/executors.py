@@ -35,7 +35,7 @@ from typing import Callable, Sequence
 from tqdm.auto import tqdm
 
 __all__ = ["EXECUTORS", "DEFAULT_WORKERS", "map_tasks", "cpu_count", "threads_per_worker", "torch_threads",
-           "shutdown_workers"]
+           "step_progress", "shutdown_workers"]
 
 EXECUTORS = ("process", "ray")
 
@@ -77,6 +77,78 @@ def torch_threads(threads: int | None):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def step_progress(total: int, desc: str, progress: bool = True, workers: int = 1, executor: str = "process"):
+    """A tqdm bar over ``total`` training steps; yields the sink that runs report finished steps to.
+
+    Give each run a :class:`mnistlab.training.callbacks.StepProgress` with the yielded sink. Runs
+    in this process report straight to the bar; runs in worker processes report through a queue
+    of a multiprocessing manager that a thread of this process reads, so the bar moves while they
+    train. Yields ``None`` (no per-step bar; :func:`map_tasks` then counts finished runs) when
+    ``progress`` is False or the runs go to Ray.
+
+    Parameters
+    ----------
+    total : int
+        Training steps of all runs together.
+    desc : str
+        Label of the bar.
+    progress : bool
+    workers : int
+        As given to :func:`map_tasks`.
+    executor : {"process", "ray"}
+
+    Yields
+    ------
+    object with ``put(n)`` or None
+    """
+    if not progress or executor == "ray":
+        yield None
+        return
+    import queue as queue_module
+    import threading
+
+    from ..training.callbacks import BarSink
+
+    bar = tqdm(total=total, desc=desc, unit="step")
+    if workers <= 1:
+        try:
+            yield BarSink(bar)
+        finally:
+            bar.close()
+        return
+    import multiprocessing as mp
+
+    manager = mp.get_context("spawn").Manager()
+    q, stop = manager.Queue(), threading.Event()
+    bar.set_postfix_str(f"starting {workers} worker processes", refresh=True)   # until the first step arrives
+
+    def pump():
+        first = True
+        while True:
+            try:
+                n = q.get(timeout=0.1)
+                if first:
+                    bar.set_postfix_str("", refresh=False)
+                    first = False
+                bar.update(n)
+            except queue_module.Empty:
+                if stop.is_set():
+                    return
+            except (EOFError, OSError):      # the manager went away
+                return
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    try:
+        yield q
+    finally:
+        stop.set()
+        thread.join()
+        manager.shutdown()
+        bar.close()
 
 
 def _init_worker(threads: int, env: dict) -> None:

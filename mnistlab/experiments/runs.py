@@ -14,6 +14,7 @@ Examples
 """
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from typing import Iterable, Mapping, Sequence
@@ -22,18 +23,18 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..data.datasets import ImageSet, kfold_indices, load_dataset, train_val_split
-from ..training.callbacks import EarlyStopping
+from ..data.datasets import ImageSet, as_imageset, kfold_indices, load_dataset, train_val_split
+from ..training.callbacks import StepProgress
 from ..training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..training.config import TrainConfig, as_config
 from ..training.loop import TrainingError, evaluate, predict, resolve_device
-from ..training.recipes import train_model
+from ..training.recipes import get_recipe, train_model
 from . import cache as _cache
-from .cache import cache_dir, config_hash
-from .executors import map_tasks
+from .cache import cache_dir, config_hash, fingerprint
+from .executors import map_tasks, step_progress
 from .stats import failed_runs, final_rows
 
-__all__ = ["run", "run_many", "run_grid", "cross_validate", "out_of_fold_probs", "load_model", "ensemble",
+__all__ = ["run", "run_on", "run_gan", "run_many", "run_grid", "cross_validate", "out_of_fold_probs", "load_model", "ensemble",
            "lr_sweep", "best_lrs", "with_settings", "load_runs"]
 
 _FINAL_ORDER = ["val_loss", "val_acc", "test_loss", "test_acc", "test_n", "train_seconds", "run_seconds",
@@ -55,11 +56,12 @@ def _datasets(cfg: TrainConfig) -> tuple[ImageSet, ImageSet | None, ImageSet]:
 
 def _train(cfg: TrainConfig, train: ImageSet, val: ImageSet | None, seed: int, device, progress: bool,
            callbacks=()):
-    """Train one model; return (model, history, early-stopping callback or None)."""
-    stopper = EarlyStopping(**cfg.early_stopping) if cfg.early_stopping else None
-    model, history = train_model(cfg, train, val, seed=seed, device=device, progress=progress,
-                                 callbacks=([stopper] if stopper else []) + list(callbacks))
-    return model, history, stopper
+    """Train one model; return (model, history); early stopping's epochs are in ``history.attrs``."""
+    return train_model(cfg, train, val, seed=seed, device=device, progress=progress, callbacks=list(callbacks))
+
+
+def _epoch_or_nan(value) -> float:
+    return float(value) if value is not None else np.nan
 
 
 def _tidy(body: dict, name: str, cached: bool) -> pd.DataFrame:
@@ -130,7 +132,7 @@ def run(config, seed: int = 0, *, device="auto", cache: bool = True, keep_model:
     t0 = time.perf_counter()
     train, val, test = _datasets(cfg)
     try:
-        model, history, stopper = _train(cfg, train, val, seed, device, progress, callbacks)
+        model, history = _train(cfg, train, val, seed, device, progress, callbacks)
     except TrainingError as exc:  # diverged (NaN/inf loss): a result too, recorded as such
         final = {"test_loss": np.nan, "test_acc": np.nan, "test_n": len(test), "train_seconds": np.nan,
                  "run_seconds": time.perf_counter() - t0, "best_epoch": np.nan, "stopped_epoch": np.nan,
@@ -139,15 +141,15 @@ def run(config, seed: int = 0, *, device="auto", cache: bool = True, keep_model:
         if cache:
             _cache.write(key, body)
         return _tidy(body, cfg.name, cached=False)
-    if cfg.val == "test" and stopper is None and not history.empty:
+    if cfg.val == "test" and not cfg.early_stopping and not history.empty:
         test_metrics = {"loss": float(history["val_loss"].iloc[-1]), "acc": float(history["val_acc"].iloc[-1]),
                         "n": len(test)}
     else:
         test_metrics = evaluate(model, test)
     final = {"test_loss": test_metrics["loss"], "test_acc": test_metrics["acc"], "test_n": int(test_metrics["n"]),
              "train_seconds": float(history["seconds"].sum()) if not history.empty else 0.0,
-             "best_epoch": float(stopper.best_epoch) if stopper and stopper.best_epoch is not None else np.nan,
-             "stopped_epoch": float(stopper.stopped_epoch) if stopper and stopper.stopped_epoch is not None else np.nan,
+             "best_epoch": _epoch_or_nan(history.attrs.get("best_epoch")),
+             "stopped_epoch": _epoch_or_nan(history.attrs.get("stopped_epoch")),
              "diverged": False}
     if cfg.epochs == 0 and val is not None:  # the untrained baseline still reports its validation metrics
         v = test_metrics if val is test else evaluate(model, val)
@@ -165,6 +167,88 @@ def run(config, seed: int = 0, *, device="auto", cache: bool = True, keep_model:
                             history=history)
         _cache.write(key, body)
     return _tidy(body, cfg.name, cached=False)
+
+
+def run_on(config, train, seed: int = 0, *, device="auto", cache: bool = True, progress: bool = False):
+    """Train ``config`` on the labelled images handed in (not the ones it names), cached with its weights.
+
+    For runs whose data no config field describes (a class subset, a relabelled task, a set
+    built in the notebook): the cache key is :func:`config_hash` of the config, the seed and the
+    data's :func:`fingerprint`; the trained model is kept as a :func:`mnistlab.save_checkpoint`
+    file, so a second call loads it instead of training (and its key serves as ``init_from``).
+
+    Parameters
+    ----------
+    config : TrainConfig, dict or str
+        ``dataset`` and ``train_limit`` must agree with ``train`` (see :func:`mnistlab.fit`).
+    train : ImageSet
+    seed : int
+    device, cache, progress
+        As in :func:`run`.
+
+    Returns
+    -------
+    (nn.Module, pandas.DataFrame, str)
+        The trained model in eval mode on the CPU (``train_config`` set), its history, and the
+        cache key (the ``init_from`` of runs that start from it).
+    """
+    cfg = get_recipe(config) if isinstance(config, str) else as_config(config)
+    train = as_imageset(train, cfg.dataset, need_labels=True)
+    key = config_hash(cfg, seed, kind="data", data=fingerprint(train))
+    path = _cache.model_path(key)
+    if cache and path.is_file():
+        try:
+            ckpt = load_checkpoint(path)
+            return ckpt.model, ckpt.history, key
+        except CheckpointError as exc:
+            warnings.warn(f"Cached model {path.name} is damaged ({exc}); retraining.", RuntimeWarning, stacklevel=2)
+            path.unlink(missing_ok=True)
+    model, history = train_model(cfg, train, seed=seed, device=device, progress=progress)
+    model.cpu().eval()
+    if cache:
+        save_checkpoint(path, model, config=cfg, history=history)
+    return model, history, key
+
+
+def run_gan(config, data, *, seed: int = 0, callbacks=(), device="auto", progress: bool = True, cache: bool = True):
+    """Train the GAN a :class:`~mnistlab.training.gan_config.GANConfig` describes, or load the finished run.
+
+    The one cache: the key is :func:`config_hash` of the config (kind ``"gan"``), the seed and a
+    :func:`fingerprint` of ``data``; the run is kept as one ``save_checkpoint`` file (both nets, the
+    EMA, the per-step history), loaded with ``weights_only=True``.
+
+    Parameters
+    ----------
+    config : GANConfig or dict
+    data : ImageSet
+        Training images (their dataset must match ``config.dataset``).
+    seed : int
+    callbacks : sequence
+        GAN callbacks (e.g. :class:`~mnistlab.training.gan.GANSampleRecorder`). They see the
+        training only when it runs: a run read from the cache has its history but records nothing
+        new, so pass ``cache=False`` when a recorder must fill.
+    device : str
+    progress : bool
+    cache : bool
+        Read and write the cache (default).
+
+    Returns
+    -------
+    GANRun
+    """
+    from ..training.gan import load_gan, train_gan
+    from ..training.gan_config import as_gan_config
+
+    config = as_gan_config(config)
+    key = config_hash(config, seed, kind="gan", data=fingerprint(data))
+    path = _cache.model_path(key)
+    if cache and path.is_file():
+        try:
+            return load_gan(path, device=resolve_device(device))
+        except CheckpointError:
+            warnings.warn(f"Cached GAN {path.name} could not be read; training again.", stacklevel=2)
+    return train_gan(config, data, seed=seed, callbacks=callbacks, device=device, progress=progress,
+                     checkpoint=path if cache else None)
 
 
 def _run_task(cfg: TrainConfig, seed: int, device, cache: bool, keep_model: bool) -> pd.DataFrame:
@@ -240,18 +324,30 @@ def run_grid(configs: Sequence, seeds: Iterable[int] = range(5), *, device="auto
     return pd.concat([frames[i].assign(config=name) for i, name in which], ignore_index=True)
 
 
-def _cv_fold(cfg: TrainConfig, k: int, seed: int, fold: int, device, cache: bool, keep_model: bool) -> dict:
-    """Train fold ``fold`` of a k-fold split; the cached body (with out-of-fold probabilities if asked)."""
+def _cv_fold(cfg: TrainConfig, k: int, seed: int, fold: int, device, cache: bool, keep_model: bool, data=None,
+             sink=None, steps: int = 0) -> dict:
+    """Train fold ``fold`` of a k-fold split; the cached body (with out-of-fold probabilities if asked).
+
+    ``data``: the images to split (default: the config's training set, ``train_limit`` applied);
+    ``sink``: where a :class:`StepProgress` reports finished optimizer steps (``steps`` of them
+    at once for a cached fold).
+    """
     recipe = cfg.but(val=None, early_stopping=None)
-    key = config_hash(recipe, seed, kind="cv", k=k, fold=fold)
+    extra = {} if data is None else {"data": fingerprint(data)}
+    key = config_hash(recipe, seed, kind="cv", k=k, fold=fold, **extra)
     body = _cache.read(key) if cache else None
     if body is not None and (not keep_model or "oof_probs" in body):
+        if sink is not None:
+            sink.put(steps)
         return body | {"_cached": True}
     t0 = time.perf_counter()
-    train = load_dataset(cfg.dataset, "train", limit=cfg.train_limit)
+    train = load_dataset(cfg.dataset, "train", limit=cfg.train_limit) if data is None else data
     tr_idx, va_idx = kfold_indices(len(train), k=k, seed=seed)[fold]
     tr, va = train.subset(tr_idx), train.subset(va_idx)
-    model, history, _ = _train(recipe, tr, va, seed, device, progress=False)
+    if data is not None:
+        recipe = recipe.but(train_limit=None)
+    callbacks = [] if sink is None else [StepProgress(sink)]
+    model, history = _train(recipe, tr, va, seed, device, progress=False, callbacks=callbacks)
     final = {"fold_acc": float(history["val_acc"].iloc[-1]), "fold_loss": float(history["val_loss"].iloc[-1]),
              "train_seconds": float(history["seconds"].sum()), "run_seconds": time.perf_counter() - t0}
     body = {"key": key, "seed": int(seed), "recipe": recipe.recipe(), "history": history.to_dict(orient="list"),
@@ -264,6 +360,12 @@ def _cv_fold(cfg: TrainConfig, k: int, seed: int, fold: int, device, cache: bool
     return body | {"_cached": False}
 
 
+def _steps(cfg: TrainConfig, n: int) -> int:
+    """Optimizer steps ``fit`` takes for ``cfg`` on ``n`` images (epochs raised to ``min_steps``)."""
+    per_epoch = math.ceil(n / cfg.batch_size)
+    return per_epoch * max(cfg.epochs, math.ceil((cfg.min_steps or 0) / per_epoch))
+
+
 def cross_validate(config, k: int = 5, seed: int = 0, *, device="auto", cache: bool = True, progress: bool = True,
                    workers: int = 1, threads: int | None = None, executor: str = "process",
                    address: str | None = None) -> pd.DataFrame:
@@ -271,7 +373,8 @@ def cross_validate(config, k: int = 5, seed: int = 0, *, device="auto", cache: b
 
     Fold ``i`` trains on the other k-1 folds with seed ``seed`` and is validated after every
     epoch on fold ``i`` (:func:`mnistlab.kfold_indices`, shuffled with ``seed``). ``workers``,
-    ``threads``, ``executor`` and ``address`` as in :func:`run_grid`.
+    ``threads``, ``executor`` and ``address`` as in :func:`run_grid`. The progress bar counts
+    training steps (also in worker processes; per finished fold on Ray).
 
     Returns
     -------
@@ -292,25 +395,49 @@ def cross_validate(config, k: int = 5, seed: int = 0, *, device="auto", cache: b
     return pd.concat(frames, ignore_index=True)
 
 
-def _folds(cfg, k, seed, device, cache, keep, progress, workers, threads, executor, address) -> list[dict]:
-    tasks = [(cfg, k, seed, i, device, cache, keep) for i in range(k)]
-    return map_tasks(_cv_fold, tasks, workers=workers, threads=threads, executor=executor, address=address,
-                     progress=progress, desc=f"{cfg.name} CV")
+def _folds(cfg, k, seed, device, cache, keep, progress, workers, threads, executor, address, data=None) -> list[dict]:
+    n = len(data) if data is not None else len(load_dataset(cfg.dataset, "train", limit=cfg.train_limit))
+    folds = kfold_indices(n, k=k, seed=seed)
+    steps = [_steps(cfg, len(tr)) for tr, _ in folds]
+    with step_progress(sum(steps), f"{cfg.name}: {k}-fold CV, training steps", progress, workers, executor) as sink:
+        tasks = [(cfg, k, seed, i, device, cache, keep, data, sink, steps[i]) for i in range(k)]
+        return map_tasks(_cv_fold, tasks, workers=workers, threads=threads, executor=executor, address=address,
+                         progress=progress and sink is None, desc=f"{cfg.name} CV")
 
 
-def out_of_fold_probs(config, k: int = 5, seed: int = 0, *, device="auto", cache: bool = True,
+def out_of_fold_probs(config, k: int = 5, seed: int = 0, *, data=None, device="auto", cache: bool = True,
                       progress: bool = True, workers: int = 1, threads: int | None = None,
                       executor: str = "process", address: str | None = None) -> np.ndarray:
     """Out-of-fold predicted probabilities of every training image, an array (N_train, classes).
 
     Image ``i``'s row comes from the model of the fold that held ``i`` out, so no model saw the
     image it scores (what confident learning needs). Folds are cached like
-    :func:`cross_validate`'s; the arguments are the same.
+    :func:`cross_validate`'s; the other arguments are the same.
+
+    Parameters
+    ----------
+    config : TrainConfig, dict or str
+        The run of every fold (a recipe name is looked up with :func:`get_recipe`).
+    k, seed : int
+        Folds (:func:`mnistlab.kfold_indices` shuffled with ``seed``) and the seed of training.
+    data : ImageSet, optional
+        The labelled images to split, as given (e.g. with labels flipped on purpose); default the
+        config's training set (``train_limit`` applied). Cached under a fingerprint of the data.
+    device, cache, progress, workers, threads, executor, address
+        As in :func:`run_grid`; the bar counts training steps and moves while each fold trains.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (N, classes), each row summing to 1.
     """
-    cfg = as_config(config)
+    cfg = get_recipe(config) if isinstance(config, str) else as_config(config)
+    if data is not None:
+        data = as_imageset(data, cfg.dataset, need_labels=True)
+        cfg = cfg.but(dataset=data.dataset)
     if cfg.epochs < 1:
         raise ValueError("out_of_fold_probs needs epochs >= 1.")
-    bodies = _folds(cfg, k, seed, device, cache, True, progress, workers, threads, executor, address)
+    bodies = _folds(cfg, k, seed, device, cache, True, progress, workers, threads, executor, address, data)
     n = sum(len(b["oof_index"]) for b in bodies)
     probs = None
     for b in bodies:

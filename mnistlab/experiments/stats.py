@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import enum
 import math
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
 
 __all__ = ["Verdict", "final_rows", "summarize", "wilson_interval", "compare", "compare_steps", "compare_to_best",
-           "split_by_verdict", "failed_runs", "t_factor"]
+           "split_by_verdict", "failed_runs", "t_factor", "t_interval", "TInterval"]
 
 
 class Verdict(str, enum.Enum):
@@ -40,21 +40,70 @@ def final_rows(df: pd.DataFrame, by: Sequence[str] = ("config", "seed")) -> pd.D
     return df.loc[sorted(last)].reset_index(drop=True)  # runs in their order of appearance
 
 
-def _t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float, float]:
-    """(mean, std, half-width, n) of a Student-t confidence interval for the mean."""
+class TInterval(NamedTuple):
+    """A Student-t confidence interval for a mean: ``mean +- half`` (``low``, ``high``)."""
+
+    mean: float | np.ndarray
+    std: float | np.ndarray
+    half: float | np.ndarray
+    n: int | np.ndarray
+
+    @property
+    def low(self):
+        return self.mean - self.half
+
+    @property
+    def high(self):
+        return self.mean + self.half
+
+
+def t_interval(values, confidence: float = 0.95, axis: int | None = None) -> TInterval:
+    """Mean, standard deviation and Student-t confidence interval of the mean: the package's one t-interval.
+
+    Non-finite values (NaN from a failed run) are left out. With one value the standard deviation
+    and the half-width are NaN; with none the mean is NaN too. Equal values give a half-width of 0.
+
+    Parameters
+    ----------
+    values : array-like
+        Repeated measurements (seeds, folds, images).
+    confidence : float
+        Level of the interval (0.95: 95%).
+    axis : int, optional
+        Compute along this axis (one interval per remaining index, as arrays); default: all values.
+
+    Returns
+    -------
+    TInterval
+        ``(mean, std, half, n)`` with ``low`` and ``high``; floats and an int without ``axis``.
+
+    Examples
+    --------
+    >>> t_interval([0.97, 0.98, 0.99]).half                       # doctest: +ELLIPSIS
+    0.0248...
+    """
     from scipy import stats
 
     values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    n = len(values)
-    if n == 0:
-        return np.nan, np.nan, np.nan, 0
-    mean = float(values.mean())
-    if n == 1:
-        return mean, np.nan, np.nan, 1
-    std = float(values.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * std / math.sqrt(n))
-    return mean, std, half, n
+    if axis is None:
+        values = values[np.isfinite(values)]
+        n = len(values)
+        if n == 0:
+            return TInterval(np.nan, np.nan, np.nan, 0)
+        mean = float(values.mean())
+        if n == 1:
+            return TInterval(mean, np.nan, np.nan, 1)
+        std = float(values.std(ddof=1))
+        return TInterval(mean, std, float(stats.t.ppf(0.5 + confidence / 2, n - 1) * std / math.sqrt(n)), n)
+    finite = np.isfinite(values)
+    n = finite.sum(axis)
+    x = np.where(finite, values, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, x.sum(axis) / np.maximum(n, 1), np.nan)
+        dev = np.where(finite, values - np.expand_dims(mean, axis), 0.0)
+        std = np.where(n > 1, np.sqrt((dev ** 2).sum(axis) / np.maximum(n - 1, 1)), np.nan)
+        half = np.where(n > 1, stats.t.ppf(0.5 + confidence / 2, np.maximum(n - 1, 1)) * std / np.sqrt(n), np.nan)
+    return TInterval(mean, std, half, n)
 
 
 def summarize(df: pd.DataFrame, metric: str = "test_acc", confidence: float = 0.95,
@@ -75,7 +124,7 @@ def summarize(df: pd.DataFrame, metric: str = "test_acc", confidence: float = 0.
     per_run = final_rows(df, (by, unit)) if "epoch" in df.columns else df
     rows = []
     for name, g in per_run.groupby(by, sort=False):
-        mean, std, half, n = _t_interval(g[metric].to_numpy(), confidence)
+        mean, std, half, n = t_interval(g[metric].to_numpy(), confidence)
         rows.append({by: name, "mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half,
                      "ci_half": half, "n": n})
     return pd.DataFrame(rows).set_index(by)
@@ -114,7 +163,7 @@ def compare(df_a: pd.DataFrame, df_b: pd.DataFrame, metric: str = "test_acc", al
            "mean_a": float(a.loc[seeds].mean()) if len(seeds) else np.nan,
            "mean_b": float(b.loc[seeds].mean()) if len(seeds) else np.nan}
     d = (b.loc[seeds] - a.loc[seeds]).to_numpy(dtype=float)
-    mean, std, half, n = _t_interval(d, 1 - alpha)
+    mean, std, half, n = t_interval(d, 1 - alpha)
     out.update(diff=mean, ci_low=mean - half, ci_high=mean + half)
     if n < 2:
         out.update(p_value=np.nan, verdict=Verdict.TOO_FEW_SEEDS)

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from ..training.config import TrainConfig
 from ..training.loop import evaluate, features
 from ..training.recorder import LAYER_TYPES, HistogramRecorder, SnapshotRecorder, parameterised_layers
+from .embed import knn_accuracy
 
 __all__ = [
     "RULE_OF_THUMB", "layer_table", "distribution_shape", "init_check", "over_training", "gradient_flow",
@@ -420,14 +421,6 @@ class RepresentationFrames:
     explained_variance: np.ndarray
 
 
-def _knn_acc(x: np.ndarray, y: np.ndarray, k: int, folds: int, seed: int) -> float:
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.neighbors import KNeighborsClassifier
-
-    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    return float(cross_val_score(KNeighborsClassifier(k), x, y, cv=cv).mean())
-
-
 def representation_over_training(model: nn.Module, snapshots: SnapshotRecorder, data, k: int = 10, folds: int = 5,
                                  seed: int = 0, rescale: bool = True, device=None,
                                  progress: bool = True) -> RepresentationFrames:
@@ -482,8 +475,8 @@ def representation_over_training(model: nn.Module, snapshots: SnapshotRecorder, 
     for i, f in enumerate(tqdm(feats, desc="separation per snapshot", disable=not progress)):
         sil = float(silhouette_score(f, labels)) if np.ptp(f) > 0 else np.nan
         rows.append({"step": snapshots.steps[i], "epoch": snapshots.epochs[i],
-                     "knn_acc": _knn_acc(f, labels, k, folds, seed), "silhouette": sil,
-                     "knn_acc_2d": _knn_acc(coords[i], labels, k, folds, seed)})
+                     "knn_acc": knn_accuracy(f, labels, k=k, cv=folds, seed=seed), "silhouette": sil,
+                     "knn_acc_2d": knn_accuracy(coords[i], labels, k=k, cv=folds, seed=seed)})
     return RepresentationFrames(np.asarray(snapshots.steps), np.asarray(snapshots.epochs), coords, labels,
                                 pd.DataFrame(rows), pca.explained_variance_ratio_.copy())
 

@@ -354,21 +354,38 @@ def knn_accuracy(Y, labels, k: int = 10, cv: int = 5, seed: int = 0) -> float:
     -------
     float
         Mean accuracy over the folds, in [0, 1].
-    """
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.neighbors import KNeighborsClassifier
 
+    Notes
+    -----
+    The package's one cross-validated k-NN accuracy: :func:`knn_report` and
+    :func:`mnistlab.studies.dynamics.representation_over_training` use the same folds and classifier.
+    """
     Y = _as_2d(Y, "Y")
     y = _labels(labels, len(Y))
-    smallest = np.unique(y, return_counts=True)[1].min()
-    folds = int(min(cv, smallest))
+    _, scores = _knn_cross_validation(Y, y, k, cv, seed, "knn_accuracy")
+    return float(np.mean(scores))
+
+
+def _knn_cross_validation(Y: np.ndarray, y: np.ndarray, k: int, cv: int, seed: int, caller: str):
+    """Out-of-fold k-NN predictions and per-fold accuracies: stratified, shuffled ``cv`` folds (fewer when a class is small).
+
+    Every point is predicted by the ``k`` nearest neighbours among the points of the other folds.
+    """
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.neighbors import KNeighborsClassifier
+
+    folds = int(min(cv, np.unique(y, return_counts=True)[1].min()))
     if folds < 2:
-        raise ValueError("knn_accuracy needs at least 2 examples of every class for cross-validation.")
+        raise ValueError(f"{caller} needs at least 2 examples of every class for cross-validation.")
     if k >= len(Y) * (folds - 1) / folds:
         raise ValueError(f"k={k} is too large for {len(Y)} points.")
-    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    pred = np.empty_like(y)
+    scores = []
     with _threads(len(Y)):
-        return float(cross_val_score(KNeighborsClassifier(n_neighbors=k), Y, y, cv=splitter).mean())
+        for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(Y, y):
+            pred[test] = KNeighborsClassifier(n_neighbors=k).fit(Y[train], y[train]).predict(Y[test])
+            scores.append(float((pred[test] == y[test]).mean()))
+    return pred, scores
 
 
 def _threads(n: int):
@@ -660,8 +677,6 @@ def knn_report(Y, labels, classes: Sequence[str] | None = None, k: int = 10, cv:
     KNNReport
     """
     from sklearn.metrics import confusion_matrix
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from sklearn.neighbors import KNeighborsClassifier
 
     Y = _as_2d(Y, "Y")
     y = _labels(labels, len(Y)).astype(int)
@@ -669,14 +684,7 @@ def knn_report(Y, labels, classes: Sequence[str] | None = None, k: int = 10, cv:
     names = [str(c) for c in (classes if classes is not None else range(n_classes))]
     if len(names) < n_classes:
         raise ValueError(f"labels go up to {n_classes - 1} but only {len(names)} class names were given.")
-    folds = int(min(cv, np.unique(y, return_counts=True)[1].min()))
-    if folds < 2:
-        raise ValueError("knn_report needs at least 2 examples of every class for cross-validation.")
-    if k >= len(Y) * (folds - 1) / folds:
-        raise ValueError(f"k={k} is too large for {len(Y)} points.")
-    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    with _threads(len(Y)):
-        pred = cross_val_predict(KNeighborsClassifier(n_neighbors=k), Y, y, cv=splitter)
+    pred, _ = _knn_cross_validation(Y, y, k, cv, seed, "knn_report")
     cm = confusion_matrix(y, pred, labels=np.arange(len(names)))
     confusion = pd.DataFrame(cm, index=pd.Index(names, name="true"), columns=pd.Index(names, name="predicted"))
     n = cm.sum(1)

@@ -32,11 +32,8 @@ Examples
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
-import queue as queue_module
-import threading
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -48,10 +45,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._util import eval_mode
-from ..data.datasets import ImageSet, as_imageset, dataset_info, kfold_indices
+from ..data.datasets import ImageSet, as_imageset, dataset_info
+from ..experiments.stats import t_interval
 from ..experiments.stats import wilson_interval  # noqa: F401 (re-exported: the calibration tables use it)
 from ..models.registry import preprocessing_of
-from ..training.callbacks import Callback
 from ..training.recorder import layer_names
 
 __all__ = [
@@ -62,7 +59,7 @@ __all__ = [
     "class_maximization",
     "expected_calibration_error", "reliability_table", "merge_sparse_bins", "wilson_interval", "fit_temperature",
     "calibrate", "Calibration",
-    "label_issues", "flip_labels", "out_of_fold_probs_for", "flipped_label_check",
+    "label_issues", "flip_labels", "flipped_label_check",
     "PERTURBATIONS", "perturb", "robustness",
 ]
 
@@ -852,20 +849,6 @@ def _weight_layers(net: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(names[p], m) for p, m in net.named_modules() if type(m) in _RANDOMIZED]
 
 
-def _t_interval(x: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
-    from scipy import stats
-
-    x = np.asarray(x, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if len(x) < 2:
-        m = float(x.mean()) if len(x) else float("nan")
-        return m, float("nan"), float("nan")
-    if np.ptp(x) == 0:
-        return float(x[0]), float(x[0]), float(x[0])
-    lo, hi = stats.t.interval(confidence, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
-    return float(x.mean()), float(lo), float(hi)
-
-
 def randomization_check(model, images, targets, method: str = "saliency", seed: int = 0, progress: bool = False,
                         **kwargs) -> RandomizationCheck:
     """Cascading randomisation of the weights, from the output layer down (Adebayo et al. 2018).
@@ -902,7 +885,8 @@ def randomization_check(model, images, targets, method: str = "saliency", seed: 
     def record(step, name, maps):
         ra = [spearmanr(np.abs(a).ravel(), np.abs(b).ravel())[0] for a, b in zip(trained, maps)]
         rs = [spearmanr(a.ravel(), b.ravel())[0] for a, b in zip(trained, maps)]
-        mean, lo, hi = _t_interval(np.array(ra))
+        ci = t_interval(ra)
+        mean, lo, hi = ci.mean, ci.low, ci.high
         rows.append({"step": step, "layer": name, "layers_randomized": step, "rank_corr_abs": mean,
                      "ci_low": lo, "ci_high": hi, "rank_corr_signed": float(np.nanmean(rs))})
         per_image.extend({"step": step, "image": i, "rank_corr_abs": a, "rank_corr_signed": s}
@@ -1415,149 +1399,6 @@ def flip_labels(labels, fraction: float = 0.05, num_classes: int | None = None, 
     return noisy, flipped
 
 
-class _StepReporter(Callback):
-    """Tells ``sink`` (``sink.put(n)``) how many optimizer steps finished, every ``every`` steps and at the end."""
-
-    def __init__(self, sink, every: int = 4):
-        self.sink, self.every, self.n = sink, int(every), 0
-
-    def on_batch_end(self, state) -> None:
-        self.n += 1
-        if self.n >= self.every:
-            self._flush()
-
-    def on_train_end(self, state) -> None:
-        self._flush()
-
-    def _flush(self) -> None:
-        if self.n:
-            self.sink.put(self.n)
-            self.n = 0
-
-
-class _BarSink:
-    """A ``put(n)`` that advances a tqdm bar (for folds trained in this process)."""
-
-    def __init__(self, bar):
-        self.bar = bar
-
-    def put(self, n: int) -> None:
-        self.bar.update(n)
-
-
-@contextlib.contextmanager
-def _step_progress(total: int, desc: str, progress: bool, workers: int):
-    """A tqdm bar over ``total`` training steps; yields the sink that fold tasks report their steps to.
-
-    Folds trained here report straight to the bar; folds trained in worker processes report
-    through a queue of a multiprocessing manager that a thread of this process reads, so the bar
-    moves while the folds train instead of waiting at 0 until the first fold ends. Yields None
-    when ``progress`` is False.
-    """
-    if not progress:
-        yield None
-        return
-    bar = tqdm(total=total, desc=desc, unit="step")
-    if workers <= 1:
-        try:
-            yield _BarSink(bar)
-        finally:
-            bar.close()
-        return
-    import multiprocessing as mp
-
-    manager = mp.get_context("spawn").Manager()
-    q, stop = manager.Queue(), threading.Event()
-    bar.set_postfix_str(f"starting {workers} worker processes", refresh=True)   # until the first step arrives
-
-    def pump():
-        first = True
-        while True:
-            try:
-                n = q.get(timeout=0.1)
-                if first:
-                    bar.set_postfix_str("", refresh=False)
-                    first = False
-                bar.update(n)
-            except queue_module.Empty:
-                if stop.is_set():
-                    return
-            except (EOFError, OSError):      # the manager went away
-                return
-
-    thread = threading.Thread(target=pump, daemon=True)
-    thread.start()
-    try:
-        yield q
-    finally:
-        stop.set()
-        thread.join()
-        manager.shutdown()
-        bar.close()
-
-
-def _fold_probs(images: torch.Tensor, labels: torch.Tensor, dataset: str, config: dict, train_idx: np.ndarray,
-                held_out: np.ndarray, seed: int, device, sink=None) -> np.ndarray:
-    """Train ``config`` on ``train_idx`` and predict ``held_out`` (one fold; runs in a worker process).
-
-    ``sink`` (optional) receives the number of finished optimizer steps as training goes.
-    """
-    from ..training.config import as_config
-    from ..training.loop import predict
-    from ..training.recipes import train_model
-
-    data = ImageSet(images, labels, dataset)
-    callbacks = [] if sink is None else [_StepReporter(sink)]
-    model, _ = train_model(as_config(config), data.subset(train_idx), seed=seed, device=device, callbacks=callbacks,
-                           progress=False)
-    return predict(model, data.subset(held_out), device=device)
-
-
-def out_of_fold_probs_for(data, recipe: str = "fast", k: int = 5, seed: int = 0, device="cpu", workers: int = 1,
-                          progress: bool = True, **changes) -> np.ndarray:
-    """Out-of-fold probabilities of ``data`` as given (e.g. with labels flipped on purpose), uncached.
-
-    Fold ``i`` is predicted by a model of ``recipe`` trained on the other ``k - 1`` folds
-    (:func:`mnistlab.data.kfold_indices` with ``seed``). For the real training set use the
-    cached :func:`mnistlab.experiments.out_of_fold_probs`.
-
-    Parameters
-    ----------
-    data : ImageSet
-    recipe : str
-        A recipe name (:func:`mnistlab.training.recipes.get_recipe`).
-    k, seed, device : folds, seed of folds and training, device.
-    workers : int
-        Folds trained in parallel processes (:func:`mnistlab.experiments.map_tasks`; each
-        with ``cores // workers`` torch threads); other thread counts change the probabilities only
-        by float rounding.
-    progress : bool
-        One bar over the optimizer steps of all folds (it moves while each fold trains, also in
-        worker processes), not over the folds.
-    **changes
-        Recipe changes, e.g. ``epochs=3``.
-
-    Returns
-    -------
-    ndarray (N, C)
-    """
-    from ..experiments.executors import map_tasks
-    from ..training.recipes import get_recipe
-
-    data = as_imageset(data, need_labels=True)
-    recipe_cfg = get_recipe(recipe, **changes).but(dataset=data.dataset)
-    cfg = recipe_cfg.to_dict()
-    folds = kfold_indices(len(data), k=k, seed=seed)
-    total = sum(recipe_cfg.epochs * math.ceil(len(tr) / recipe_cfg.batch_size) for tr, _ in folds)
-    with _step_progress(total, f"{k}-fold {recipe}, training steps", progress, workers) as sink:
-        tasks = [(data.images, data.labels, data.dataset, cfg, tr, va, seed, device, sink) for tr, va in folds]
-        outs = map_tasks(_fold_probs, tasks, workers=workers, progress=False, desc=f"{k}-fold {recipe}")
-    probs = np.zeros((len(data), outs[0].shape[1]), np.float32)
-    for (_, va), p in zip(folds, outs):
-        probs[va] = p
-    return probs
-
-
 def flipped_label_check(data, fraction: float = 0.05, k: int = 5, seed: int = 0, recipe: str = "fast",
                         device="cpu", workers: int = 1, progress: bool = True, **changes) -> dict:
     """Flip ``fraction`` of the labels on purpose and measure how many :func:`label_issues` finds.
@@ -1568,7 +1409,8 @@ def flipped_label_check(data, fraction: float = 0.05, k: int = 5, seed: int = 0,
         A (small) labelled set whose labels are taken as clean.
     fraction, seed : which labels are flipped.
     k, recipe, device, workers, progress, **changes
-        Out-of-fold probabilities (:func:`out_of_fold_probs_for`).
+        Out-of-fold probabilities (:func:`mnistlab.experiments.out_of_fold_probs` on the
+        flipped set, with ``get_recipe(recipe, **changes)``).
 
     Returns
     -------
@@ -1582,8 +1424,11 @@ def flipped_label_check(data, fraction: float = 0.05, k: int = 5, seed: int = 0,
     data = as_imageset(data, need_labels=True)
     noisy, flipped = flip_labels(data.labels.numpy(), fraction, seed=seed)
     noisy_set = ImageSet(data.images, torch.as_tensor(noisy), data.dataset)
-    probs = out_of_fold_probs_for(noisy_set, recipe, k=k, seed=seed, device=device, workers=workers,
-                                  progress=progress, **changes)
+    from ..experiments.runs import out_of_fold_probs
+    from ..training.recipes import get_recipe
+
+    probs = out_of_fold_probs(get_recipe(recipe, **changes), k=k, seed=seed, data=noisy_set, device=device,
+                              workers=workers, progress=progress)
     issues = label_issues(noisy, probs)
     issues["flipped"] = np.isin(issues["index"].to_numpy(), flipped)
     found = int(issues["flipped"].sum())

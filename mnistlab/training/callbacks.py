@@ -16,8 +16,7 @@ from torch import nn
 
 from .checkpoint import save_checkpoint
 
-__all__ = ["TrainState", "Callback", "LambdaCallback", "EarlyStopping", "ModelCheckpoint", "HistogramRecorder",
-           "SnapshotRecorder", "ActivationHooks"]
+__all__ = ["TrainState", "Callback", "LambdaCallback", "EarlyStopping", "ModelCheckpoint", "StepProgress", "BarSink"]
 
 
 @dataclass
@@ -146,5 +145,56 @@ class ModelCheckpoint(Callback):
                         metrics={k: v for k, v in state.logs.items() if isinstance(v, (int, float))}, **self.meta)
 
 
-# The recorders of training dynamics are callbacks too; they live in recorder.py (imported last: it needs Callback).
-from .recorder import ActivationHooks, HistogramRecorder, SnapshotRecorder  # noqa: E402,F401
+class StepProgress(Callback):
+    """Report finished optimizer steps to ``sink``: ``sink.put(n)`` every ``every`` steps and at the end.
+
+    ``sink`` is anything with a ``put(n)`` method: a bar adapter in this process, or a
+    multiprocessing queue read by the parent of a worker process, so one progress bar can move
+    per training step across several runs (see :func:`mnistlab.experiments.out_of_fold_probs`).
+
+    Parameters
+    ----------
+    sink : object with ``put(int)``
+    every : int
+        Steps gathered before each report (fewer messages between processes).
+
+    Examples
+    --------
+    >>> from tqdm import tqdm                                           # doctest: +SKIP
+    >>> bar = tqdm(total=100)
+    >>> ml.fit(model, train, callbacks=[StepProgress(BarSink(bar), every=1)])
+    """
+
+    def __init__(self, sink, every: int = 4):
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a whole number >= 1, not {every!r}.")
+        self.sink, self.every, self.n = sink, every, 0
+
+    def on_batch_end(self, state) -> None:
+        self.n += 1
+        if self.n >= self.every:
+            self._flush()
+
+    def on_train_end(self, state) -> None:
+        self._flush()
+
+    def _flush(self) -> None:
+        if self.n:
+            self.sink.put(self.n)
+            self.n = 0
+
+
+class BarSink:
+    """A ``put(n)`` that advances a tqdm bar by ``n`` (the in-process sink of :class:`StepProgress`).
+
+    Parameters
+    ----------
+    bar : tqdm.tqdm
+    """
+
+    def __init__(self, bar):
+        self.bar = bar
+
+    def put(self, n: int) -> None:
+        """Advance the bar by ``n`` steps."""
+        self.bar.update(n)

@@ -3,13 +3,16 @@
 A checkpoint holds the registry name and constructor arguments of the model, its weights, its
 declared preprocessing, the :class:`TrainConfig` it was trained with (if known), metrics and the
 history. Its metadata is validated before any model is built from it.
+
+The same format carries a GAN (:class:`mnistlab.models.gan.GAN`: generator and discriminator in
+one ``state_dict``) with its :class:`~mnistlab.training.gan_config.GANConfig` (``"kind": "gan"``),
+and, for either kind, an optional training ``state`` (optimizers, moving averages, step, RNG
+state: tensors and plain values only) so a run can resume; all read with ``weights_only=True``.
 """
 from __future__ import annotations
 
-import glob
 import math
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +21,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .._util import to_jsonable
+from .._util import _pid_alive, atomic_write, clean_stale_temporaries, to_jsonable  # noqa: F401 (re-exported)
 from ..data.datasets import not_a_regular_file
 from ..models.registry import MAX_PARAMETERS, Preprocessing, create_model, preprocessing_of  # noqa: F401 (re-exported)
 from .config import check_model
+from .gan_config import GANConfig, as_gan_config
 
 __all__ = ["Checkpoint", "CheckpointError", "atomic_write", "clean_stale_temporaries", "save_checkpoint", "load_checkpoint",
            "is_checkpoint"]
@@ -48,6 +52,8 @@ class Checkpoint:
     metrics: dict = field(default_factory=dict)
     history: pd.DataFrame = field(default_factory=pd.DataFrame)
     extra: dict = field(default_factory=dict)
+    state: dict = field(default_factory=dict)  # training state for resuming (optimizers, EMA, step, RNG), if saved
+    kind: str = "classifier"  # or "gan" (model is a mnistlab.models.gan.GAN, config a GANConfig)
 
     @property
     def dataset(self) -> str:
@@ -55,114 +61,79 @@ class Checkpoint:
         return self.preprocessing.dataset
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _is_gan(model) -> bool:
+    from ..models.gan import GAN
+
+    return isinstance(model, GAN)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True  # exists (another user's) or cannot tell: keep its file
-    return True
+def _cpu(value):
+    """Tensors (also inside dicts and lists, e.g. an optimizer's state) detached, contiguous, on the CPU."""
+    if torch.is_tensor(value):
+        return value.detach().cpu().contiguous()
+    if isinstance(value, dict):
+        return {k: _cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cpu(v) for v in value)
+    return value
 
 
-def clean_stale_temporaries(path) -> list[Path]:
-    """Remove temporary files that killed writers of ``path`` left behind; return what was removed.
-
-    :func:`atomic_write` names its temporary file ``.<name>.<pid>.<random>.tmp``; a file whose
-    process no longer runs is a leftover of a run killed during its save. Files of live
-    processes (a concurrent writer) are left alone.
+def save_checkpoint(path, model: nn.Module, *, config=None, metrics: dict | None = None,
+                    history: pd.DataFrame | None = None, state: dict | None = None, **extra) -> Path:
+    """Write ``model`` and its metadata to ``path`` atomically (temporary file, then rename).
 
     Parameters
     ----------
     path : path
-        The file whose leftover temporaries to remove (it need not exist).
-
-    Returns
-    -------
-    list of pathlib.Path
-        The temporary files removed.
-    """
-    path = Path(path)
-    removed = []
-    if not path.parent.is_dir():
-        return removed
-    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        pid = tmp.name[len(path.name) + 2:].split(".", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
-    return removed
-
-
-def atomic_write(path, write) -> Path:
-    """Write ``path`` atomically: ``write(fh)`` fills a temporary file beside it, which then replaces it.
-
-    Readers never see half a file and a crash half-way leaves the old file intact: the rename is
-    atomic on POSIX and Windows. The temporary file is removed if ``write`` fails; one left by a
-    process killed during its save is removed by the next write of the same file
-    (:func:`clean_stale_temporaries`). The file gets the usual mode (0644 under the common
-    umask), not the temporary file's 0600.
-
-    Parameters
-    ----------
-    path : path
-        The file to write (its folder is created).
-    write : callable
-        ``write(fh)`` writes the content to the binary file object ``fh``.
+    model : nn.Module
+        A classifier from :func:`mnistlab.create_model`, or a GAN from :func:`mnistlab.create_gan`
+        (its ``config`` names the constructor).
+    config : TrainConfig or GANConfig, optional
+        The run's description (default ``model.train_config``); a GAN takes a :class:`GANConfig`.
+    metrics : dict, optional
+        Plain numbers.
+    history : DataFrame, optional
+    state : dict, optional
+        Training state for resuming: optimizers' state dicts, moving averages, step, RNG states
+        (tensors, numbers, strings, lists and dicts of them: what ``weights_only=True`` reads).
+    **extra
+        Any plain values.
 
     Returns
     -------
     pathlib.Path
         ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a folder; cannot write a file there.")
-    clean_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
-
-def save_checkpoint(path, model: nn.Module, *, config=None, metrics: dict | None = None,
-                    history: pd.DataFrame | None = None, **extra) -> Path:
-    """Write ``model`` and its metadata to ``path`` atomically (temporary file, then rename).
-
-    The model must come from :func:`mnistlab.create_model` (its ``config`` names the
-    constructor). Saved: model name and constructor arguments, weights, the model's declared
-    preprocessing, the :class:`TrainConfig` (``config``, default ``model.train_config``),
-    ``metrics``, ``history`` and any ``extra`` plain values.
+    Raises
+    ------
+    ValueError
+        A model not built by the registries, or a GAN with a config that is not a GANConfig.
     """
     spec = getattr(model, "config", None)
     if not spec or "name" not in spec:
-        raise ValueError("save_checkpoint needs a model built by mnistlab.create_model (it has no .config).")
+        raise ValueError("save_checkpoint needs a model built by mnistlab.create_model or mnistlab.create_gan "
+                         "(it has no .config).")
     config = config if config is not None else getattr(model, "train_config", None)
+    gan = _is_gan(model)
+    if gan and config is not None and not isinstance(config, GANConfig):
+        raise ValueError(f"a GAN is saved with its GANConfig, not a {type(config).__name__}.")
+    if gan:  # generator output in [-1, 1] = (x - 0.5) / 0.5 of pixels in [0, 1]
+        dataset = config.dataset if config is not None else "mnist"
+        pre = Preprocessing(0.5, 0.5, dataset, "symmetric")
+    else:
+        pre = preprocessing_of(model)
     payload = {
-        "format": FORMAT, "version": VERSION,
+        "format": FORMAT, "version": VERSION, "kind": "gan" if gan else "classifier",
         "model": spec["name"], "kwargs": to_jsonable(spec.get("kwargs", {})),
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-        "preprocessing": preprocessing_of(model).to_dict(),
+        "preprocessing": pre.to_dict(),
         "train_config": config.to_dict() if config is not None else None,
         "metrics": to_jsonable(metrics or {}),
         "history": to_jsonable(history.to_dict(orient="list")) if history is not None else {},
         "extra": to_jsonable(extra),
     }
+    if state is not None:
+        payload["state"] = _cpu(dict(state))
     atomic_write(path, lambda fh: torch.save(payload, fh))
     return Path(path)
 
@@ -240,10 +211,21 @@ def _validated_meta(path: Path, payload) -> tuple[str, dict, Preprocessing]:
     return name, kwargs, pre
 
 
-def _build(path: Path, name: str, kwargs: dict, state_dict: dict, dataset: str) -> nn.Module:
+def _gan_shell(name: str, kwargs: dict):
+    """The GAN on the meta device (shapes only), or ValueError/TypeError for bad settings."""
+    import warnings as _warnings
+
+    from ..models.gan import create_gan
+
+    with torch.device("meta"), _warnings.catch_warnings():
+        _warnings.simplefilter("ignore")
+        return create_gan(name, **kwargs)
+
+
+def _build(path: Path, name: str, kwargs: dict, state_dict: dict, dataset: str, kind: str = "classifier") -> nn.Module:
     """Build the model on the meta device first: settings and shapes are checked before any memory is allocated."""
     try:
-        shell = check_model(name, kwargs, dataset)
+        shell = _gan_shell(name, kwargs) if kind == "gan" else check_model(name, kwargs, dataset)
     except (ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: its model settings are invalid ({exc})") from None
     expected = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
@@ -253,7 +235,12 @@ def _build(path: Path, name: str, kwargs: dict, state_dict: dict, dataset: str) 
         wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
         raise CheckpointError(f"{path}: the weights do not fit model {name!r} {kwargs} (missing {missing[:3]}, "
                               f"unexpected {unexpected[:3]}, wrong shapes {wrong[:3]}).")
-    model = create_model(name, **kwargs)
+    if kind == "gan":
+        from ..models.gan import create_gan
+
+        model = create_gan(name, **kwargs)
+    else:
+        model = create_model(name, **kwargs)
     model.load_state_dict(state_dict)
     return model
 
@@ -273,6 +260,8 @@ def load_checkpoint(path, device="cpu") -> Checkpoint:
     Returns
     -------
     Checkpoint
+        For a GAN checkpoint (``kind == "gan"``): ``model`` is the :class:`~mnistlab.models.gan.GAN`,
+        ``config`` its :class:`GANConfig`, ``state`` the training state saved for resuming.
 
     Raises
     ------
@@ -315,13 +304,20 @@ def load_checkpoint(path, device="cpu") -> Checkpoint:
         raise CheckpointError(f"{path} is not an mnistlab checkpoint, or it is truncated or corrupt "
                               f"(torch could not read it safely: {type(exc).__name__}).") from None
     name, kwargs, pre = _validated_meta(path, payload)
-    model = _build(path, name, kwargs, payload["state_dict"], pre.dataset)
+    kind = payload.get("kind", "classifier")
+    if kind not in ("classifier", "gan"):
+        raise CheckpointError(f"{path}: unknown kind of model {kind!r} (classifier or gan).")
+    state = payload.get("state") or {}
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: its training state is malformed (a {type(state).__name__}, expected a dict).")
+    model = _build(path, name, kwargs, payload["state_dict"], pre.dataset, kind)
     model.to(device).eval()
-    model.preprocessing = pre
+    if kind == "classifier":
+        model.preprocessing = pre
     config = None
     if payload.get("train_config"):
         try:
-            config = as_config(payload["train_config"])
+            config = (as_gan_config if kind == "gan" else as_config)(payload["train_config"])
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: its training config is invalid ({exc}).") from None
         model.train_config = config
@@ -330,4 +326,5 @@ def load_checkpoint(path, device="cpu") -> Checkpoint:
                                                 (isinstance(v, float) and math.isnan(v)) for v in metrics.values()):
         raise CheckpointError(f"{path}: its metrics are malformed.")
     return Checkpoint(model=model, name=name, kwargs=kwargs, preprocessing=pre, config=config, metrics=metrics,
-                      history=pd.DataFrame(payload.get("history") or {}), extra=payload.get("extra") or {})
+                      history=pd.DataFrame(payload.get("history") or {}), extra=payload.get("extra") or {},
+                      state=state, kind=kind)

@@ -25,7 +25,7 @@ from ..data.loader import Augment
 from ..models.registry import _REGISTRY, MAX_PARAMETERS, create_model  # noqa: F401 (the one cap, re-exported)
 from .optim import OPTIMIZERS, SCHEDULERS
 
-__all__ = ["TrainConfig", "as_config", "check_model", "MAX_PARAMETERS"]
+__all__ = ["TrainConfig", "as_config", "check_model", "resolve_init_from", "MAX_PARAMETERS"]
 
 
 def _help(text: str, default=None, factory=None):
@@ -65,6 +65,17 @@ class TrainConfig:
     split_seed: int = _help("seed of the train/validation split", 0)
     early_stopping: Mapping[str, Any] | None = _help("EarlyStopping arguments (needs val), e.g. {\"patience\": 3}",
                                                       None)
+    min_steps: int | None = _help("train at least this many optimizer steps: a small training set gets more epochs "
+                                  "(the budget grows with the data, never below `epochs` passes)", None)
+    eval_batch_size: int = _help("batch size of the per-epoch validation", 2000)
+    init_from: str | None = _help("start from the weights of a source run: its cache key (a run kept with "
+                                  "keep_model) or a checkpoint path; the head is replaced unless keep_head", None)
+    keep_head: bool = _help("with init_from: keep the source's head when it has as many classes as the data", False)
+    freeze: Any = _help("frozen layers: none, features (all but the head), or the last frozen layer's name or "
+                        "position", None)
+    head_lr: float | None = _help("learning rate of the classification head; default lr", None)
+    body_lr: float | None = _help("learning rate of every layer but the head (e.g. pretrained features); "
+                                  "default lr", None)
     description: str = _help("one line on what the config is for (not part of the cache key)", "")
 
     def __post_init__(self):
@@ -156,13 +167,37 @@ class TrainConfig:
             bad("split_seed", self.split_seed, "a whole number >= 0")
         if self.early_stopping is not None:
             _check_early_stopping(self.early_stopping)
+        if self.min_steps is not None and (not is_int(self.min_steps) or self.min_steps < 1):
+            bad("min_steps", self.min_steps, "a whole number of steps >= 1, or none")
+        if not is_int(self.eval_batch_size) or self.eval_batch_size < 1:
+            bad("eval_batch_size", self.eval_batch_size, "a whole number >= 1")
+        if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from.strip()):
+            bad("init_from", self.init_from, "a cache key or a checkpoint path, or none")
+        if not isinstance(self.keep_head, bool):
+            bad("keep_head", self.keep_head, "true or false")
+        if self.keep_head and self.init_from is None:
+            bad("keep_head", self.keep_head, "only with init_from (a fresh model has no source head to keep)")
+        if not (self.freeze is None or self.freeze == "features" or isinstance(self.freeze, str)
+                or is_int(self.freeze)):
+            bad("freeze", self.freeze, "none, features, or a layer's name or position")
+        for name in ("head_lr", "body_lr"):
+            v = getattr(self, name)
+            if v is not None and not (is_num(v) and 0 < v <= 100):
+                bad(name, v, "a learning rate in (0, 100], or none for lr")
         check_model(self.model, self.model_kwargs, self.dataset)
 
     def recipe(self) -> dict:
-        """The settings that define the run: :meth:`to_dict` without ``name`` and ``description`` (the cache key)."""
+        """The settings that define the run: :meth:`to_dict` without ``name`` and ``description`` (the cache key).
+
+        Fields added after the cache began (:data:`LATER_FIELDS`) enter only when they differ from
+        their defaults, so a config that does not use them keeps its cached results.
+        """
         d = self.to_dict()
         d.pop("name")
         d.pop("description")
+        for name, default in LATER_FIELDS.items():
+            if d[name] == default:
+                d.pop(name)
         return d
 
     def to_dict(self) -> dict:
@@ -179,16 +214,29 @@ class TrainConfig:
             return None
         return Augment(**{k: tuple(v) if k == "scale" else v for k, v in self.augment.items()})
 
-    def build_model(self, seed: int | None = None):
-        """The untrained network: ``create_model(model, seed, dataset, normalize, **model_kwargs)``."""
-        norm = tuple(self.normalize) if isinstance(self.normalize, list) else self.normalize
-        return create_model(self.model, seed=seed, dataset=self.dataset, normalize=norm, **self.model_kwargs)
+    def build_model(self, seed: int | None = None, num_classes: int | None = None):
+        """The network the run starts from, with ``model.train_config`` set to this config.
 
-    def fit_kwargs(self) -> dict:
-        """The keyword arguments of :func:`mnistlab.fit` this config stands for."""
-        return dict(epochs=self.epochs, optimizer=self.optimizer, lr=self.lr, batch_size=self.batch_size,
-                    scheduler=self.scheduler, gamma=self.gamma, weight_decay=self.weight_decay,
-                    momentum=self.momentum, label_smoothing=self.label_smoothing, augment=self.make_augment())
+        Without ``init_from``: ``create_model(model, seed, dataset, normalize, **model_kwargs)``
+        (``num_classes`` overrides the classes). With ``init_from``: the source run's checkpoint
+        (:func:`resolve_init_from`), whose head is replaced by a new one seeded with ``seed`` unless
+        ``keep_head`` and the source has ``num_classes`` outputs.
+        """
+        norm = tuple(self.normalize) if isinstance(self.normalize, list) else self.normalize
+        kwargs = dict(self.model_kwargs) | ({} if num_classes is None else {"num_classes": int(num_classes)})
+        if self.init_from is None:
+            model = create_model(self.model, seed=seed, dataset=self.dataset, normalize=norm, **kwargs)
+        else:
+            from ..models.surgery import head_outputs, replace_head
+            from .checkpoint import load_checkpoint
+
+            model = load_checkpoint(resolve_init_from(self.init_from)).model
+            classes = num_classes or len(dataset_info(self.dataset).classes)
+            if not (self.keep_head and head_outputs(model) == classes):
+                replace_head(model, classes, seed=seed)
+            model.init_from = self.init_from
+        model.train_config = self
+        return model
 
     @classmethod
     def fields_help(cls) -> dict[str, tuple[Any, str]]:
@@ -296,6 +344,44 @@ def _check_model(name: str, kwargs_json: str, dataset: str):
 
 
 FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
+
+LATER_FIELDS = {"min_steps": None, "eval_batch_size": 2000, "init_from": None, "keep_head": False, "freeze": None,
+                "head_lr": None, "body_lr": None}
+"""Fields added after results were cached, with their defaults (left out of :meth:`TrainConfig.recipe` at them)."""
+
+
+def resolve_init_from(init_from: str):
+    """The checkpoint file an ``init_from`` value names: an existing path, or ``<cache root>/<key>.pt``.
+
+    Parameters
+    ----------
+    init_from : str
+        A checkpoint path, or the cache key (``hash`` column, 12 or 64 hex digits) of a run kept
+        with ``keep_model=True``.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    FileNotFoundError
+        Neither a file nor a kept run; the message says how to keep one.
+    """
+    from pathlib import Path
+
+    from .._util import cache_root
+
+    path = Path(init_from).expanduser()
+    if path.is_file():
+        return path
+    root = cache_root(create=False)
+    hits = sorted(root.glob(f"{init_from}*.pt")) if root.is_dir() and init_from.isalnum() else []
+    hits = [p for p in hits if "." not in p.stem]
+    if len(hits) == 1:
+        return hits[0]
+    raise FileNotFoundError(f"init_from = {init_from!r} names no checkpoint file and no kept run in {root}: pass a "
+                            "checkpoint path, or the hash of a run trained with experiments.run(..., keep_model=True).")
 
 
 def as_config(config) -> TrainConfig:

@@ -24,7 +24,8 @@ from ..data.datasets import ImageSet, as_imageset
 from ..data.loader import TensorLoader
 from ..models.registry import Preprocessing, preprocessing_of
 from .callbacks import Callback, TrainState
-from .optim import make_optimizer, make_scheduler
+from .config import TrainConfig, as_config
+from .optim import DEFAULT_LR, make_optimizer, make_scheduler
 
 __all__ = ["TrainingError", "resolve_device", "fit", "evaluate", "predict", "predict_classes", "features",
            "accuracy"]
@@ -62,64 +63,78 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (logits.argmax(1) == y).sum()
 
 
-def _resolve_preprocessing(model: nn.Module, data: ImageSet, normalize) -> Preprocessing:
-    """The preprocessing ``fit`` trains with, declared on the model afterwards.
-
-    An explicit ``normalize`` wins; a "standard" model trained on another dataset takes that
-    dataset's constants (its own are meaningless there).
-    """
-    if normalize is not None:
-        return Preprocessing.create(normalize, data.dataset)
-    pre = preprocessing_of(model, data.dataset)
-    if pre.dataset != data.dataset and pre.spec == "standard":
-        return Preprocessing.create("standard", data.dataset, pre.input_size)
-    return pre
-
-
 def _rng_fork(device: torch.device):
     """Keep the caller's global RNG state: dropout draws from it inside ``fit``."""
     devices = [device.index or 0] if device.type == "cuda" else []
     return torch.random.fork_rng(devices=devices)
 
 
-def fit(model: nn.Module, train, val=None, *, epochs: int = 5, optimizer="adam", lr: float | None = None,
-        batch_size: int = 128, scheduler=None, gamma: float = 0.7, weight_decay: float = 0.0,
-        momentum: float | None = None, label_smoothing: float = 0.0, augment=None, normalize=None,
-        param_groups: list[dict] | None = None, loss_fn: Callable | None = None,
-        metrics: Mapping[str, Callable] | None = None, callbacks: Iterable[Callback] = (), device="auto",
-        seed: int = 0, progress: bool = True, eval_batch_size: int = 2000) -> pd.DataFrame:
-    """Train ``model`` and return its history.
+def _check_data(cfg: TrainConfig, data: ImageSet) -> None:
+    """Refuse a config that says one thing about the data while another is handed in."""
+    if cfg.dataset != data.dataset:
+        raise ValueError(f"dataset = {cfg.dataset!r} but {data.dataset} images were handed in: pass the config's "
+                         f"dataset, or set dataset={data.dataset!r} in the config.")
+    if cfg.train_limit is not None and len(data) > cfg.train_limit:
+        raise ValueError(f"train_limit = {cfg.train_limit} but {len(data):,} training images were handed in: pass "
+                         f"train.head({cfg.train_limit}), or set train_limit=None (train_model and experiments.run "
+                         "apply it when they load the data).")
+
+
+def _default_config(model: nn.Module, data) -> TrainConfig:
+    """``fit(model, train)`` without a config: the defaults, for the data's dataset and the model's normalisation."""
+    pre = getattr(model, "preprocessing", None)
+    norm = "standard"
+    if isinstance(pre, Preprocessing):
+        norm = pre.spec if pre.spec in ("standard", "unit", "symmetric") else [float(pre.mean), float(pre.std)]
+    dataset = getattr(data, "dataset", "mnist")
+    return TrainConfig(dataset=dataset, normalize=norm, model="logreg")
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig):
+    """The config's optimizer over the trainable parameters, in head/body groups when their rates differ."""
+    if cfg.head_lr is None and cfg.body_lr is None:
+        params = [p for p in model.parameters() if p.requires_grad]
+    else:
+        from ..models.surgery import param_groups
+
+        lr = cfg.lr if cfg.lr is not None else DEFAULT_LR[cfg.optimizer]
+        params = param_groups(model, {"features": cfg.body_lr or lr, "head": cfg.head_lr or lr})
+    return make_optimizer(cfg.optimizer, params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
+
+
+def fit(model: nn.Module, train, val=None, config: TrainConfig | Mapping | None = None, *,
+        callbacks: Iterable[Callback] = (), loss_fn: Callable | None = None,
+        metrics: Mapping[str, Callable] | None = None, device="auto", seed: int = 0,
+        progress: bool = True) -> pd.DataFrame:
+    """Train ``model`` as ``config`` says and return its history.
+
+    Every training setting (epochs, optimizer, lr, batch size, schedule, weight decay, momentum,
+    label smoothing, augmentation, normalisation, frozen layers, per-group rates, evaluation
+    batch size) is read from ``config`` here, once.
 
     Parameters
     ----------
     model : nn.Module
-        Any classifier taking (B, 1, 28, 28); typically from :func:`mnistlab.create_model`.
+        Any classifier taking (B, 1, 28, 28); typically from :func:`mnistlab.create_model` or
+        ``config.build_model(seed)``.
     train, val : ImageSet, (images, labels) or TensorLoader
         Training data and optional validation data (evaluated after every epoch). Bare images
         (without labels) are refused.
-    epochs : int
-    optimizer : str or torch.optim.Optimizer
-        sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad, adadelta, or an instance.
-    lr : float, optional
-        Learning rate (peak rate for "onecycle"); defaults per optimizer (:data:`DEFAULT_LR`).
-    batch_size : int
-    scheduler : str or scheduler, optional
-        "step", "steplr" (x ``gamma`` per epoch), "cosine", "onecycle" or an instance.
-    weight_decay, momentum, label_smoothing : float
-    augment : Augment or callable, optional
-        Batch augmentation applied on the device to training batches only.
-    normalize : "standard", "unit", "symmetric" or (mean, std), optional
-        Overrides the model's declared ``preprocessing`` (which is updated to match).
-    param_groups : list of dict, optional
-        Parameter groups for the named optimizer (e.g. a smaller ``lr`` for pretrained
-        features); by default every parameter with ``requires_grad``.
+    config : TrainConfig or dict, optional
+        The run (:class:`mnistlab.TrainConfig`). ``None``: its defaults for the data's dataset and
+        the model's declared normalisation. Used here: ``epochs`` (raised to reach ``min_steps``),
+        ``optimizer``, ``lr``, ``momentum``, ``weight_decay``, ``batch_size``, ``scheduler``,
+        ``gamma``, ``label_smoothing``, ``augment``, ``normalize`` (the model is trained with it and
+        declares it afterwards; a "standard" normalisation takes the data's dataset constants),
+        ``freeze``, ``head_lr``, ``body_lr`` and ``eval_batch_size``. ``dataset`` and
+        ``train_limit`` must agree with ``train``; ``init_from`` with how the model was built.
+    callbacks : list of Callback
     loss_fn : callable, optional
-        ``loss_fn(logits, y) -> scalar``; default cross-entropy with ``label_smoothing``.
+        ``loss_fn(logits, y) -> scalar``; default cross-entropy with the config's ``label_smoothing``.
     metrics : dict of name -> callable, optional
         ``metric(logits, y)`` returns the batch's *sum* (e.g. correct predictions); logged per
         epoch as ``train_<name>`` / ``val_<name>`` divided by the number of examples. Default
         ``{"acc": accuracy}``.
-    callbacks : list of Callback
     device : "auto", "cpu", "cuda", ...
     seed : int
         Seeds shuffling, augmentation and dropout: the same seed gives the same history on the
@@ -141,28 +156,46 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 5, optimizer="adam",
         ``log(classes)``, if that is larger). The loss is read where it always was, once per step,
         so the check adds no synchronisation. The message names the epoch and step.
     ValueError, TypeError
-        Data that is not labelled images (see :func:`mnistlab.as_imageset`), or no images at all.
+        Data that is not labelled images (see :func:`mnistlab.as_imageset`), no images at all, a
+        config whose ``dataset``/``train_limit`` disagrees with the data, an ``init_from`` the
+        model was not built from, or ``epochs=0`` (nothing to train).
     """
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, not {epochs!r}.")
+    is_loader = isinstance(train, TensorLoader)
+    train_set = train if is_loader else _imageset(
+        train, config.dataset if isinstance(config, TrainConfig) else "mnist", need_labels=True)
+    cfg = _default_config(model, train_set) if config is None else as_config(config)
+    if cfg.epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, not {cfg.epochs!r} (epochs=0 is the untrained "
+                         "baseline of train_model and experiments.run; fit has nothing to do).")
+    if cfg.init_from is not None and getattr(model, "init_from", None) != cfg.init_from:
+        raise ValueError(f"init_from = {cfg.init_from!r} but the model handed to fit was not built from it: build it "
+                         "with config.build_model(seed) (train_model and experiments.run do), or set init_from=None.")
+    if not is_loader:
+        _check_data(cfg, train_set)
     dev = resolve_device(device)
     metrics = {"acc": accuracy} if metrics is None else dict(metrics)
     val_loss_fn = loss_fn  # validation reports plain cross-entropy unless a loss was given
     if loss_fn is None:
-        def loss_fn(logits, y):
-            return F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-    train_set = train if isinstance(train, TensorLoader) else _imageset(train, "mnist", need_labels=True)
-    pre = (Preprocessing.create((train.mean, train.std), train.dataset) if isinstance(train, TensorLoader)
-           else _resolve_preprocessing(model, train_set, normalize))
-    loader = train if isinstance(train, TensorLoader) else TensorLoader(
-        train_set, batch_size=batch_size, shuffle=True, normalize=(pre.mean, pre.std), augment=augment, device=dev,
-        seed=seed)
+        def loss_fn(logits, y, smoothing=cfg.label_smoothing):
+            return F.cross_entropy(logits, y, label_smoothing=smoothing)
+    if is_loader:
+        pre = Preprocessing.create((train.mean, train.std), train.dataset)
+        loader = train
+    else:
+        norm = tuple(cfg.normalize) if isinstance(cfg.normalize, list) else cfg.normalize
+        pre = Preprocessing.create(norm, train_set.dataset, preprocessing_of(model, train_set.dataset).input_size)
+        loader = TensorLoader(train_set, batch_size=cfg.batch_size, shuffle=True, normalize=(pre.mean, pre.std),
+                              augment=cfg.make_augment(), device=dev, seed=seed)
     model.to(dev)
     model.preprocessing = pre
+    if cfg.freeze is not None:
+        from ..models.surgery import freeze
+
+        freeze(model, None if cfg.freeze == "features" else cfg.freeze)
+    epochs = cfg.epochs if cfg.min_steps is None else max(cfg.epochs, math.ceil(cfg.min_steps / len(loader)))
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
-    params = param_groups if param_groups is not None else [p for p in model.parameters() if p.requires_grad]
-    opt = make_optimizer(optimizer, params, lr=lr, weight_decay=weight_decay, momentum=momentum)
-    sched, per_step = make_scheduler(scheduler, opt, epochs, len(loader), gamma=gamma)
+    opt = _optimizer(model, cfg)
+    sched, per_step = make_scheduler(cfg.scheduler, opt, epochs, len(loader), gamma=cfg.gamma)
     state = TrainState(model=model, optimizer=opt, device=dev, epochs=epochs, steps_per_epoch=len(loader),
                        scheduler=sched)
     callbacks = list(callbacks)
@@ -175,7 +208,7 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 5, optimizer="adam",
             for cb in callbacks:
                 cb.on_train_begin(state)
             _epochs(model, loader, val, opt, sched, per_step, loss_fn, val_loss_fn, metrics, callbacks, state, amp,
-                    use_cl, progress, eval_batch_size)
+                    use_cl, progress, cfg.eval_batch_size)
         finally:
             for cb in callbacks:
                 cb.on_train_end(state)

@@ -78,10 +78,13 @@ def train_model(config, train, val=None, *, seed: int = 0, device="auto", callba
     config : TrainConfig, dict or str
         A config, its fields as a dict, or a recipe name.
     train : ImageSet, (images, labels) or TensorLoader
+        As the config describes it: its ``dataset``, at most ``train_limit`` images (a config
+        that disagrees with the data raises ``ValueError``; :func:`mnistlab.experiments.run`
+        loads the data the config names).
     val : ImageSet, optional
         Evaluated after every epoch (its time is not counted in ``seconds``).
     seed : int
-        Seeds the initial weights, shuffling, augmentation and dropout.
+        Seeds the initial weights (the new head with ``init_from``), shuffling, augmentation and dropout.
     device : str
     callbacks : sequence of Callback
         The config's ``early_stopping`` adds an :class:`EarlyStopping` unless one is among them
@@ -95,18 +98,24 @@ def train_model(config, train, val=None, *, seed: int = 0, device="auto", callba
         The trained model on ``device``; ``model.train_config`` holds the config.
     history : pandas.DataFrame
         One row per epoch, as returned by :func:`mnistlab.fit` (empty for ``epochs=0``).
+        ``history.attrs["best_epoch"]`` and ``["stopped_epoch"]`` come from the early stopping
+        (``None`` without it).
     """
     cfg = get_recipe(config) if isinstance(config, str) else as_config(config)
     model = cfg.build_model(seed)
-    model.train_config = cfg
     cbs = list(callbacks)
-    if cfg.early_stopping and not any(isinstance(cb, EarlyStopping) for cb in cbs):
-        cbs.insert(0, EarlyStopping(**cfg.early_stopping))
+    stopper = next((cb for cb in cbs if isinstance(cb, EarlyStopping)), None)
+    if cfg.early_stopping and stopper is None:
+        stopper = EarlyStopping(**cfg.early_stopping)
+        cbs.insert(0, stopper)
     if cfg.epochs == 0:
         from .loop import resolve_device
 
         model.to(resolve_device(device))
-        return model, pd.DataFrame(columns=["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
-                                            "seconds", "elapsed"])
-    history = fit(model, train, val, **cfg.fit_kwargs(), callbacks=cbs, device=device, seed=seed, progress=progress)
+        history = pd.DataFrame(columns=["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
+                                        "elapsed"])
+    else:
+        history = fit(model, train, val, cfg, callbacks=cbs, device=device, seed=seed, progress=progress)
+    history.attrs["best_epoch"] = getattr(stopper, "best_epoch", None)
+    history.attrs["stopped_epoch"] = getattr(stopper, "stopped_epoch", None)
     return model, history

@@ -37,7 +37,7 @@ Examples
 --------
 >>> import mnistlab as ml                                                     # doctest: +SKIP
 >>> rec = ml.HistogramRecorder(every=50)
->>> ml.fit(ml.create_model("conv2_fc2", seed=0), train, test, callbacks=[rec])
+>>> ml.fit(ml.create_model("conv2_fc2", seed=0), train, test, ml.TrainConfig(epochs=1), callbacks=[rec])
 >>> rec.stats.head()                              # step, epoch, layer, quantity, statistic, value
 >>> h = rec.histograms("weights")                 # h.counts: (frames, layers, bins), h.edges: (layers, bins + 1)
 """
@@ -55,7 +55,7 @@ import torch
 from torch import nn
 
 from .callbacks import Callback
-from .checkpoint import atomic_write
+from .._util import atomic_write
 
 __all__ = [
     "QUANTITIES", "STATISTICS", "ACTIVATION_STATISTICS", "LAYER_TYPES", "ACTIVATION_TYPES",

@@ -1,7 +1,8 @@
 """Plots of the data-statistics study (notebook 01); the numbers come from :mod:`mnistlab.studies.datastats`.
 
-Every function takes ``ax=None`` or ``axes=None``: given, it draws into the caller's axes and
-leaves the caller's figure layout alone; classes are coloured with :func:`mnistlab.viz.style.class_colors`.
+Every function takes ``ax=None`` (an Axes, an array of Axes, or a Figure / SubFigure: see
+:func:`mnistlab.viz.common.panels`): given, it draws into the caller's axes and leaves the
+caller's figure layout alone; classes are coloured with :func:`mnistlab.viz.style.class_colors`.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .common import finish, image_grid, panels
-from .style import class_colors
+from .style import PALETTE, class_colors
 
 __all__ = ["plot_samples", "plot_class_counts", "plot_class_means", "plot_pixel_std", "plot_pixel_histograms",
            "plot_mean_intensity", "plot_typical_examples"]
@@ -24,7 +25,7 @@ def _tick_labels(ax, x, names) -> None:
                   fontsize=8 if long else 9)
 
 
-def plot_samples(images, labels, classes=None, ncols: int = 5, title: str | None = None, axes=None):
+def plot_samples(images, labels, classes=None, ncols: int = 5, title: str | None = None, ax=None):
     """Grid of images titled with their class names (or label numbers).
 
     Parameters
@@ -37,7 +38,7 @@ def plot_samples(images, labels, classes=None, ncols: int = 5, title: str | None
         Columns of a new figure.
     title : str, optional
         Title of a new figure.
-    axes : sequence of Axes, optional
+    ax : sequence of Axes, Figure or SubFigure, optional
         At least ``n`` axes of the caller's figure.
 
     Returns
@@ -46,10 +47,10 @@ def plot_samples(images, labels, classes=None, ncols: int = 5, title: str | None
     """
     labels = np.asarray(labels.cpu() if hasattr(labels, "cpu") else labels).astype(int)
     titles = [classes[i] for i in labels] if classes is not None else [str(i) for i in labels]
-    return image_grid(images, titles=titles, ncols=ncols, size=1.6, suptitle=title, axes=axes)
+    return image_grid(images, titles=titles, ncols=ncols, size=1.6, suptitle=title, ax=ax)
 
 
-def plot_class_counts(counts: pd.DataFrame, title: str | None = None, axes=None):
+def plot_class_counts(counts: pd.DataFrame, title: str | None = None, ax=None):
     """Examples per class in each split, and each class's share of its split against the uniform share.
 
     Parameters
@@ -59,7 +60,7 @@ def plot_class_counts(counts: pd.DataFrame, title: str | None = None, axes=None)
         ``train_frac`` and optionally ``test``, ``test_frac``).
     title : str, optional
         Title of a new figure.
-    axes : sequence of 2 Axes, optional
+    ax : sequence of 2 Axes, Figure or SubFigure, optional
 
     Returns
     -------
@@ -70,26 +71,26 @@ def plot_class_counts(counts: pd.DataFrame, title: str | None = None, axes=None)
         raise ValueError("plot_class_counts needs a 'train' (and optionally 'test') column from class_counts.")
     x = np.arange(len(counts))
     width = 0.8 / len(splits)
-    fig, grid, created = panels(axes, 1, 2, figsize=(12, 3.8))
+    fig, grid, created = panels(ax, 1, 2, figsize=(12, 3.8))
     ax1, ax2 = grid.flat
     for i, split in enumerate(splits):
         off = (i - (len(splits) - 1) / 2) * width
-        ax1.bar(x + off, counts[split], width, label=split, color=f"C{i}")
-        ax2.plot(x + off, 100 * counts[f"{split}_frac"], "o", color=f"C{i}", label=split)
-        ax2.vlines(x + off, 100 / len(counts), 100 * counts[f"{split}_frac"], color=f"C{i}", lw=1.5)
+        ax1.bar(x + off, counts[split], width, label=split, color=PALETTE[i])
+        ax2.plot(x + off, 100 * counts[f"{split}_frac"], "o", color=PALETTE[i], label=split)
+        ax2.vlines(x + off, 100 / len(counts), 100 * counts[f"{split}_frac"], color=PALETTE[i], lw=1.5)
     ax2.axhline(100 / len(counts), color="k", ls="--", lw=1, label=f"uniform ({100 / len(counts):.1f}%)")
     ax1.set(ylabel="images", title="examples per class")
     ax1.set_ylim(0, 1.12 * max(counts[s].max() for s in splits))
     ax2.set(ylabel="share of the split (%)", title="share of each class against uniform")
-    for ax in (ax1, ax2):
-        _tick_labels(ax, x, counts["class"])
-        ax.grid(axis="y", alpha=0.3)
+    for a in (ax1, ax2):
+        _tick_labels(a, x, counts["class"])
+        a.grid(axis="y", alpha=0.3)
     ax2.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False,
                title="both panels", title_fontsize=8)
     return finish(fig, created, title)
 
 
-def plot_class_means(means, classes, ncols: int = 5, title: str | None = None, axes=None):
+def plot_class_means(means, classes, ncols: int = 5, title: str | None = None, ax=None):
     """The mean image of every class on one grey scale.
 
     Parameters
@@ -101,7 +102,7 @@ def plot_class_means(means, classes, ncols: int = 5, title: str | None = None, a
         Columns of a new figure.
     title : str, optional
         Title of a new figure.
-    axes : sequence of at least C Axes, optional
+    ax : sequence of at least C Axes, Figure or SubFigure, optional
 
     Returns
     -------
@@ -109,21 +110,16 @@ def plot_class_means(means, classes, ncols: int = 5, title: str | None = None, a
     """
     means = np.asarray(means)
     nrows = math.ceil(len(means) / ncols)
-    if axes is None:
-        fig, grid, created = panels(None, nrows, ncols, figsize=(ncols * 1.8, nrows * 2.25 + 0.4))
-    else:
-        fig, grid, created = panels(axes, 1, len(means))
-    flat = np.ravel(grid) if axes is None else np.ravel(np.asarray(axes, dtype=object))
+    fig, grid, created = panels(ax, nrows, ncols, figsize=(ncols * 1.8, nrows * 2.25 + 0.4), count=len(means))
     vmax = np.nanmax(means) if np.isfinite(means).any() else 1.0
-    for i, ax in enumerate(flat):
-        ax.axis("off")
-        if i < len(means):
-            ax.imshow(means[i], cmap="gray", vmin=0, vmax=vmax)
-            ax.set_title(str(classes[i]), fontsize=9)
+    for i, a in enumerate(grid.flat[:len(means)]):
+        a.axis("off")
+        a.imshow(means[i], cmap="gray", vmin=0, vmax=vmax)
+        a.set_title(str(classes[i]), fontsize=9)
     return finish(fig, created, title)
 
 
-def plot_pixel_std(std, mean=None, title: str | None = None, axes=None):
+def plot_pixel_std(std, mean=None, title: str | None = None, ax=None):
     """Per-pixel standard deviation map (and, if given, the mean image), each with a colour bar.
 
     Parameters
@@ -134,7 +130,7 @@ def plot_pixel_std(std, mean=None, title: str | None = None, axes=None):
         The mean image, drawn first.
     title : str, optional
         Title of a new figure.
-    axes : sequence of 1 (or 2 with ``mean``) Axes, optional
+    ax : Axes (or 2 with ``mean``), Figure or SubFigure, optional
         The colour bars are inset to the right of each axes, so the caller's layout is kept.
 
     Returns
@@ -143,19 +139,19 @@ def plot_pixel_std(std, mean=None, title: str | None = None, axes=None):
     """
     items = ([("mean intensity", np.asarray(mean), "gray")] if mean is not None else []) + \
         [("per-pixel std (0 = constant pixel)", np.asarray(std), "magma")]
-    fig, grid, created = panels(axes, 1, len(items), figsize=(4.4 * len(items), 3.9))
-    for ax, (name, img, cmap) in zip(grid.flat, items):
-        im = ax.imshow(img, cmap=cmap, vmin=0)
-        ax.set_title(name, fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        cax = ax.inset_axes([1.03, 0.0, 0.05, 1.0])
+    fig, grid, created = panels(ax, 1, len(items), figsize=(4.4 * len(items), 3.9))
+    for a, (name, img, cmap) in zip(grid.flat, items):
+        im = a.imshow(img, cmap=cmap, vmin=0)
+        a.set_title(name, fontsize=10)
+        a.set_xticks([])
+        a.set_yticks([])
+        cax = a.inset_axes([1.03, 0.0, 0.05, 1.0])
         fig.colorbar(im, cax=cax)
     return finish(fig, created, title)
 
 
 def plot_pixel_histograms(hist: pd.DataFrame, ncols: int = 5, log: bool = True, title: str | None = None,
-                          axes=None):
+                          ax=None):
     """One panel per class of a :func:`~mnistlab.studies.datastats.pixel_histograms` table.
 
     Parameters
@@ -168,7 +164,7 @@ def plot_pixel_histograms(hist: pd.DataFrame, ncols: int = 5, log: bool = True, 
         Log y axis (most pixels are background, in the first bin).
     title : str, optional
         Title of a new figure.
-    axes : sequence of at least C Axes, optional
+    ax : sequence of at least C Axes, Figure or SubFigure, optional
 
     Returns
     -------
@@ -177,30 +173,23 @@ def plot_pixel_histograms(hist: pd.DataFrame, ncols: int = 5, log: bool = True, 
     edges = np.linspace(0, 256, len(hist) + 1)
     n = hist.shape[1]
     nrows = math.ceil(n / ncols)
-    if axes is None:
-        fig, grid, created = panels(None, nrows, ncols, figsize=(ncols * 2.4, nrows * 2.1), sharex=True, sharey=True)
-        flat = np.ravel(grid)
-    else:
-        fig, grid, created = panels(axes, 1, n)
-        flat = np.ravel(np.asarray(axes, dtype=object))
+    fig, grid, created = panels(ax, nrows, ncols, figsize=(ncols * 2.4, nrows * 2.1), count=n, sharex=True,
+                                sharey=True)
     colors = class_colors(max(n, 1))
-    for i, ax in enumerate(flat):
-        if i >= n:
-            ax.axis("off")
-            continue
+    for i, a in enumerate(grid.flat[:n]):
         values = hist.iloc[:, i].to_numpy(dtype=float)
-        ax.stairs(values, edges, fill=True, color=colors[i], alpha=0.85)
-        ax.set_title(str(hist.columns[i]), fontsize=9)
+        a.stairs(values, edges, fill=True, color=colors[i], alpha=0.85)
+        a.set_title(str(hist.columns[i]), fontsize=9)
         if log:
-            ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-    if created:
-        for ax in grid[-1]:
-            ax.set_xlabel("grey level")
-        for ax in grid[:, 0]:
-            ax.set_ylabel("fraction of pixels")
+            a.set_yscale("log")
+        a.grid(alpha=0.3)
+    if grid.shape == (nrows, ncols):  # a grid of its own: labels on its outer panels
+        for a in grid[-1]:
+            a.set_xlabel("grey level")
+        for a in grid[:, 0]:
+            a.set_ylabel("fraction of pixels")
     else:
-        flat[0].set_ylabel("fraction of pixels")
+        grid.flat[0].set_ylabel("fraction of pixels")
     return finish(fig, created, title)
 
 
@@ -219,7 +208,7 @@ def plot_mean_intensity(table: pd.DataFrame, title: str | None = None, ax=None):
     -------
     matplotlib.figure.Figure
     """
-    fig, grid, created = panels(ax, 1, 1, figsize=(8, 3.8))
+    fig, grid, created = panels(ax, figsize=(8, 3.8))
     ax = grid[0, 0]
     x = np.arange(len(table))
     ax.bar(x, table["mean"], yerr=table["std"], color=class_colors(len(table)), capsize=3, alpha=0.85,

@@ -1,8 +1,9 @@
 """Training-dynamics figures: histogram GIFs and key frames, gradient flow, update ratios, diagnoses.
 
-Every function that draws follows the package rule: with ``ax=`` / ``axes=`` / ``fig=`` it draws
-into the caller's axes or figure and returns that figure without touching its layout; without,
-it makes its own figure (and lays it out). The GIF functions return the frames as RGB arrays
+Every function that draws follows the package rule: with ``ax=`` (an Axes, an array of Axes, or
+a Figure / SubFigure: :func:`mnistlab.viz.common.panels`) it draws into the caller's axes or
+figure and returns that figure without touching its layout; without, it makes its own figure
+(and lays it out). The GIF functions return the frames as RGB arrays
 for :meth:`mnistlab.viz.store.Figures.save_gif`; they draw each figure once and then only
 update the artists' data per frame, so a 100-frame, 8-panel GIF renders in seconds.
 :func:`save_histogram_gif` goes from a recorder straight to a GIF file.
@@ -17,7 +18,7 @@ is the share of values in an equally wide slice of the axis.
 Examples
 --------
 >>> rec = ml.HistogramRecorder(every=20)                                      # doctest: +SKIP
->>> ml.fit(ml.create_model("conv2_fc2", seed=0), train, epochs=1, callbacks=[rec])
+>>> ml.fit(ml.create_model("conv2_fc2", seed=0), train, config=ml.TrainConfig(epochs=1), callbacks=[rec])
 >>> ml.viz.dynamics.save_histogram_gif(rec, "weights.gif", quantity="weights")
 """
 from __future__ import annotations
@@ -33,11 +34,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..studies import dynamics as dyn
-from ..training.checkpoint import atomic_write
+from .._util import atomic_write
 from ..training.recorder import HistogramFrames, HistogramRecorder
-from .common import panels
+from .common import finish, panels
 from .store import figure_to_array
-from .style import class_colors
+from .style import PALETTE, class_colors
 
 __all__ = [
     "GIF_DPI", "layer_colors", "key_frame_indices", "data_span", "plot_histograms", "histogram_gif_frames",
@@ -138,19 +139,6 @@ def _x_label(frames: HistogramFrames) -> str:
     return label
 
 
-def _own_axes(axes, n: int, ncols: int, size=(2.6, 2.1), **kw):
-    """(fig, flat list of n axes, created) from the caller's axes or a new figure."""
-    if axes is not None:  # the caller's: checked and flattened by the one helper of every plot
-        fig, grid, _ = panels(axes, 1, n)
-        return fig, list(grid.ravel())[:n], False
-    nrows = math.ceil(n / ncols)
-    fig, grid = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False, **kw)
-    flat = list(grid.ravel())
-    for ax in flat[n:]:
-        ax.set_visible(False)
-    return fig, flat[:n], True
-
-
 # --------------------------------------------------------------------------------------------
 # Histograms: one frame, GIF frames, key frames
 # --------------------------------------------------------------------------------------------
@@ -199,7 +187,7 @@ def _frames_of(data, quantity: str) -> HistogramFrames:
     return data.histograms(quantity) if isinstance(data, HistogramRecorder) else data
 
 
-def plot_histograms(data, quantity: str = "weights", index: int = -1, axes=None, reference: bool = True,
+def plot_histograms(data, quantity: str = "weights", index: int = -1, ax=None, reference: bool = True,
                     yscale: str = "linear", ncols: int = 4):
     """One recorded frame: a histogram panel per layer on fixed axes, the first record dashed.
 
@@ -210,7 +198,7 @@ def plot_histograms(data, quantity: str = "weights", index: int = -1, axes=None,
         "weights", "gradients" or "updates" (ignored for HistogramFrames).
     index : int
         Frame to show (default the last).
-    axes : sequence of Axes, optional
+    ax : sequence of Axes, Figure or SubFigure, optional
         One per layer; default a new figure with ``ncols`` panels per row.
     reference : bool
         Draw the first record as a dashed outline.
@@ -222,18 +210,21 @@ def plot_histograms(data, quantity: str = "weights", index: int = -1, axes=None,
     matplotlib.figure.Figure
     """
     frames = _frames_of(data, quantity)
-    fig, flat, created = _own_axes(axes, len(frames.layers), min(ncols, len(frames.layers)))
-    panels = _HistogramPanels(frames, flat, reference, yscale)
-    panels.show(index)
+    n = len(frames.layers)
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    fig, grid, created = panels(ax, nrows, ncols, figsize=(2.6 * ncols, 2.1 * nrows), count=n)
+    flat = list(grid.flat[:n])
+    hist = _HistogramPanels(frames, flat, reference, yscale)
+    hist.show(index)
     if created:
-        fig.suptitle(panels.label(index), fontsize=10)
-        fig.tight_layout()
+        fig.suptitle(hist.label(index), fontsize=10)
     else:   # the caller's figure: the step goes above the first panel, replacing (not overlapping) its title
-        flat[0].set_title(f"{panels.label(index)}\n{flat[0].get_title()}", fontsize=9)
-    return fig
+        flat[0].set_title(f"{hist.label(index)}\n{flat[0].get_title()}", fontsize=9)
+    return finish(fig, created)
 
 
-def histogram_gif_frames(data, quantity: str = "weights", indices: Sequence[int] | None = None, fig=None,
+def histogram_gif_frames(data, quantity: str = "weights", indices: Sequence[int] | None = None, ax=None,
                          reference: bool = True, yscale: str = "linear", ncols: int = 4, dpi: float = GIF_DPI,
                          blit: bool = True, progress: bool = True) -> list[np.ndarray]:
     """Render every recorded frame of a quantity as an RGB image (for a GIF).
@@ -247,8 +238,9 @@ def histogram_gif_frames(data, quantity: str = "weights", indices: Sequence[int]
     quantity : str
     indices : sequence of int, optional
         Frames to render (default all).
-    fig : matplotlib.figure.Figure, optional
-        Draw into this (empty) figure; default a new one, closed afterwards.
+    ax : Figure, SubFigure or sequence of Axes, optional
+        Draw into this (empty) figure or these axes (one per layer); default a new figure, closed
+        afterwards.
     reference, yscale, ncols
         As in :func:`plot_histograms`.
     dpi : float
@@ -267,24 +259,20 @@ def histogram_gif_frames(data, quantity: str = "weights", indices: Sequence[int]
     n = len(frames.layers)
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
-    created = fig is None
+    fig, grid, created = panels(ax, nrows, ncols, figsize=(2.6 * ncols, 2.1 * nrows + 0.35), count=n)
     if created:
-        fig = plt.figure(figsize=(2.6 * ncols, 2.1 * nrows + 0.35), dpi=dpi)
-    grid = fig.subplots(nrows, ncols, squeeze=False)
-    for ax in grid.ravel()[n:]:
-        ax.set_visible(False)
-    panels = _HistogramPanels(frames, list(grid.ravel()[:n]), reference, yscale)
-    title = fig.suptitle(panels.label(0), fontsize=10)
-    if created:
-        fig.tight_layout(rect=(0, 0, 1, 0.97))
+        fig.set_dpi(dpi)
+    hist = _HistogramPanels(frames, list(grid.flat[:n]), reference, yscale)
+    title = fig.suptitle(hist.label(0), fontsize=10)
+    root = finish(fig, created, rect=(0, 0, 1, 0.97))
     order = list(range(len(frames))) if indices is None else list(indices)
     try:
-        return _blit_frames(fig, [*panels.artists, title], order,
-                            lambda i: (panels.show(i), title.set_text(panels.label(i))),
+        return _blit_frames(root, [*hist.artists, title], order,
+                            lambda i: (hist.show(i), title.set_text(hist.label(i))),
                             desc=f"{quantity} GIF frames", progress=progress, blit=blit)
     finally:
         if created:
-            plt.close(fig)
+            plt.close(root)
 
 
 def save_histogram_gif(recorder, path, quantity: str = "weights", fps: float = 8.0, yscale: str = "linear",
@@ -324,7 +312,7 @@ def save_histogram_gif(recorder, path, quantity: str = "weights", fps: float = 8
     Examples
     --------
     >>> rec = ml.HistogramRecorder(every=20)                                  # doctest: +SKIP
-    >>> ml.fit(ml.create_model("conv2_fc2", seed=0), train, epochs=1, callbacks=[rec])
+    >>> ml.fit(ml.create_model("conv2_fc2", seed=0), train, config=ml.TrainConfig(epochs=1), callbacks=[rec])
     >>> ml.viz.dynamics.save_histogram_gif(rec, "weights.gif")
     """
     import imageio.v3 as iio
@@ -375,7 +363,7 @@ def _blit_frames(fig, artists: list, order: Sequence[int], update, desc: str, pr
             a.set_animated(False)
 
 
-def plot_key_frames(data, quantity: str = "weights", n: int = 5, fig=None, yscale: str = "linear"):
+def plot_key_frames(data, quantity: str = "weights", n: int = 5, ax=None, yscale: str = "linear"):
     """Small multiples of a few key frames: one row per layer, one column per moment, fixed axes per row.
 
     Parameters
@@ -384,7 +372,7 @@ def plot_key_frames(data, quantity: str = "weights", n: int = 5, fig=None, yscal
     quantity : str
     n : int
         About how many frames (the first and the last always; see :func:`key_frame_indices`).
-    fig : matplotlib.figure.Figure, optional
+    ax : layers x frames Axes, Figure or SubFigure, optional
     yscale : "linear" or "log"
 
     Returns
@@ -394,53 +382,50 @@ def plot_key_frames(data, quantity: str = "weights", n: int = 5, fig=None, yscal
     frames = _frames_of(data, quantity)
     idx = key_frame_indices(frames.steps, n)
     L, K = len(frames.layers), len(idx)
-    created = fig is None
-    if created:
-        fig = plt.figure(figsize=(2.0 * K + 0.6, 1.45 * L + 0.6))
-    grid = fig.subplots(L, K, squeeze=False, sharex="row", sharey="row")
+    fig, grid, created = panels(ax, L, K, figsize=(2.0 * K + 0.6, 1.45 * L + 0.6), sharex="row", sharey="row")
     counts = frames.counts.astype(float)
     frac = counts / np.maximum(counts.sum(-1, keepdims=True), 1)
     colors = layer_colors(L)
     for l in range(L):
         top = float(frac[idx, l].max())
         for k, i in enumerate(idx):
-            ax = grid[l, k]
+            a = grid[l, k]
             if k:
-                ax.stairs(frac[idx[0], l], frames.edges[l], color=_GHOST, lw=0.8, ls="--")
-            ax.stairs(frac[i, l], frames.edges[l], fill=True, color=colors[l], alpha=0.85)
-            _x_axis(ax, frames, l, 6)
+                a.stairs(frac[idx[0], l], frames.edges[l], color=_GHOST, lw=0.8, ls="--")
+            a.stairs(frac[i, l], frames.edges[l], fill=True, color=colors[l], alpha=0.85)
+            _x_axis(a, frames, l, 6)
             if yscale == "log":
-                ax.set_yscale("log")
-                ax.set_ylim(0.5 / max(1.0, counts[i, l].sum()), top * 1.5)
+                a.set_yscale("log")
+                a.set_ylim(0.5 / max(1.0, counts[i, l].sum()), top * 1.5)
             else:
-                ax.set_ylim(0, top * 1.05)
+                a.set_ylim(0, top * 1.05)
             if l == 0:
-                ax.set_title(f"step {int(frames.steps[i]):,}\n(epoch {int(frames.epochs[i])})", fontsize=8)
+                a.set_title(f"step {int(frames.steps[i]):,}\n(epoch {int(frames.epochs[i])})", fontsize=8)
             if k == 0:
-                ax.set_ylabel(frames.layers[l], fontsize=9)
+                a.set_ylabel(frames.layers[l], fontsize=9)
     if created:
         axis = ("; x: log axis, linear near 0" if frames.scale is not None and np.any(np.asarray(frames.scale) > 0)
                 else "")
         fig.suptitle(f"{_QUANTITY_LABEL[frames.quantity]} histograms (fraction per bin; dashed: first record{axis})",
                      fontsize=10)
-        fig.tight_layout()
-    return fig
+    return finish(fig, created)
 
 
-def plot_shape(shape: pd.DataFrame, axes=None):
+def plot_shape(shape: pd.DataFrame, ax=None):
     """Excess kurtosis and the fraction of weights near zero per layer, at each recorded moment.
 
     Parameters
     ----------
     shape : pandas.DataFrame
         From :func:`mnistlab.studies.dynamics.distribution_shape`.
-    axes : two Axes, optional
+    ax : two Axes, Figure or SubFigure, optional
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    fig, (a1, a2), created = _own_axes(axes, 2, 2, size=(4.6, 3.3))
+    fig, grid, created = panels(ax, 1, 2, figsize=(9.2, 3.3))
+    a1, a2 = grid.flat
     moments = list(shape["moment"].cat.categories) if hasattr(shape["moment"], "cat") else list(dict.fromkeys(shape["moment"]))
     layers = list(dict.fromkeys(shape["layer"]))
     x = np.arange(len(layers))
@@ -451,21 +436,19 @@ def plot_shape(shape: pd.DataFrame, axes=None):
         sub = shape[shape["moment"] == m].set_index("layer").reindex(layers)
         a1.bar(x + (j - (len(moments) - 1) / 2) * w, sub["kurtosis"], w, color=greys[j], label=str(m))
         a2.bar(x + (j - (len(moments) - 1) / 2) * w, sub["near_zero"] * 100, w, color=greys[j], label=str(m))
-    a1.axhline(-1.2, color="C3", ls="--", lw=1)
-    a1.axhline(0.0, color="C0", ls=":", lw=1)
+    a1.axhline(-1.2, color=PALETTE[3], ls="--", lw=1)
+    a1.axhline(0.0, color=PALETTE[0], ls=":", lw=1)
     a1.annotate("uniform (-1.2)", (1.0, -1.2), xycoords=("axes fraction", "data"), xytext=(3, 0),
-                textcoords="offset points", va="center", fontsize=8, color="C3")
+                textcoords="offset points", va="center", fontsize=8, color=PALETTE[3])
     a1.annotate("normal (0)", (1.0, 0.0), xycoords=("axes fraction", "data"), xytext=(3, 0),
-                textcoords="offset points", va="center", fontsize=8, color="C0")
+                textcoords="offset points", va="center", fontsize=8, color=PALETTE[0])
     a1.set(ylabel="excess kurtosis", title="shape of the weight distribution")
     a2.set(ylabel="weights near zero (%)", title="fraction of weights near zero")
-    for ax in (a1, a2):
-        ax.set_xticks(x, [f"{l}\nfan-in {fan[l]:,}" for l in layers], fontsize=8)
-        ax.grid(axis="y", alpha=0.3)
+    for a in (a1, a2):
+        a.set_xticks(x, [f"{l}\nfan-in {fan[l]:,}" for l in layers], fontsize=8)
+        a.grid(axis="y", alpha=0.3)
     a2.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
-    if created:
-        fig.tight_layout()
-    return fig
+    return finish(fig, created)
 
 
 # --------------------------------------------------------------------------------------------
@@ -487,9 +470,8 @@ def plot_gradient_flow(flow: pd.DataFrame, ax=None, n_lines: int = 6):
     -------
     matplotlib.figure.Figure
     """
-    created = ax is None
-    if created:
-        fig, ax = plt.subplots(figsize=(7.5, 4.0))
+    fig, grid, created = panels(ax, figsize=(7.5, 4.0))
+    ax = grid[0, 0]
     steps = np.sort(flow["step"].unique())
     chosen = steps[key_frame_indices(steps, n_lines)]
     layers = list(flow["layer"].cat.categories)
@@ -509,9 +491,7 @@ def plot_gradient_flow(flow: pd.DataFrame, ax=None, n_lines: int = 6):
            title="gradient flow")
     ax.grid(alpha=0.3, which="major")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    if created:
-        fig.tight_layout()
-    return ax.figure
+    return finish(fig, created)
 
 
 def plot_gradient_heatmap(flow: pd.DataFrame, ax=None, statistic: str = "abs_mean"):
@@ -528,9 +508,8 @@ def plot_gradient_heatmap(flow: pd.DataFrame, ax=None, statistic: str = "abs_mea
     -------
     matplotlib.figure.Figure
     """
-    created = ax is None
-    if created:
-        fig, ax = plt.subplots(figsize=(8.0, 3.2))
+    fig, grid, created = panels(ax, figsize=(8.0, 3.2))
+    ax = grid[0, 0]
     wide = flow.pivot_table(index="layer", columns="step", values=statistic, observed=True, sort=True)
     layers = list(flow["layer"].cat.categories)
     wide = wide.reindex(layers)
@@ -544,10 +523,8 @@ def plot_gradient_heatmap(flow: pd.DataFrame, ax=None, statistic: str = "abs_mea
     ax.set(xlabel="step", ylabel="layer (output at the top)",
            title=f"log10 {'mean' if statistic == 'abs_mean' else 'max'} |gradient| per layer and step")
     cax = ax.inset_axes([1.015, 0.0, 0.025, 1.0])
-    ax.figure.colorbar(im, cax=cax, label="log10 |gradient|")
-    if created:
-        fig.tight_layout()
-    return ax.figure
+    fig.colorbar(im, cax=cax, label="log10 |gradient|")
+    return finish(fig, created)
 
 
 def plot_layer_lines(table: pd.DataFrame, ax=None, ylabel: str = "", title: str | None = None, logy: bool = False,
@@ -568,9 +545,8 @@ def plot_layer_lines(table: pd.DataFrame, ax=None, ylabel: str = "", title: str 
     -------
     matplotlib.figure.Figure
     """
-    created = ax is None
-    if created:
-        fig, ax = plt.subplots(figsize=(7.0, 3.6))
+    fig, grid, created = panels(ax, figsize=(7.0, 3.6))
+    ax = grid[0, 0]
     cols = [c for c in table.columns if c != "epoch"]
     xs = table.index.to_numpy() if x == "step" else table["epoch"].to_numpy()
     for c, color in zip(cols, layer_colors(len(cols))):
@@ -583,9 +559,7 @@ def plot_layer_lines(table: pd.DataFrame, ax=None, ylabel: str = "", title: str 
     ax.grid(alpha=0.3)
     if legend:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    if created:
-        fig.tight_layout()
-    return ax.figure
+    return finish(fig, created)
 
 
 def _mark_rule(ax, label: bool = True) -> None:
@@ -611,13 +585,13 @@ def plot_update_ratios(table: pd.DataFrame, ax=None, title: str | None = "update
     -------
     matplotlib.figure.Figure
     """
-    fig = plot_layer_lines(table, ax=ax, ylabel="||dw|| / ||w||", title=title, logy=True, legend=legend)
-    ax = ax if ax is not None else fig.axes[0]
-    _mark_rule(ax)
-    return fig
+    fig, grid, created = panels(ax, figsize=(7.0, 3.6))
+    plot_layer_lines(table, ax=grid[0, 0], ylabel="||dw|| / ||w||", title=title, logy=True, legend=legend)
+    _mark_rule(grid[0, 0])
+    return finish(fig, created)
 
 
-def plot_diagnosis(recorders: Mapping[str, HistogramRecorder], fig=None, histories: Mapping[str, pd.DataFrame] | None = None):
+def plot_diagnosis(recorders: Mapping[str, HistogramRecorder], ax=None, histories: Mapping[str, pd.DataFrame] | None = None):
     """Healthy against sick runs side by side: one column per run, one row per diagnostic.
 
     Rows: the training-batch loss at the recorded steps (with the last validation accuracy),
@@ -629,7 +603,7 @@ def plot_diagnosis(recorders: Mapping[str, HistogramRecorder], fig=None, histori
     Parameters
     ----------
     recorders : dict of run name -> HistogramRecorder
-    fig : matplotlib.figure.Figure, optional
+    ax : 4 x runs Axes, Figure or SubFigure, optional
     histories : dict of run name -> history DataFrame, optional
         For the final validation accuracy in the loss panel's title.
 
@@ -638,10 +612,7 @@ def plot_diagnosis(recorders: Mapping[str, HistogramRecorder], fig=None, histori
     matplotlib.figure.Figure
     """
     names = list(recorders)
-    created = fig is None
-    if created:
-        fig = plt.figure(figsize=(3.4 * len(names) + 1.2, 10.5))
-    grid = fig.subplots(4, len(names), squeeze=False, sharey="row")
+    fig, grid, created = panels(ax, 4, len(names), figsize=(3.4 * len(names) + 1.2, 10.5), sharey="row")
     for j, name in enumerate(names):
         rec = recorders[name]
         colors = layer_colors(len(rec.layers))
@@ -656,7 +627,7 @@ def plot_diagnosis(recorders: Mapping[str, HistogramRecorder], fig=None, histori
         elif hist is not None:
             title += "\n(diverged)"
         if not finite.all():
-            ax.axvline(loss.index[~finite][0], color="C3", ls=":", lw=1)
+            ax.axvline(loss.index[~finite][0], color=PALETTE[3], ls=":", lw=1)
             title += f", loss not finite at step {int(loss.index[~finite][0]):,}"
         ax.set_title(title, fontsize=9)
         ax.set_yscale("log")
@@ -685,9 +656,7 @@ def plot_diagnosis(recorders: Mapping[str, HistogramRecorder], fig=None, histori
     handles = [mpl.lines.Line2D([], [], color=c, lw=2) for c in layer_colors(len(last.layers))]
     grid[2, -1].legend(handles, list(last.layers), loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8,
                        frameon=False, title="layer")
-    if created:
-        fig.tight_layout()
-    return fig
+    return finish(fig, created)
 
 
 # --------------------------------------------------------------------------------------------
@@ -745,25 +714,22 @@ def plot_representation(frames: "dyn.RepresentationFrames", index: int = -1, ax=
     -------
     matplotlib.figure.Figure
     """
-    created = ax is None
-    if created:
-        fig, ax = plt.subplots(figsize=(5.0, 4.2))
+    fig, grid, created = panels(ax, figsize=(5.0, 4.2))
+    ax = grid[0, 0]
     sc = _Scatter(frames, ax, legend)
     ax.set_title(sc.show(index), fontsize=9)
-    if created:
-        fig.tight_layout()
-    return ax.figure
+    return finish(fig, created)
 
 
-def representation_gif_frames(frames: "dyn.RepresentationFrames", fig=None, dpi: float = GIF_DPI,
+def representation_gif_frames(frames: "dyn.RepresentationFrames", ax=None, dpi: float = GIF_DPI,
                               progress: bool = True) -> list[np.ndarray]:
     """Render every snapshot of the representation as an RGB image (scatter drawn once, points moved).
 
     Parameters
     ----------
     frames : RepresentationFrames
-    fig : matplotlib.figure.Figure, optional
-        An empty figure to draw into; default a new one, closed afterwards.
+    ax : Axes, Figure or SubFigure, optional
+        An empty axes or figure to draw into; default a new figure, closed afterwards.
     dpi : float
     progress : bool
 
@@ -771,23 +737,21 @@ def representation_gif_frames(frames: "dyn.RepresentationFrames", fig=None, dpi:
     -------
     list of numpy.ndarray
     """
-    created = fig is None
+    fig, grid, created = panels(ax, figsize=(5.6, 4.6))
     if created:
-        fig = plt.figure(figsize=(5.6, 4.6), dpi=dpi)
-    ax = fig.subplots()
-    sc = _Scatter(frames, ax, legend=True)
-    title = ax.set_title(sc.show(0), fontsize=9)
-    if created:
-        fig.tight_layout()
+        fig.set_dpi(dpi)
+    sc = _Scatter(frames, grid[0, 0], legend=True)
+    title = grid[0, 0].set_title(sc.show(0), fontsize=9)
+    root = finish(fig, created)
     try:
-        return _blit_frames(fig, [sc.points, title], range(len(frames.steps)), lambda i: title.set_text(sc.show(i)),
+        return _blit_frames(root, [sc.points, title], range(len(frames.steps)), lambda i: title.set_text(sc.show(i)),
                             desc="representation GIF frames", progress=progress)
     finally:
         if created:
-            plt.close(fig)
+            plt.close(root)
 
 
-def plot_representation_key_frames(frames: "dyn.RepresentationFrames", n: int = 5, fig=None):
+def plot_representation_key_frames(frames: "dyn.RepresentationFrames", n: int = 5, ax=None):
     """Small multiples of the representation at about ``n`` snapshots (first and last included).
 
     Snapshots are spaced on a log scale of steps when they were recorded that way, so key frames
@@ -797,7 +761,7 @@ def plot_representation_key_frames(frames: "dyn.RepresentationFrames", n: int = 
     ----------
     frames : RepresentationFrames
     n : int
-    fig : matplotlib.figure.Figure, optional
+    ax : sequence of Axes (one per key frame), Figure or SubFigure, optional
 
     Returns
     -------
@@ -805,21 +769,16 @@ def plot_representation_key_frames(frames: "dyn.RepresentationFrames", n: int = 
     """
     F = len(frames.steps)
     idx = sorted({int(round(v)) for v in np.linspace(0, F - 1, min(n, F))})
-    created = fig is None
-    if created:
-        fig = plt.figure(figsize=(3.0 * len(idx) + 0.6, 3.3))
-    axes = fig.subplots(1, len(idx), squeeze=False)[0]
-    for k, (i, ax) in enumerate(zip(idx, axes)):
-        sc = _Scatter(frames, ax, legend=k == len(idx) - 1)
+    fig, grid, created = panels(ax, 1, len(idx), figsize=(3.0 * len(idx) + 0.6, 3.3))
+    for k, (i, a) in enumerate(zip(idx, grid[0])):
+        sc = _Scatter(frames, a, legend=k == len(idx) - 1)
         row = frames.table.iloc[i]
         sc.show(i)
-        ax.set_title(f"step {int(row['step']):,} (epoch {row['epoch']:.2f})\nkNN {row['knn_acc']:.1%}, "
-                     f"silhouette {row['silhouette']:.2f}", fontsize=8)
+        a.set_title(f"step {int(row['step']):,} (epoch {row['epoch']:.2f})\nkNN {row['knn_acc']:.1%}, "
+                    f"silhouette {row['silhouette']:.2f}", fontsize=8)
         if k:
-            ax.set_ylabel("")
-    if created:
-        fig.tight_layout()
-    return fig
+            a.set_ylabel("")
+    return finish(fig, created)
 
 
 def plot_separation(table: pd.DataFrame, ax=None):
@@ -835,9 +794,8 @@ def plot_separation(table: pd.DataFrame, ax=None):
     -------
     matplotlib.figure.Figure
     """
-    created = ax is None
-    if created:
-        fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, grid, created = panels(ax, figsize=(6.4, 3.6))
+    ax = grid[0, 0]
     ax.plot(table["step"], table["knn_acc"], "-o", ms=4, label="kNN accuracy, all features")
     ax.plot(table["step"], table["knn_acc_2d"], "-s", ms=4, label="kNN accuracy, 2-D PCA plane")
     ax.plot(table["step"], table["silhouette"], "-^", ms=4, label="silhouette (all features)")
@@ -845,29 +803,28 @@ def plot_separation(table: pd.DataFrame, ax=None):
     ax.set(xlabel="step (symmetric log scale)", ylabel="score", title="class separation of the hidden representation")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    if created:
-        fig.tight_layout()
-    return ax.figure
+    return finish(fig, created)
 
 
 # --------------------------------------------------------------------------------------------
 # The loss along the line from the initial to the final weights
 # --------------------------------------------------------------------------------------------
 
-def plot_loss_line(line: pd.DataFrame, axes=None):
+def plot_loss_line(line: pd.DataFrame, ax=None):
     """Loss (log scale) and accuracy along the straight line from the initial (0) to the final (1) weights.
 
     Parameters
     ----------
     line : pandas.DataFrame
         From :func:`mnistlab.studies.dynamics.loss_along_line`.
-    axes : two Axes, optional
+    ax : two Axes, Figure or SubFigure, optional
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    fig, (a1, a2), created = _own_axes(axes, 2, 2, size=(4.6, 3.4))
+    fig, grid, created = panels(ax, 1, 2, figsize=(9.2, 3.4))
+    a1, a2 = grid.flat
     for split, sub in line.groupby("split", sort=False):
         a1.plot(sub["alpha"], sub["loss"], "-", lw=1.6, label=split)
         a2.plot(sub["alpha"], sub["acc"] * 100, "-", lw=1.6, label=split)
@@ -878,11 +835,9 @@ def plot_loss_line(line: pd.DataFrame, axes=None):
     a1.set(xlabel="alpha (0 = initial weights, 1 = trained)", ylabel="cross-entropy loss",
            title="loss on the line (1 - alpha) w0 + alpha w1")
     a2.set(xlabel="alpha", ylabel="accuracy (%)", title="accuracy on the same line")
-    for ax in (a1, a2):
+    for a in (a1, a2):
         for v in (0.0, 1.0):
-            ax.axvline(v, color="0.5", ls=":", lw=1)
-        ax.grid(alpha=0.3)
+            a.axvline(v, color="0.5", ls=":", lw=1)
+        a.grid(alpha=0.3)
     a2.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    if created:
-        fig.tight_layout()
-    return fig
+    return finish(fig, created)

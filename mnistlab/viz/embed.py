@@ -1,7 +1,8 @@
 """Plots of the dimensionality-reduction study (notebook 02); the numbers come from :mod:`mnistlab.studies.embed`.
 
-Every function takes ``ax=None`` or ``axes=None``: given, it draws into the caller's axes and
-leaves the caller's figure layout alone. Classes are coloured with
+Every function takes ``ax=None`` (an Axes, an array of Axes, or a Figure / SubFigure: see
+:func:`mnistlab.viz.common.panels`): given, it draws into the caller's axes and leaves the
+caller's figure layout alone. Classes are coloured with
 :func:`mnistlab.viz.style.class_colors`; scatter plots put each class's name at its median.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pandas as pd
 
 from ..studies.embed import _as_2d, _labels, components_for_variance
 from .common import finish, panels
-from .style import class_colors, config_colors
+from .style import PALETTE, class_colors, config_colors
 
 __all__ = ["plot_scatter", "plot_pairs", "plot_explained_variance", "plot_reconstructions", "plot_class_highlights",
            "plot_axis_distributions", "plot_pair_distances", "plot_knn_report", "plot_backends", "plot_tsne_scaling",
@@ -86,7 +87,7 @@ def plot_scatter(Y, labels, classes=None, ax=None, title: str | None = None, s: 
     if Y.shape[1] < 2:
         raise ValueError("plot_scatter needs at least two columns in Y.")
     names = _class_names(y, classes)
-    fig, grid, created = panels(ax, 1, 1, figsize=(7.0, 5.8))
+    fig, grid, created = panels(ax, figsize=(7.0, 5.8))
     ax = grid[0, 0]
     s = _point_size(len(Y)) if s is None else s
     alpha = _point_alpha(len(Y)) if alpha is None else alpha
@@ -110,7 +111,7 @@ def plot_scatter(Y, labels, classes=None, ax=None, title: str | None = None, s: 
 
 
 def plot_pairs(Y, labels, classes=None, axis_names: Sequence[str] | None = None, title: str | None = None,
-               axes=None, bins: int = 40):
+               ax=None, bins: int = 40):
     """Pair plot of the first ``d`` columns of ``Y``: scatters below the diagonal, per-class histograms on it.
 
     The readable replacement of a 3-D scatter: PC1-PC2, PC1-PC3 and PC2-PC3 side by side, with
@@ -126,7 +127,7 @@ def plot_pairs(Y, labels, classes=None, axis_names: Sequence[str] | None = None,
         One per column (default ``dim 1``, ``dim 2``, ...).
     title : str, optional
         Title of a new figure.
-    axes : ``d x d`` Axes, optional
+    ax : ``d x d`` Axes, Figure or SubFigure, optional
         The caller's grid (e.g. ``fig.subplots(3, 3)``); the panels above the diagonal are switched off.
     bins : int
         Histogram bins on the diagonal.
@@ -142,30 +143,30 @@ def plot_pairs(Y, labels, classes=None, axis_names: Sequence[str] | None = None,
     y = _labels(labels, len(Y)).astype(int)
     names = _class_names(y, classes)
     axis_names = list(axis_names) if axis_names is not None else [f"dim {i + 1}" for i in range(d)]
-    fig, grid, created = panels(axes, d, d, figsize=(3.0 * d + 1.2, 3.0 * d))
+    fig, grid, created = panels(ax, d, d, figsize=(3.0 * d + 1.2, 3.0 * d))
     colors = np.array(class_colors(len(names)))
     order = np.random.default_rng(0).permutation(len(Y))
     s, alpha = _point_size(len(Y)) * 0.6, _point_alpha(len(Y))
     for i in range(d):
         for j in range(d):
-            ax = grid[i, j]
+            a = grid[i, j]
             if j > i:
-                ax.axis("off")
+                a.axis("off")
                 continue
             if i == j:
                 edges = np.linspace(Y[:, i].min(), Y[:, i].max(), bins + 1)
                 for c in np.unique(y):
-                    ax.hist(Y[y == c, i], bins=edges, histtype="step", color=colors[c], density=True, lw=1.2)
-                ax.set_yticks([])
+                    a.hist(Y[y == c, i], bins=edges, histtype="step", color=colors[c], density=True, lw=1.2)
+                a.set_yticks([])
             else:
-                ax.scatter(Y[order, j], Y[order, i], c=colors[y[order]], s=s, alpha=alpha, linewidths=0,
-                           rasterized=True)
-                _label_centroids(ax, Y[:, [j, i]], y, names, colors, fontsize=8)
-                ax.set_ylabel(axis_names[i])
+                a.scatter(Y[order, j], Y[order, i], c=colors[y[order]], s=s, alpha=alpha, linewidths=0,
+                          rasterized=True)
+                _label_centroids(a, Y[:, [j, i]], y, names, colors, fontsize=8)
+                a.set_ylabel(axis_names[i])
             if i == d - 1:
-                ax.set_xlabel(axis_names[j])
-            ax.tick_params(labelsize=7)
-            ax.grid(alpha=0.2)
+                a.set_xlabel(axis_names[j])
+            a.tick_params(labelsize=7)
+            a.grid(alpha=0.2)
     handles = [plt.Line2D([], [], marker="o", ls="", color=colors[c], label=names[c]) for c in np.unique(y)]
     grid[0, -1].legend(handles=handles, loc="upper right", frameon=False, fontsize=8, ncol=2,
                        title="diagonal: distribution of each class", title_fontsize=8)
@@ -189,7 +190,7 @@ def plot_explained_variance(model, thresholds: Sequence[float] = (0.9, 0.95, 0.9
     """
     ratios = np.asarray(getattr(model, "explained_variance_ratio_", model), dtype=np.float64)
     cumulative = np.cumsum(ratios)
-    fig, grid, created = panels(ax, 1, 1, figsize=(7, 4))
+    fig, grid, created = panels(ax, figsize=(7, 4))
     ax = grid[0, 0]
     ax.plot(np.arange(1, len(cumulative) + 1), 100 * cumulative, color="k", lw=1.5)
     reach = components_for_variance(ratios, [t for t in thresholds if t <= cumulative[-1] + 1e-12])
@@ -206,7 +207,7 @@ def plot_explained_variance(model, thresholds: Sequence[float] = (0.9, 0.95, 0.9
 
 
 def plot_reconstructions(originals, reconstructions: Mapping, title: str | None = None, size: float = 1.2,
-                         axes=None):
+                         ax=None):
     """Grid of images: one row per example, the original then its reconstruction for each ``k``.
 
     Parameters
@@ -218,7 +219,7 @@ def plot_reconstructions(originals, reconstructions: Mapping, title: str | None 
         Title of a new figure.
     size : float
         Inches per image in a new figure.
-    axes : ``n x (1 + len(reconstructions))`` Axes, optional
+    ax : ``n x (1 + len(reconstructions))`` Axes, Figure or SubFigure, optional
 
     Returns
     -------
@@ -231,20 +232,20 @@ def plot_reconstructions(originals, reconstructions: Mapping, title: str | None 
         if arr.shape != orig.shape:
             raise ValueError(f"reconstruction {name} has shape {arr.shape}, expected {orig.shape}.")
     n = len(orig)
-    fig, grid, created = panels(axes, n, len(cols), figsize=(len(cols) * size, n * size))
+    fig, grid, created = panels(ax, n, len(cols), figsize=(len(cols) * size, n * size))
     for j, (name, arr) in enumerate(cols):
         for i in range(n):
-            ax = grid[i, j]
-            ax.imshow(np.clip(arr[i].reshape(side, side), 0, 1), cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            a = grid[i, j]
+            a.imshow(np.clip(arr[i].reshape(side, side), 0, 1), cmap="gray", vmin=0, vmax=1)
+            a.set_xticks([])
+            a.set_yticks([])
             if i == 0:
-                ax.set_title(name, fontsize=9)
+                a.set_title(name, fontsize=9)
     return finish(fig, created, title)
 
 
 def plot_class_highlights(Y, labels, classes=None, ncols: int = 5, size: float = 2.6, title: str | None = None,
-                          scores: Mapping | None = None, axes=None):
+                          scores: Mapping | None = None, ax=None):
     """One panel per class: that class in its colour over all other points in grey.
 
     Parameters
@@ -261,7 +262,7 @@ def plot_class_highlights(Y, labels, classes=None, ncols: int = 5, size: float =
     scores : mapping ``{class name: float}``, optional
         A number per class written in its panel's title (e.g. its 10-NN accuracy from
         :func:`~mnistlab.studies.embed.knn_report`).
-    axes : sequence of at least C Axes, optional
+    ax : sequence of at least C Axes, Figure or SubFigure, optional
 
     Returns
     -------
@@ -272,33 +273,25 @@ def plot_class_highlights(Y, labels, classes=None, ncols: int = 5, size: float =
     names = _class_names(y, classes)
     present = np.unique(y)
     nrows = max(1, math.ceil(len(present) / ncols))
-    if axes is None:
-        fig, grid, created = panels(None, nrows, ncols, figsize=(ncols * size, nrows * size))
-        flat = np.ravel(grid)
-    else:
-        fig, _, created = panels(axes, 1, len(present))
-        flat = np.ravel(np.asarray(axes, dtype=object))
+    fig, grid, created = panels(ax, nrows, ncols, figsize=(ncols * size, nrows * size), count=len(present))
     colors = class_colors(len(names))
     s = _point_size(len(Y))
-    for ax in flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    for ax in flat[len(present):]:
-        ax.axis("off")
-    for ax, c in zip(flat, present):
-        ax.scatter(Y[:, 0], Y[:, 1], c="0.85", s=s * 0.5, linewidths=0, rasterized=True)
+    for a, c in zip(grid.flat, present):
+        a.set_xticks([])
+        a.set_yticks([])
+        a.scatter(Y[:, 0], Y[:, 1], c="0.85", s=s * 0.5, linewidths=0, rasterized=True)
         m = y == c
-        ax.scatter(Y[m, 0], Y[m, 1], color=colors[c], s=s, alpha=max(_point_alpha(int(m.sum())), 0.5), linewidths=0,
-                   rasterized=True)
+        a.scatter(Y[m, 0], Y[m, 1], color=colors[c], s=s, alpha=max(_point_alpha(int(m.sum())), 0.5), linewidths=0,
+                  rasterized=True)
         label = f"{names[c]} (n={int(m.sum()):,})"
         if scores is not None and names[c] in scores:
             label += f"\n10-NN acc. {scores[names[c]]:.3f}"
-        ax.set_title(label, fontsize=9)
+        a.set_title(label, fontsize=9)
     return finish(fig, created, title)
 
 
 def plot_axis_distributions(Y, labels, classes=None, axis_names: Sequence[str] | None = None,
-                            title: str | None = None, axes=None):
+                            title: str | None = None, ax=None):
     """Per-class box plots of each embedding axis (box: quartiles; whiskers: 1.5 IQR; no outlier dots).
 
     Parameters
@@ -310,7 +303,7 @@ def plot_axis_distributions(Y, labels, classes=None, axis_names: Sequence[str] |
         One per column (default ``t-SNE 1``, ``t-SNE 2``...).
     title : str, optional
         Title of a new figure.
-    axes : sequence of d Axes, optional
+    ax : sequence of d Axes, Figure or SubFigure, optional
 
     Returns
     -------
@@ -322,7 +315,7 @@ def plot_axis_distributions(Y, labels, classes=None, axis_names: Sequence[str] |
     present = np.unique(y)
     dims = Y.shape[1]
     axis_names = list(axis_names) if axis_names is not None else [f"t-SNE {i + 1}" for i in range(dims)]
-    fig, grid, created = panels(axes, 1, dims, figsize=(max(5.0, 0.55 * len(present)) * dims, 3.6))
+    fig, grid, created = panels(ax, 1, dims, figsize=(max(5.0, 0.55 * len(present)) * dims, 3.6))
     colors = class_colors(len(names))
     long = max(len(names[c]) for c in present) > 3
     for d, ax in enumerate(grid.flat):
@@ -340,7 +333,7 @@ def plot_axis_distributions(Y, labels, classes=None, axis_names: Sequence[str] |
 
 
 def plot_pair_distances(tables: Mapping[str, pd.DataFrame], scores: Mapping[str, float] | None = None,
-                        title: str | None = None, axes=None, bins: int = 60):
+                        title: str | None = None, ax=None, bins: int = 60):
     """Distances of same-class and different-class pairs in several spaces (e.g. 784-D pixels vs 2-D t-SNE).
 
     Parameters
@@ -351,7 +344,7 @@ def plot_pair_distances(tables: Mapping[str, pd.DataFrame], scores: Mapping[str,
         Written in each panel's title, e.g. :func:`~mnistlab.studies.embed.same_class_closer`.
     title : str, optional
         Title of a new figure.
-    axes : sequence of ``len(tables)`` Axes, optional
+    ax : sequence of ``len(tables)`` Axes, Figure or SubFigure, optional
     bins : int
 
     Returns
@@ -361,11 +354,11 @@ def plot_pair_distances(tables: Mapping[str, pd.DataFrame], scores: Mapping[str,
     """
     if not tables:
         raise ValueError("plot_pair_distances needs at least one table.")
-    fig, grid, created = panels(axes, 1, len(tables), figsize=(4.6 * len(tables) + 1.4, 3.4))
+    fig, grid, created = panels(ax, 1, len(tables), figsize=(4.6 * len(tables) + 1.4, 3.4))
     hi = max(float(df["relative"].quantile(0.995)) for df in tables.values())
     edges = np.linspace(0, hi, bins + 1)
     for ax, (name, df) in zip(grid.flat, tables.items()):
-        for kind, color in (("same class", "C2"), ("different classes", "0.45")):
+        for kind, color in (("same class", PALETTE[2]), ("different classes", "0.45")):
             values = df.loc[df["pair"] == kind, "relative"]
             ax.hist(values, bins=edges, density=True, histtype="stepfilled", alpha=0.45, color=color,
                     label=f"{kind} ({len(values):,} pairs)")
@@ -381,7 +374,7 @@ def plot_pair_distances(tables: Mapping[str, pd.DataFrame], scores: Mapping[str,
     return finish(fig, created, title)
 
 
-def plot_knn_report(report, n_pairs: int = 8, title: str | None = None, axes=None):
+def plot_knn_report(report, n_pairs: int = 8, title: str | None = None, ax=None):
     """Per-class k-NN accuracy (hardest first) and the most confused class pairs of a :class:`KNNReport`.
 
     Parameters
@@ -391,13 +384,13 @@ def plot_knn_report(report, n_pairs: int = 8, title: str | None = None, axes=Non
         Pairs shown in the right panel.
     title : str, optional
         Title of a new figure.
-    axes : sequence of 2 Axes, optional
+    ax : sequence of 2 Axes, Figure or SubFigure, optional
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    fig, grid, created = panels(axes, 1, 2, figsize=(11, 3.9))
+    fig, grid, created = panels(ax, 1, 2, figsize=(11, 3.9))
     ax1, ax2 = grid.flat
     per = report.per_class.sort_values("accuracy", kind="stable")
     colors = class_colors(len(report.per_class))
@@ -424,7 +417,7 @@ def plot_knn_report(report, n_pairs: int = 8, title: str | None = None, axes=Non
     return finish(fig, created, title)
 
 
-def plot_backends(df: pd.DataFrame, title: str | None = None, axes=None):
+def plot_backends(df: pd.DataFrame, title: str | None = None, ax=None):
     """Seconds, 10-NN accuracy and trustworthiness of each t-SNE backend (a ``compare_backends`` table).
 
     Parameters
@@ -433,7 +426,7 @@ def plot_backends(df: pd.DataFrame, title: str | None = None, axes=None):
         ``BackendComparison.table`` (columns ``backend``, ``seconds``, ``knn_acc``, ``trustworthiness``).
     title : str, optional
         Title of a new figure.
-    axes : sequence of 3 Axes, optional
+    ax : sequence of 3 Axes, Figure or SubFigure, optional
 
     Returns
     -------
@@ -443,7 +436,7 @@ def plot_backends(df: pd.DataFrame, title: str | None = None, axes=None):
     missing = {"backend", "seconds", "knn_acc", "trustworthiness"} - set(df.columns)
     if missing:
         raise ValueError(f"plot_backends needs the columns of compare_backends; missing {sorted(missing)}.")
-    fig, grid, created = panels(axes, 1, 3, figsize=(12, 3.4))
+    fig, grid, created = panels(ax, 1, 3, figsize=(12, 3.4))
     colors = config_colors(list(df["backend"]))
     names = df["backend"].astype(str).tolist()
     y = np.arange(len(df))[::-1]
@@ -533,7 +526,7 @@ def _load_note(machine: Mapping | None) -> str:
     return ", ".join(parts)
 
 
-def plot_tsne_scaling(scaling: pd.DataFrame, title: str | None = None, axes=None, machine: Mapping | None = None,
+def plot_tsne_scaling(scaling: pd.DataFrame, title: str | None = None, ax=None, machine: Mapping | None = None,
                       min_repeats: int = MIN_REPEATS):
     """t-SNE wall-clock seconds against the number of points (log-log), every run and the median, and the speed-up.
 
@@ -550,7 +543,7 @@ def plot_tsne_scaling(scaling: pd.DataFrame, title: str | None = None, axes=None
         :func:`mnistlab.studies.embed.tsne_scaling` tables of several repeats stacked).
     title : str, optional
         Title of a new figure.
-    axes : sequence of 2 Axes, optional
+    ax : sequence of 2 Axes, Figure or SubFigure, optional
     machine : dict, optional
         The benchmark's ``machine`` entry (``cores``, ``load_average`` with ``start`` / ``end``): the
         load of the machine goes into the left panel's title.
@@ -575,7 +568,7 @@ def plot_tsne_scaling(scaling: pd.DataFrame, title: str | None = None, axes=None
         raise ValueError(f"{b} was timed {k} time(s) at n={n:,}; plot_tsne_scaling draws only repeated runs "
                          f"(at least {min_repeats} per backend and size): time each {min_repeats} times or more, "
                          "or leave the plot out.")
-    fig, grid, created = panels(axes, 1, 2, figsize=(11, 4.0))
+    fig, grid, created = panels(ax, 1, 2, figsize=(11, 4.0))
     ax1, ax2 = grid.flat
     names = list(dict.fromkeys(scaling["backend"]))
     colors = config_colors(names)
@@ -637,7 +630,7 @@ def plot_tsne_scaling(scaling: pd.DataFrame, title: str | None = None, axes=None
 
 
 def plot_representations(embeddings: Mapping, labels, scores: Mapping | None = None, classes=None,
-                         size: float = 4.0, title: str | None = None, axes=None):
+                         size: float = 4.0, title: str | None = None, ax=None):
     """Side-by-side 2-D embeddings of several representations of the same points.
 
     Parameters
@@ -652,7 +645,7 @@ def plot_representations(embeddings: Mapping, labels, scores: Mapping | None = N
         Inches per panel in a new figure.
     title : str, optional
         Title of a new figure.
-    axes : sequence of ``len(embeddings)`` Axes, optional
+    ax : sequence of ``len(embeddings)`` Axes, Figure or SubFigure, optional
 
     Returns
     -------
@@ -660,12 +653,12 @@ def plot_representations(embeddings: Mapping, labels, scores: Mapping | None = N
     """
     if not embeddings:
         raise ValueError("plot_representations needs at least one embedding.")
-    fig, grid, created = panels(axes, 1, len(embeddings), figsize=(size * len(embeddings) + 1.2, size))
-    for j, (ax, (name, Y)) in enumerate(zip(grid.flat, embeddings.items())):
+    fig, grid, created = panels(ax, 1, len(embeddings), figsize=(size * len(embeddings) + 1.2, size))
+    for j, (a, (name, Y)) in enumerate(zip(grid.flat, embeddings.items())):
         label = str(name)
         if scores and name in scores:
             sc = scores[name]
             parts = [f"{key.replace('_', ' ')} {sc[key]:.3f}" for key in ("silhouette", "knn_acc") if key in sc]
             label += "\n" + ", ".join(parts)
-        plot_scatter(Y, labels, classes=classes, ax=ax, title=label, legend=j == len(embeddings) - 1)
+        plot_scatter(Y, labels, classes=classes, ax=a, title=label, legend=j == len(embeddings) - 1)
     return finish(fig, created, title)

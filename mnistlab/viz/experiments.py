@@ -1,9 +1,9 @@
 """Plots of the experiment harness: every seed with its mean and 95% interval, paired differences,
 one family of learning curves, learning-rate sweeps, early stopping, scaling with data, digits.
 
-Rules every function here follows: it draws into the caller's ``ax`` / ``axes`` / ``fig`` when one
-is given (and then never touches that figure's layout), otherwise it makes its own figure; it
-returns the figure. Accuracies are shown in percent everywhere, axes are zoomed to where the
+Rules every function here follows: it draws into the caller's ``ax`` (an Axes, an array of Axes,
+or a Figure / SubFigure: :func:`mnistlab.viz.common.panels`) when one is given (and then never
+touches that figure's layout), otherwise it makes its own figure; it returns the figure. Accuracies are shown in percent everywhere, axes are zoomed to where the
 differences are, legends sit outside the data, and runs that failed (diverged, or ended at chance
 level: :func:`mnistlab.experiments.failed_runs`) are marked as such.
 """
@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from ..experiments.stats import Verdict, failed_runs, final_rows, summarize
+from ..experiments.stats import Verdict, failed_runs, final_rows, summarize, t_interval
+from .common import finish, panels
 from .style import PALETTE, config_colors
 
 __all__ = ["plot_seeds", "plot_differences", "plot_curves", "plot_early_stopping", "plot_lr_sweep", "plot_scaling",
@@ -43,34 +44,11 @@ def _label(metric: str) -> str:
     return text + (" (%)" if _is_rate(metric) else "")
 
 
-def _own(ax, figsize):
-    """(figure, axes, created): the caller's axes or a new figure."""
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
-        return fig, ax, True
-    return ax.figure, ax, False
-
-
-def _own_axes(axes, n, figsize, **kw):
-    if axes is None:
-        fig, axes = plt.subplots(1, n, figsize=figsize, squeeze=False, **kw)
-        return fig, list(axes.flat), True
-    axes = list(np.ravel(axes))
-    if len(axes) < n:
-        raise ValueError(f"This plot needs {n} axes; got {len(axes)}. Pass axes=None to get a new figure.")
-    return axes[0].figure, axes[:n], False
-
-
-def _finish(fig, created: bool, title: str | None = None, ax=None):
-    """Title and layout: a one-panel plot titles its axes; a figure-wide title and ``tight_layout``
-    only on a figure this module created (a caller's figure keeps its own layout and suptitle)."""
-    if title and ax is not None:
+def _titled(fig, created: bool, title: str | None, ax):
+    """A one-panel plot titles its axes (in a caller's figure too) and lays out only a figure it created."""
+    if title:
         ax.set_title(title)
-    if created:
-        if title and ax is None:
-            fig.suptitle(title)
-        fig.tight_layout()
-    return fig
+    return finish(fig, created)
 
 
 def _zoom(values, pad: float = 0.12, hi_cap: float | None = None, lo_cap: float | None = None):
@@ -139,7 +117,8 @@ def plot_seeds(runs: pd.DataFrame, metric: str = "test_acc", *, configs: Sequenc
         raise ValueError(f"configs {missing} are not in the runs; available: {list(dict.fromkeys(last['config']))}.")
     scale = _scale(metric)
     bounds = _possible_range(metric)
-    fig, ax, created = _own(ax, (8.0, 0.5 * len(configs) + 1.9))
+    fig, grid, created = panels(ax, figsize=(8.0, 0.5 * len(configs) + 1.9))
+    ax = grid[0, 0]
     summary = summarize(last[last["config"].isin(configs)], metric, unit=unit)
     ys = np.arange(len(configs))[::-1]
     vals = {name: last.loc[last["config"] == name, metric].to_numpy(float) * scale for name in configs}
@@ -190,7 +169,7 @@ def plot_seeds(runs: pd.DataFrame, metric: str = "test_acc", *, configs: Sequenc
     ax.set_xlabel(_label(metric))
     ax.grid(alpha=0.3, axis="x")
     _legend_outside(ax, where="right")
-    return _finish(fig, created, title, ax)
+    return _titled(fig, created, title, ax)
 
 
 def _far_off(centres: Mapping[str, float], spreads: Mapping[str, float] | None = None, k: float = 8.0) -> list[str]:
@@ -254,7 +233,8 @@ def plot_differences(comparisons: pd.DataFrame, *, title: str | None = None, lab
     """
     metric = str(comparisons["metric"].iloc[0]) if "metric" in comparisons and len(comparisons) else "test_acc"
     scale = _scale(metric)
-    fig, ax, created = _own(ax, (7.5, 0.5 * len(comparisons) + 1.9))
+    fig, grid, created = panels(ax, figsize=(7.5, 0.5 * len(comparisons) + 1.9))
+    ax = grid[0, 0]
     ys = np.arange(len(comparisons))[::-1]
     seen = set()
     for y, (_, r) in zip(ys, comparisons.iterrows()):
@@ -274,7 +254,7 @@ def plot_differences(comparisons: pd.DataFrame, *, title: str | None = None, lab
     ax.set_xlabel(f"paired difference ({unit}), 95% CI")
     ax.grid(alpha=0.3, axis="x")
     _legend_outside(ax, where="right")
-    return _finish(fig, created, title, ax)
+    return _titled(fig, created, title, ax)
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,11 +265,8 @@ def _band(g: pd.core.groupby.SeriesGroupBy, band: str):
     mean = g.mean()
     if band == "minmax":
         return mean, g.min(), g.max()
-    if band == "ci":
-        from scipy import stats
-
-        n = g.count()
-        half = g.std().fillna(0) * stats.t.ppf(0.975, np.maximum(n - 1, 1)) / np.sqrt(n)
+    if band == "ci":  # one run: no band (half-width 0)
+        half = g.agg(lambda v: t_interval(v.to_numpy()).half).fillna(0.0)
         return mean, mean - half, mean + half
     if band == "none":
         return mean, None, None
@@ -298,17 +275,20 @@ def _band(g: pd.core.groupby.SeriesGroupBy, band: str):
 
 def plot_curves(df: pd.DataFrame, metrics: Sequence = ("train_loss", "val_acc"), *, configs=None,
                 group: str = "config", band: str = "ci", zoom: bool = False, failed: Sequence[str] = (),
-                logy: Sequence[str] = ("train_loss",), title: str | None = None, axes=None):
+                logy: Sequence[str] = ("train_loss",), colors: Mapping | None = None, title: str | None = None,
+                ax=None):
     """Per-epoch curves: one panel per metric, one line per group (mean over the other runs, with a band).
 
-    Every learning curve of the package is drawn by this function: configs over seeds, folds of a
-    cross-validation (``group="fold"``), train against validation (a panel given as a tuple of
-    metrics, e.g. ``("train_acc", "val_acc")``: the first dashed, the second solid).
+    The package's one learning-curve plotter: a single :func:`mnistlab.fit` history, configs over
+    seeds, folds of a cross-validation (``group="fold"``), train against validation (a panel
+    given as a tuple of metrics, e.g. ``("train_acc", "val_acc")``: the first dashed, the second
+    solid).
 
     Parameters
     ----------
     df : pandas.DataFrame
-        Tidy per-epoch runs (columns ``epoch``, ``group`` and the metrics).
+        Tidy per-epoch runs (columns ``epoch``, ``group`` and the metrics), or one run's history
+        from :func:`mnistlab.fit` (no ``group`` column: one line per metric).
     metrics : sequence of str or tuple of str
         One entry per panel.
     configs : sequence, optional
@@ -323,25 +303,41 @@ def plot_curves(df: pd.DataFrame, metrics: Sequence = ("train_loss", "val_acc"),
         Groups drawn dotted and grey, labelled "(failed)" (runs that ended at chance level).
     logy : sequence of str
         Metrics drawn on a log axis.
+    colors : mapping, optional
+        ``{group: colour}`` (e.g. :func:`mnistlab.viz.transfer.strategy_colors`); default the
+        package's config palette (:func:`mnistlab.viz.style.config_colors`).
     title : str, optional
-    axes : sequence of Axes, optional
+    ax : sequence of Axes, Figure or SubFigure, optional
         ``len(metrics)`` axes, plus one with ``zoom``.
 
     Returns
     -------
     matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        If ``df`` lacks ``epoch`` or a metric, or ``zoom`` has no accuracy panel to zoom.
     """
-    panels = [tuple(m) if isinstance(m, (tuple, list)) else (m,) for m in metrics]
-    acc_panel = next((i for i, p in enumerate(panels) if all(_is_rate(m) for m in p)), None)
+    if "epoch" not in df.columns:
+        raise ValueError(f"plot_curves needs an 'epoch' column; got {list(df.columns)}.")
+    absent = sorted({m for p in metrics for m in ((p,) if isinstance(p, str) else p)} - set(df.columns))
+    if absent:
+        raise ValueError(f"no column for metric(s) {absent}; columns: {list(df.columns)}.")
+    if group not in df.columns:  # one run (a fit history): one group
+        df = df.assign(**{group: "run"})
+    panels_ = [tuple(m) if isinstance(m, (tuple, list)) else (m,) for m in metrics]
+    acc_panel = next((i for i, p in enumerate(panels_) if all(_is_rate(m) for m in p)), None)
     if zoom and acc_panel is None:
         raise ValueError("zoom=True needs an accuracy panel among the metrics.")
-    n_axes = len(panels) + (1 if zoom else 0)
-    fig, axs, created = _own_axes(axes, n_axes, (4.6 * n_axes + 1.6, 3.9))
+    n_axes = len(panels_) + (1 if zoom else 0)
+    fig, grid, created = panels(ax, 1, n_axes, figsize=(4.6 * n_axes + 1.6, 3.9))
+    axs = list(grid.flat)
     names = list(dict.fromkeys(df[group])) if configs is None else list(configs)
-    colors = config_colors(names)
+    colors = {**config_colors(names), **(colors or {})}
     failed = set(failed)
     data = df[df["epoch"] > 0]
-    targets = list(zip(axs, panels)) + ([(axs[-1], panels[acc_panel])] if zoom else [])
+    targets = list(zip(axs, panels_)) + ([(axs[-1], panels_[acc_panel])] if zoom else [])
     top_values = {}
     for k, (ax, panel) in enumerate(targets):
         for name in names:
@@ -354,7 +350,7 @@ def plot_curves(df: pd.DataFrame, metrics: Sequence = ("train_loss", "val_acc"),
                 bad = name in failed
                 color = colors[name]
                 ls = ":" if bad else ("--" if j < len(panel) - 1 else "-")
-                label = str(name) if group == "config" else f"{group} {name}"
+                label = f"{group} {name}" if group != "config" and isinstance(name, (int, np.integer)) else str(name)  # "fold 2"
                 label += " (failed)" if bad else ""
                 if len(panel) > 1:
                     label += f" · {metric.split('_')[0]}"
@@ -387,7 +383,7 @@ def plot_curves(df: pd.DataFrame, metrics: Sequence = ("train_loss", "val_acc"),
         _zoom_second_half(axs[-1], top_values, sorted(data["epoch"].unique()))
     handles, labels = axs[0].get_legend_handles_labels()
     _legend_outside(axs[-1], handles, labels, where="right")
-    return _finish(fig, created, title)
+    return finish(fig, created, title)
 
 
 def _zoom_second_half(ax, top_values: dict, epochs: list) -> None:
@@ -408,7 +404,7 @@ def _zoom_second_half(ax, top_values: dict, epochs: list) -> None:
     ax.set_title("zoom: second half of training", fontsize=9)
 
 
-def plot_early_stopping(runs: pd.DataFrame, full: str, stopped: str, *, title: str | None = None, axes=None):
+def plot_early_stopping(runs: pd.DataFrame, full: str, stopped: str, *, title: str | None = None, ax=None):
     """Validation curves of the runs trained without stopping, with each seed's best and stopping epoch.
 
     Parameters
@@ -419,7 +415,7 @@ def plot_early_stopping(runs: pd.DataFrame, full: str, stopped: str, *, title: s
     full, stopped : str
         The two config names.
     title : str, optional
-    axes : two Axes, optional
+    ax : two Axes, Figure or SubFigure, optional
         Validation loss and validation accuracy.
 
     Returns
@@ -428,7 +424,8 @@ def plot_early_stopping(runs: pd.DataFrame, full: str, stopped: str, *, title: s
         Circles mark the best epoch (restored weights), crosses the epoch training stopped;
         markers of different seeds are offset so none hides another.
     """
-    fig, axs, created = _own_axes(axes, 2, (11.5, 3.9))
+    fig, grid, created = panels(ax, 1, 2, figsize=(11.5, 3.9))
+    axs = list(grid.flat)
     stops = final_rows(runs[runs["config"] == stopped])
     seeds = list(stops["seed"])
     colors = config_colors([f"seed {s}" for s in seeds])
@@ -436,32 +433,32 @@ def plot_early_stopping(runs: pd.DataFrame, full: str, stopped: str, *, title: s
         h = runs[(runs["config"] == full) & (runs["seed"] == seed)].sort_values("epoch")
         r = stops[stops["seed"] == seed].iloc[0]
         color = colors[f"seed {seed}"]
-        for ax, col in zip(axs, ("val_loss", "val_acc")):
+        for a, col in zip(axs, ("val_loss", "val_acc")):
             s = _scale(col)
-            ax.plot(h["epoch"], h[col] * s, color=color, lw=1.4, label=f"seed {seed}")
+            a.plot(h["epoch"], h[col] * s, color=color, lw=1.4, label=f"seed {seed}")
             dx = (i - (len(seeds) - 1) / 2) * 0.08
             for epoch, marker, size in ((r["best_epoch"], "o", 8), (r["stopped_epoch"], "X", 9)):
                 if np.isfinite(epoch):
                     y = h.loc[h["epoch"] == int(epoch), col]
                     if len(y):
-                        ax.plot(epoch + dx, float(y.iloc[0]) * s, marker, color=color, ms=size, mec="k", mew=0.6,
+                        a.plot(epoch + dx, float(y.iloc[0]) * s, marker, color=color, ms=size, mec="k", mew=0.6,
                                 zorder=5)
-    for ax, col in zip(axs, ("val_loss", "val_acc")):
-        ax.set(xlabel="epoch", ylabel=_label(col))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
+    for a, col in zip(axs, ("val_loss", "val_acc")):
+        a.set(xlabel="epoch", ylabel=_label(col))
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
+        a.grid(alpha=0.3)
     h = runs[runs["config"] == full]
     late = h[h["epoch"] >= max(2, h["epoch"].max() // 3)]
-    for ax, col in zip(axs, ("val_loss", "val_acc")):
+    for a, col in zip(axs, ("val_loss", "val_acc")):
         lim = _zoom(late[col].to_numpy(float) * _scale(col), pad=0.15)
         if lim:
-            ax.set_ylim(*lim)
+            a.set_ylim(*lim)
     handles, labels = axs[0].get_legend_handles_labels()
     handles += [plt.Line2D([], [], ls="", marker="o", color="0.5", mec="k", ms=8),
                 plt.Line2D([], [], ls="", marker="X", color="0.5", mec="k", ms=9)]
     labels += ["best epoch (weights kept)", "training stopped"]
     _legend_outside(axs[1], handles, labels, where="right")
-    return _finish(fig, created, title)
+    return finish(fig, created, title)
 
 
 # --------------------------------------------------------------------------------------------
@@ -470,7 +467,7 @@ def plot_early_stopping(runs: pd.DataFrame, full: str, stopped: str, *, title: s
 
 def plot_lr_sweep(sweep: pd.DataFrame, metric: str = "val_acc", *, chosen: Mapping[str, float] | None = None,
                   defaults: Mapping[str, float] | None = None, chance: float = 0.1, title: str | None = None,
-                  axes=None):
+                  ax=None):
     """Final ``metric`` against the learning rate (log axis), one line per optimizer, full range and zoomed.
 
     Parameters
@@ -485,7 +482,7 @@ def plot_lr_sweep(sweep: pd.DataFrame, metric: str = "val_acc", *, chosen: Mappi
     chance : float
         Accuracy of guessing (failed runs end here); drawn as a line on the full panel.
     title : str, optional
-    axes : two Axes, optional
+    ax : two Axes, Figure or SubFigure, optional
         Full range and zoom on the runs that learned.
 
     Returns
@@ -494,7 +491,8 @@ def plot_lr_sweep(sweep: pd.DataFrame, metric: str = "val_acc", *, chosen: Mappi
         Runs that failed (diverged to NaN or ended at chance level) are red crosses at the
         bottom of the full panel; error bars span the seeds.
     """
-    fig, axs, created = _own_axes(axes, 2, (13.5, 4.4))
+    fig, grid, created = panels(ax, 1, 2, figsize=(13.5, 4.4))
+    axs = list(grid.flat)
     last = final_rows(sweep)
     bad = failed_runs(sweep, metric if _is_rate(metric) else "val_acc", chance=chance)
     last = last.assign(failed=bad.to_numpy())
@@ -502,27 +500,27 @@ def plot_lr_sweep(sweep: pd.DataFrame, metric: str = "val_acc", *, chosen: Mappi
     opts = list(dict.fromkeys(last["optimizer"]))
     colors = config_colors(opts)
     ok_values = []
-    for ax_i, ax in enumerate(axs):
+    for ax_i, a in enumerate(axs):
         for opt in opts:
             g = last[last["optimizer"] == opt]
             good = g[~g["failed"]].groupby("lr_value")[metric].agg(["mean", "min", "max"]).sort_index()
-            ax.errorbar(good.index, good["mean"] * scale, yerr=[(good["mean"] - good["min"]) * scale,
+            a.errorbar(good.index, good["mean"] * scale, yerr=[(good["mean"] - good["min"]) * scale,
                                                               (good["max"] - good["mean"]) * scale],
                         marker="o", ms=4, capsize=2, color=colors[opt], label=opt if ax_i == 0 else None)
             ok_values += list(good["mean"] * scale)
             for marks, marker, kw in ((chosen, "*", dict(ms=15, mec="k", mew=0.7)),
                                       (defaults, "s", dict(ms=10, mfc="none", mew=1.6))):
                 if marks and opt in marks and marks[opt] in good.index:
-                    ax.plot(marks[opt], good.loc[marks[opt], "mean"] * scale, marker, color=colors[opt], zorder=6,
+                    a.plot(marks[opt], good.loc[marks[opt], "mean"] * scale, marker, color=colors[opt], zorder=6,
                             **kw)
             if ax_i == 0:
                 f = g[g["failed"]].groupby("lr_value").size()
                 if len(f):
                     y = (chance * scale) if scale == 100 else np.nanmin(g[metric])
-                    ax.plot(f.index, np.full(len(f), y), "x", color=colors[opt], ms=10, mew=2.5, zorder=7)
-        ax.set_xscale("log")
-        ax.set(xlabel="learning rate (log scale)", ylabel=_label(metric))
-        ax.grid(alpha=0.3, which="both")
+                    a.plot(f.index, np.full(len(f), y), "x", color=colors[opt], ms=10, mew=2.5, zorder=7)
+        a.set_xscale("log")
+        a.set(xlabel="learning rate (log scale)", ylabel=_label(metric))
+        a.grid(alpha=0.3, which="both")
     if scale == 100:
         axs[0].axhline(chance * 100, color=PALETTE[3], lw=0.8, ls=":")
         axs[0].set_ylim(0, 100.5)
@@ -537,7 +535,7 @@ def plot_lr_sweep(sweep: pd.DataFrame, metric: str = "val_acc", *, chosen: Mappi
                 plt.Line2D([], [], ls="", marker="x", color="0.3", ms=9, mew=2.5)]
     labels += ["chosen rate", "default rate", "failed run, at chance level\n(diverged or learned nothing)"]
     _legend_outside(axs[1], handles, labels, where="right")
-    return _finish(fig, created, title)
+    return finish(fig, created, title)
 
 
 # --------------------------------------------------------------------------------------------
@@ -565,7 +563,8 @@ def plot_scaling(runs: pd.DataFrame, x: str = "train_limit", group: str = "model
     missing = {x, group, metric} - set(last.columns)
     if missing:
         raise KeyError(f"plot_scaling needs the columns {sorted(missing)} (add them with ex.with_settings).")
-    fig, ax, created = _own(ax, (7.5, 4.2))
+    fig, grid, created = panels(ax, figsize=(7.5, 4.2))
+    ax = grid[0, 0]
     scale = _scale(metric)
     names = list(dict.fromkeys(last[group]))
     colors = config_colors(names)
@@ -586,7 +585,7 @@ def plot_scaling(runs: pd.DataFrame, x: str = "train_limit", group: str = "model
     ax.set(xlabel=xlabel, ylabel=_label(metric))
     ax.grid(alpha=0.3)
     _legend_outside(ax, where="right")
-    return _finish(fig, created, title, ax)
+    return _titled(fig, created, title, ax)
 
 
 # --------------------------------------------------------------------------------------------
@@ -594,7 +593,7 @@ def plot_scaling(runs: pd.DataFrame, x: str = "train_limit", group: str = "model
 # --------------------------------------------------------------------------------------------
 
 def plot_predictions(images, probs, truth=None, *, titles: Sequence[str] | None = None, title: str | None = None,
-                     fig=None):
+                     ax=None):
     """Each image as the model sees it, its prediction and the bar chart of its 10 probabilities.
 
     Parameters
@@ -607,8 +606,8 @@ def plot_predictions(images, probs, truth=None, *, titles: Sequence[str] | None 
     titles : sequence of str, optional
         A caption under each image (e.g. "typed, serif").
     title : str, optional
-    fig : matplotlib Figure, optional
-        Drawn into (2 x N subplots are added to it).
+    ax : 2 x N Axes, Figure or SubFigure, optional
+        The images above their probability bars; a (sub)figure gets that grid added to it.
 
     Returns
     -------
@@ -617,10 +616,7 @@ def plot_predictions(images, probs, truth=None, *, titles: Sequence[str] | None 
     images = np.asarray(images.cpu() if hasattr(images, "cpu") else images)
     probs = np.asarray(probs)
     n = len(images)
-    created = fig is None
-    if created:
-        fig = plt.figure(figsize=(1.45 * n + 0.4, 3.9))
-    axs = fig.subplots(2, n, squeeze=False, gridspec_kw={"height_ratios": [1, 0.75]})
+    fig, axs, created = panels(ax, 2, n, figsize=(1.45 * n + 0.4, 3.9), gridspec_kw={"height_ratios": [1, 0.75]})
     pred = probs.argmax(1)
     for i in range(n):
         ok = truth is None or pred[i] == truth[i]
@@ -635,10 +631,10 @@ def plot_predictions(images, probs, truth=None, *, titles: Sequence[str] | None 
         axs[1, i].set(xticks=range(probs.shape[1]), ylim=(0, 100), yticks=[] if i else [0, 50, 100])
         axs[1, i].tick_params(labelsize=6)
     axs[1, 0].set_ylabel("probability (%)", fontsize=7)
-    return _finish(fig, created, title)
+    return finish(fig, created, title)
 
 
-def plot_augmentation(images, augment, *, versions: int = 4, seed: int = 0, title: str | None = None, fig=None):
+def plot_augmentation(images, augment, *, versions: int = 4, seed: int = 0, title: str | None = None, ax=None):
     """What a batch augmentation does: each original (top row) and ``versions`` random versions below.
 
     Parameters
@@ -649,7 +645,8 @@ def plot_augmentation(images, augment, *, versions: int = 4, seed: int = 0, titl
     versions : int
     seed : int
     title : str, optional
-    fig : matplotlib Figure, optional
+    ax : (versions + 1) x N Axes, Figure or SubFigure, optional
+        One row per version (the originals first); a (sub)figure gets that grid added to it.
 
     Returns
     -------
@@ -662,14 +659,11 @@ def plot_augmentation(images, augment, *, versions: int = 4, seed: int = 0, titl
     gen = torch.Generator().manual_seed(seed)
     rows = [x] + [augment(x, generator=gen) for _ in range(versions)]
     n = len(x)
-    created = fig is None
-    if created:
-        fig = plt.figure(figsize=(1.2 * n + 1.2, 1.25 * (versions + 1) + 0.4))
-    axs = fig.subplots(versions + 1, n, squeeze=False)
+    fig, axs, created = panels(ax, versions + 1, n, figsize=(1.2 * n + 1.2, 1.25 * (versions + 1) + 0.4))
     for r, batch in enumerate(rows):
         for c in range(n):
             axs[r, c].imshow(batch[c, 0].clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
             axs[r, c].set_xticks([])
             axs[r, c].set_yticks([])
         axs[r, 0].set_ylabel("original" if r == 0 else f"version {r}", fontsize=8)
-    return _finish(fig, created, title)
+    return finish(fig, created, title)

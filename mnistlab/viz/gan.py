@@ -1,8 +1,10 @@
 """Figures of the GAN notebook: sample grids, the training GIF, loss and D curves, interpolations,
 the conditional class grid, class shares, quality over training and the memorisation check.
 
-Every function takes the data it draws and ``ax=None`` (or ``axes=None`` for several panels),
-draws into the caller's axes when given and returns the figure; it lays out only figures it created.
+Every plot takes the data it draws and one canvas keyword, ``ax=None``: an Axes, an array of Axes
+for the plots of several panels (:func:`plot_training_curves`: 2, :func:`plot_quality_over_training`:
+3), or a Figure / SubFigure to add its panels to (:func:`mnistlab.viz.common.panels`). It draws into
+the caller's canvas when given and returns the (top-level) figure; it lays out only figures it created.
 """
 from __future__ import annotations
 
@@ -14,22 +16,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..studies.gan import LOSSES
-from .common import panels
+from ..training.gan import LOSSES, equilibrium
+from .common import finish, panels
 from .store import figure_to_array
-from .style import class_colors, config_colors
+from .style import PALETTE, class_colors, config_colors
 
 __all__ = ["tile", "plot_samples", "gif_frames", "plot_training_curves", "plot_interpolation", "plot_class_grid",
            "plot_class_shares", "plot_quality_over_training", "plot_nearest_neighbours",
            "plot_distance_distributions"]
 
-
-
-def _equilibrium(loss: str) -> tuple[float, float]:
-    """(loss_D, loss_G) where D cannot tell real from fake: every logit 0, so D = 0.5."""
-    d_loss, g_loss = LOSSES[loss]
-    zero = torch.zeros(1)
-    return float(d_loss(zero, zero)), float(g_loss(zero))
 
 
 def _as_tensor(images) -> torch.Tensor:
@@ -40,7 +35,7 @@ def _as_tensor(images) -> torch.Tensor:
 
 
 def _own(ax, figsize):
-    """(fig, ax, created): a new figure when ``ax`` is None, else the caller's (:func:`viz.common.panels`)."""
+    """(fig, ax, created) of a one-panel plot (:func:`mnistlab.viz.common.panels`)."""
     fig, grid, created = panels(ax, 1, 1, figsize=figsize)
     return fig, grid[0, 0], created
 
@@ -76,9 +71,7 @@ def plot_samples(images, nrow: int | None = None, title: str | None = None, ax=N
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=10)
-    if created:
-        fig.tight_layout()
-    return fig
+    return finish(fig, created)
 
 
 def gif_frames(frames: Sequence[tuple[int, object]], nrow: int | None = None, size: float = 3.4,
@@ -88,7 +81,7 @@ def gif_frames(frames: Sequence[tuple[int, object]], nrow: int | None = None, si
     Parameters
     ----------
     frames : list of (step, uint8 images (N, 28, 28))
-        E.g. ``SnapshotRecorder.frames``.
+        E.g. ``GANSampleRecorder.frames``.
     nrow : int, optional
     size : float
         Frame width and height in inches.
@@ -101,7 +94,7 @@ def gif_frames(frames: Sequence[tuple[int, object]], nrow: int | None = None, si
     list of uint8 arrays (H, W, 3)
     """
     if not frames:
-        raise ValueError("gif_frames needs at least one (step, images) frame; record them with SnapshotRecorder.")
+        raise ValueError("gif_frames needs at least one (step, images) frame; record them with GANSampleRecorder.")
     out = []
     for step, images in frames:
         fig, ax = plt.subplots(figsize=(size, size + 0.3), dpi=dpi)
@@ -114,7 +107,7 @@ def gif_frames(frames: Sequence[tuple[int, object]], nrow: int | None = None, si
 
 
 def plot_training_curves(history: pd.DataFrame, window: int = 50, loss: str = "ns", label: str | None = None,
-                         title: str | None = None, axes=None):
+                         title: str | None = None, ax=None):
     """Both losses and the discriminator's outputs D(x), D(G(z)) per step (rolling mean over ``window`` steps).
 
     The faint lines are the raw per-step values. The dotted lines mark the equilibrium where D
@@ -135,18 +128,19 @@ def plot_training_curves(history: pd.DataFrame, window: int = 50, loss: str = "n
         Prefix of both panel titles (e.g. the GAN's name).
     title : str, optional
         Figure title (only on a figure this function creates).
-    axes : two matplotlib Axes, optional
+    ax : two matplotlib Axes (an array or a list), or a Figure / SubFigure, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {sorted(LOSSES)}, not {loss!r}.")
-    created = axes is None
-    if created:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    ax_l, ax_d = axes[0], axes[1]
-    fig = ax_l.figure
+    fig, grid, created = panels(ax, 1, 2, figsize=(11, 3.8))
+    ax_l, ax_d = grid.ravel()
     groups = list(history.groupby("gan", sort=False)) if "gan" in history else [(None, history)]
     styles = ["-", "--", ":", "-."]
-    colors = {"loss_d": "C3", "loss_g": "C0", "d_real": "C2", "d_fake": "C1"}
+    colors = {"loss_d": PALETTE[3], "loss_g": PALETTE[0], "d_real": PALETTE[2], "d_fake": PALETTE[1]}
     names = {"loss_d": "loss D", "loss_g": "loss G", "d_real": "D(x)", "d_fake": "D(G(z))"}
     top, bottom = 0.0, 0.0
     for (gan, h), ls in zip(groups, styles):
@@ -160,12 +154,12 @@ def plot_training_curves(history: pd.DataFrame, window: int = 50, loss: str = "n
                 if len(groups) == 1:
                     ax.plot(h["step"], h[c], color=colors[c], alpha=0.18, lw=0.6)
                 ax.plot(h["step"], smooth, color=colors[c], ls=ls, lw=1.5, label=names[c] + suffix)
-    equilibrium = _equilibrium(loss)
-    for v in equilibrium:
+    balance = equilibrium(loss)
+    for v in balance:
         ax_l.axhline(v, color="0.4", ls=":", lw=1)
     ax_d.axhline(0.5, color="0.4", ls=":", lw=1)
     # zoom on the smoothed curves and the equilibrium lines; raw spikes run off the panel
-    lo, hi = min(bottom, *equilibrium), max(top, *equilibrium)
+    lo, hi = min(bottom, *balance), max(top, *balance)
     ax_l.set_ylim(lo - 0.15 * (hi - lo) * (lo < 0), hi + 0.15 * (hi - lo))
     pre = f"{label}: " if label else ""
     ax_l.set(xlabel="step", ylabel="loss (nats)" if loss == "ns" else "hinge loss",
@@ -175,11 +169,7 @@ def plot_training_curves(history: pd.DataFrame, window: int = 50, loss: str = "n
     for ax in (ax_l, ax_d):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    if title and created:
-        fig.suptitle(title)
-    if created:
-        fig.tight_layout()
-    return fig
+    return finish(fig, created, title)
 
 
 def plot_interpolation(images, title: str | None = None, ax=None):
@@ -189,9 +179,7 @@ def plot_interpolation(images, title: str | None = None, ax=None):
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=10)
-    if created:
-        fig.tight_layout()
-    return fig
+    return finish(fig, created)
 
 
 def plot_class_grid(images, classes: Sequence[str] | None = None, title: str | None = None, ax=None):
@@ -220,9 +208,7 @@ def plot_class_grid(images, classes: Sequence[str] | None = None, title: str | N
         s.set_visible(False)
     if title:
         ax.set_title(title, fontsize=10)
-    if created:
-        fig.tight_layout()
-    return fig
+    return finish(fig, created)
 
 
 def plot_class_shares(shares, tolerance: float = 0.03, classes: Sequence[str] | None = None, title: str | None = None,
@@ -251,13 +237,11 @@ def plot_class_shares(shares, tolerance: float = 0.03, classes: Sequence[str] | 
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     if title:
         ax.set_title(title, fontsize=10)
-    if created:
-        fig.tight_layout()
-    return fig
+    return finish(fig, created)
 
 
 def plot_quality_over_training(table: pd.DataFrame, floor: float | None = None, accuracy_target: float = 0.95,
-                               title: str | None = None, axes=None):
+                               title: str | None = None, ax=None):
     """Frechet distance (log scale, with the train-vs-test floor and 5x floor) and classifier numbers per step.
 
     Parameters
@@ -267,12 +251,17 @@ def plot_quality_over_training(table: pd.DataFrame, floor: float | None = None, 
         max_share_deviation); a ``gan`` column gives one colour per GAN.
     floor : float, optional
         Train-vs-test distance on as many images as each evaluation used.
-    axes : three matplotlib Axes, optional
+    accuracy_target : float
+    title : str, optional
+        Figure title (only on a figure this function creates).
+    ax : three matplotlib Axes (an array or a list), or a Figure / SubFigure, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
-    created = axes is None
-    if created:
-        fig, axes = plt.subplots(1, 3, figsize=(13.5, 3.6))
-    fig = axes[0].figure
+    fig, grid, created = panels(ax, 1, 3, figsize=(13.5, 3.6))
+    axes = grid.ravel()
     groups = list(table.groupby("gan", sort=False)) if "gan" in table else [("gan", table)]
     colors = config_colors([g for g, _ in groups])
     for gan, t in groups:
@@ -293,14 +282,10 @@ def plot_quality_over_training(table: pd.DataFrame, floor: float | None = None, 
     axes[2].axhline(3, color="0.3", ls="--", lw=1, label="target 3 points")
     axes[2].set(xlabel="step", ylabel="percentage points", title="largest |class share - 10%|")
     axes[2].set_ylim(bottom=0)
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.2), frameon=False, ncol=1)
-    if title:
-        fig.suptitle(title)
-    if created:
-        fig.tight_layout()
-    return fig
+    for a in axes:
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.2), frameon=False, ncol=1)
+    return finish(fig, created, title)
 
 
 def plot_nearest_neighbours(samples, train, table: pd.DataFrame, source: str = "samples", n: int = 10,
@@ -334,9 +319,7 @@ def plot_nearest_neighbours(samples, train, table: pd.DataFrame, source: str = "
         sp.set_visible(False)
     if title:
         ax.set_title(title, fontsize=10)
-    if created:
-        fig.tight_layout()
-    return fig
+    return finish(fig, created)
 
 
 def plot_distance_distributions(table: pd.DataFrame, title: str | None = None, ax=None):
@@ -358,6 +341,4 @@ def plot_distance_distributions(table: pd.DataFrame, title: str | None = None, a
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     if title:
         ax.set_title(title, fontsize=10)
-    if created:
-        fig.tight_layout()
-    return fig
+    return finish(fig, created)

@@ -21,7 +21,7 @@ _STEPS = (("gray", "grey, ink dark", "gray"), ("ink", "paper divided out", "gray
           ("digits", "digits found", None))
 
 
-def plot_steps(photo, found, title: str | None = None, axes=None):
+def plot_steps(photo, found, title: str | None = None, ax=None):
     """One picture through every step of :func:`mnistlab.data.images.find_digits`, to what the model saw.
 
     Parameters
@@ -32,7 +32,7 @@ def plot_steps(photo, found, title: str | None = None, axes=None):
         ``find_digits(photo)`` (or ``Reading.found``).
     title : str, optional
         Title of a new figure.
-    axes : sequence of 7 Axes, optional
+    ax : sequence of 7 Axes, Figure or SubFigure, optional
         The photo, the five steps (grey, paper divided out, ruled lines removed, thresholded,
         digits found, each in its own colour with its box) and the 28 x 28 images side by side.
 
@@ -40,7 +40,7 @@ def plot_steps(photo, found, title: str | None = None, axes=None):
     -------
     matplotlib.figure.Figure
     """
-    fig, grid, created = panels(axes, 1, 7, figsize=(17, 2.9))
+    fig, grid, created = panels(ax, 1, 7, figsize=(17, 2.9))
     ax = grid.ravel()
     ax[0].imshow(photo, cmap=None if np.ndim(photo) == 3 else "gray")
     ax[0].set_title("photo", fontsize=9)
@@ -77,7 +77,7 @@ def _box(top, left, bottom, right):
     return Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False, lw=1, ec="black")
 
 
-def plot_readings(photos, titles, correct, ncols: int = 4, title: str | None = None, axes=None):
+def plot_readings(photos, titles, correct, ncols: int = 4, title: str | None = None, ax=None):
     """Photos in a grid, each titled with what was read; a wrong reading is titled in red.
 
     Parameters
@@ -90,7 +90,7 @@ def plot_readings(photos, titles, correct, ncols: int = 4, title: str | None = N
         Columns of a new figure.
     title : str, optional
         Title of a new figure.
-    axes : sequence of Axes, optional
+    ax : sequence of Axes, Figure or SubFigure, optional
         At least one per photo; unused ones are switched off.
 
     Returns
@@ -102,17 +102,10 @@ def plot_readings(photos, titles, correct, ncols: int = 4, title: str | None = N
         raise ValueError(f"plot_readings needs at least one photo and one title and one correct flag per photo; "
                          f"got {n} photos, {len(titles)} titles, {len(correct)} flags.")
     nrows = int(np.ceil(n / ncols))
-    if axes is None:
-        fig, grid, created = panels(None, nrows, ncols, figsize=(3.0 * ncols, 2.3 * nrows))
-    else:
-        fig, grid, created = panels(axes, 1, n)
-        grid = np.ravel(np.asarray(axes, dtype=object))
-    for i, a in enumerate(np.ravel(grid)):
+    fig, grid, created = panels(ax, nrows, ncols, figsize=(3.0 * ncols, 2.3 * nrows), count=n)
+    for i, a in enumerate(grid.flat[:n]):
         a.set_xticks([])
         a.set_yticks([])
-        if i >= n:
-            a.axis("off")
-            continue
         a.imshow(photos[i], cmap=None if np.ndim(photos[i]) == 3 else "gray")
         a.set_title(str(titles[i]), fontsize=9, color=RIGHT if correct[i] else WRONG)
         for side in a.spines.values():
@@ -121,7 +114,7 @@ def plot_readings(photos, titles, correct, ncols: int = 4, title: str | None = N
     return finish(fig, created, title)
 
 
-def plot_accuracy_by(table, title: str | None = None, axes=None):
+def plot_accuracy_by(table, title: str | None = None, ax=None):
     """Accuracy per value of each photo setting, one panel per setting, one bar per way of reading.
 
     Parameters
@@ -131,7 +124,7 @@ def plot_accuracy_by(table, title: str | None = None, axes=None):
         ``accuracy``, ``ci_low``, ``ci_high``, ``photos``). Each bar carries its 95% Wilson interval
         and the number of photos under it.
     title : str, optional
-    axes : sequence of Axes, optional
+    ax : sequence of Axes, Figure or SubFigure, optional
         One per setting.
 
     Returns
@@ -142,7 +135,7 @@ def plot_accuracy_by(table, title: str | None = None, axes=None):
     readings = list(dict.fromkeys(table["reading"]))
     if not settings:
         raise ValueError("plot_accuracy_by needs a table from accuracy_by with at least one row.")
-    fig, grid, created = panels(axes, 1, len(settings), figsize=(4.2 * len(settings), 3.4))
+    fig, grid, created = panels(ax, 1, len(settings), figsize=(4.2 * len(settings), 3.4))
     colours = ["#0969da", "#bf8700", "#8250df", "#57606a"]
     width = 0.8 / len(readings)
     for a, setting in zip(grid.ravel(), settings):

@@ -1,8 +1,9 @@
 """Figures of notebook 06 (inside the model), drawn from :mod:`mnistlab.studies.interpret` results.
 
-Every function follows the package's plotting rule: with ``ax=None`` (or ``axes=None`` /
-``fig=None`` for multi-panel figures) it makes and lays out its own figure; given an ``ax`` /
-``axes`` / ``fig`` it draws into it, leaves its layout alone, and returns that figure.
+Every function follows the package's plotting rule: with ``ax=None`` it makes and lays out its
+own figure; given ``ax`` (an Axes, an array of Axes, or a Figure / SubFigure for a grid of
+panels: :func:`mnistlab.viz.common.panels`) it draws into it, leaves its layout alone, and returns
+that figure.
 Attribution maps use a diverging colormap centred at zero (red: raises the target's score,
 blue: lowers it) with symmetric limits.
 """
@@ -12,11 +13,12 @@ import math
 from typing import Mapping, Sequence
 
 import matplotlib as mpl
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.colors import LogNorm
+from matplotlib.figure import FigureBase
 
+from .common import finish, panels
 from .style import DIVERGING_CMAP, PALETTE, class_colors, config_colors
 
 __all__ = [
@@ -28,15 +30,6 @@ __all__ = [
 
 ATTRIBUTION_CMAP = DIVERGING_CMAP
 """Diverging colormap of attribution maps (the package's one): red positive, blue negative, white zero."""
-
-
-def _grid(fig, nrows: int, ncols: int, size: tuple[float, float]):
-    """(figure, axes array, created) for a grid of panels drawn into ``fig`` or a new figure."""
-    created = fig is None
-    if created:
-        fig = plt.figure(figsize=(ncols * size[0], nrows * size[1]))
-    axes = np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False))
-    return fig, axes, created
 
 
 def _as_array(images) -> np.ndarray:
@@ -72,7 +65,7 @@ def _off(ax):
 
 
 def plot_digits(images, titles: Sequence[str] | None = None, ncols: int = 10, title: str | None = None,
-                fig=None, title_colors: Sequence | None = None):
+                ax=None, title_colors: Sequence | None = None):
     """A grid of digits with a title each.
 
     Parameters
@@ -82,7 +75,7 @@ def plot_digits(images, titles: Sequence[str] | None = None, ncols: int = 10, ti
     ncols : int
     title : str, optional
         Figure title.
-    fig : Figure, optional
+    ax : Axes (one per panel), Figure or SubFigure, optional
     title_colors : sequence of colours, optional
 
     Returns
@@ -93,7 +86,7 @@ def plot_digits(images, titles: Sequence[str] | None = None, ncols: int = 10, ti
     n = max(len(imgs), 1)
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
-    fig, axes, created = _grid(fig, nrows, ncols, (1.25, 1.45))
+    fig, axes, created = panels(ax, nrows, ncols, figsize=(ncols * 1.25, nrows * 1.45), count=len(imgs))
     for i, ax in enumerate(axes.flat):
         _off(ax)
         if i < len(imgs):
@@ -102,12 +95,10 @@ def plot_digits(images, titles: Sequence[str] | None = None, ncols: int = 10, ti
                 ax.set_title(titles[i], fontsize=8, **({} if title_colors is None else {"color": title_colors[i]}))
     if title:
         fig.suptitle(title)
-    if created:
-        fig.tight_layout()
-    return fig
+    return finish(fig, created)
 
 
-def plot_misclassified(interp, max_per_class: int = 12, fig=None):
+def plot_misclassified(interp, max_per_class: int = 12, ax=None):
     """Every true class in a row, its misclassified digits along it (most confident error first).
 
     Each digit is titled with the predicted class and its probability; the row label gives the
@@ -118,7 +109,7 @@ def plot_misclassified(interp, max_per_class: int = 12, fig=None):
     interp : Interpretation
         With images.
     max_per_class : int
-    fig : Figure, optional
+    ax : Axes (one per panel), Figure or SubFigure, optional
 
     Returns
     -------
@@ -127,7 +118,7 @@ def plot_misclassified(interp, max_per_class: int = 12, fig=None):
     wrong = interp.misclassified_by_class()
     ncols = max(1, min(max_per_class, int(wrong.groupby("true").size().max()) if len(wrong) else 1))
     C = interp.num_classes
-    fig, axes, created = _grid(fig, C, ncols + 1, (0.95, 1.05))
+    fig, axes, created = panels(ax, C, ncols + 1, figsize=((ncols + 1) * 0.95, C * 1.05))
     colors = class_colors(C)
     for t in range(C):
         rows = wrong[wrong["true"] == t]
@@ -147,9 +138,7 @@ def plot_misclassified(interp, max_per_class: int = 12, fig=None):
                              color=colors[int(r["predicted"])], pad=2)
     fig.suptitle(f"Misclassified digits per true class ({interp.n_errors} of {len(interp):,}; "
                  f"title: predicted class and its probability)", fontsize=10)
-    if created:
-        fig.tight_layout(h_pad=0.2, w_pad=0.1)
-    return fig
+    return finish(fig, created, h_pad=0.2, w_pad=0.1)
 
 
 def plot_confusion(interp, normalize: bool = False, ax=None):
@@ -169,9 +158,8 @@ def plot_confusion(interp, normalize: bool = False, ax=None):
     -------
     Figure
     """
-    created = ax is None
-    if created:
-        fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    fig, grid, created = panels(ax, figsize=(6.4, 5.6))
+    ax = grid[0, 0]
     counts = interp.confusion().to_numpy()
     values = interp.confusion("true").to_numpy() * 100 if normalize else counts.astype(float)
     C = len(values)
@@ -205,16 +193,13 @@ def plot_confusion(interp, normalize: bool = False, ax=None):
         cbar = ax.figure.colorbar(im, cax=ax.inset_axes([1.03, 0.0, 0.04, 1.0]), format="%g",
                                   label="% of the true class (log scale)" if normalize else "errors (log scale)")
         cbar.ax.yaxis.set_minor_formatter(mpl.ticker.FormatStrFormatter("%g"))  # log minor ticks: 0.2, not 2x10^-1
-    if created:
-        fig.tight_layout()
-    return ax.figure
+    return finish(fig, created)
 
 
 def plot_most_confused(table: pd.DataFrame, ax=None):
     """Horizontal bars of the most frequent (true -> predicted) error pairs from ``Interpretation.most_confused``."""
-    created = ax is None
-    if created:
-        fig, ax = plt.subplots(figsize=(5.5, 0.32 * max(len(table), 1) + 1.2))
+    fig, grid, created = panels(ax, figsize=(5.5, 0.32 * max(len(table), 1) + 1.2))
+    ax = grid[0, 0]
     labels = [f"{a} → {b}" for a, b in zip(table["true_name"], table["predicted_name"])]
     y = np.arange(len(table))[::-1]
     colors = class_colors(max(int(table["true"].max()) + 1, 10) if len(table) else 10)
@@ -226,16 +211,13 @@ def plot_most_confused(table: pd.DataFrame, ax=None):
     ax.set_title("most confused pairs (true → predicted)", fontsize=10)
     ax.set_xlim(0, (table["count"].max() if len(table) else 1) * 1.35)
     ax.grid(axis="x", alpha=0.3)
-    if created:
-        fig.tight_layout()
-    return ax.figure
+    return finish(fig, created)
 
 
 def plot_report(report: pd.DataFrame, ax=None):
     """Per-class precision, recall and F1 (``Interpretation.report``) as dots, zoomed to their range."""
-    created = ax is None
-    if created:
-        fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, grid, created = panels(ax, figsize=(7, 3.2))
+    ax = grid[0, 0]
     rows = report.drop(index=[i for i in ("accuracy", "macro avg", "weighted avg") if i in report.index])
     x = np.arange(len(rows))
     for k, (col, m) in enumerate((("precision", "o"), ("recall", "s"), ("f1", "^"))):
@@ -248,13 +230,11 @@ def plot_report(report: pd.DataFrame, ax=None):
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     ax.set_title("per-class precision, recall and F1 (scikit-learn)", fontsize=10)
-    if created:
-        fig.tight_layout()
-    return ax.figure
+    return finish(fig, created)
 
 
 def plot_attributions(images, maps: Mapping[str, np.ndarray], row_titles: Sequence[str] | None = None,
-                      title: str | None = None, fig=None):
+                      title: str | None = None, ax=None):
     """One row per image: the digit, then one signed map per method (red raises the target's score).
 
     Parameters
@@ -265,7 +245,7 @@ def plot_attributions(images, maps: Mapping[str, np.ndarray], row_titles: Sequen
     row_titles : sequence of str, optional
         Title of each row's digit.
     title : str, optional
-    fig : Figure, optional
+    ax : Axes (one per panel), Figure or SubFigure, optional
 
     Returns
     -------
@@ -274,7 +254,7 @@ def plot_attributions(images, maps: Mapping[str, np.ndarray], row_titles: Sequen
     imgs = _as_array(images)
     names = list(maps)
     n = len(imgs)
-    fig, axes, created = _grid(fig, max(n, 1), len(names) + 1, (1.55, 1.6))
+    fig, axes, created = panels(ax, max(n, 1), len(names) + 1, figsize=((len(names) + 1) * 1.55, max(n, 1) * 1.6))
     for i in range(n):
         ax = axes[i, 0]
         ax.imshow(imgs[i], cmap="gray_r", vmin=0, vmax=1)
@@ -287,13 +267,11 @@ def plot_attributions(images, maps: Mapping[str, np.ndarray], row_titles: Sequen
                 axes[i, j + 1].set_title(name, fontsize=9)
     fig.suptitle(title or "attributions (red: raises the score, blue: lowers it; each map on its own symmetric "
                           "scale; outline: the digit)", fontsize=10)
-    if created:
-        fig.tight_layout()
-    return fig
+    return finish(fig, created)
 
 
 def plot_class_maps(maps, classes: Sequence[str], mean_images=None, titles: Sequence[str] | None = None,
-                    title: str | None = None, ncols: int = 5, shared: bool = True, fig=None):
+                    title: str | None = None, ncols: int = 5, shared: bool = True, ax=None):
     """One signed map per class (e.g. the per-class average attribution), on a symmetric scale.
 
     Parameters
@@ -309,7 +287,7 @@ def plot_class_maps(maps, classes: Sequence[str], mean_images=None, titles: Sequ
     shared : bool
         One colour scale for all panels (with a colour bar); otherwise each panel is scaled to
         its own largest absolute value (for maps of different methods).
-    fig : Figure, optional
+    ax : Axes (one per panel), Figure or SubFigure, optional
 
     Returns
     -------
@@ -319,22 +297,25 @@ def plot_class_maps(maps, classes: Sequence[str], mean_images=None, titles: Sequ
     k = len(maps)
     ncols = min(ncols, k)
     nrows = math.ceil(k / ncols)
-    fig, axes, created = _grid(fig, nrows, ncols, (1.9, 2.0))
+    fig, axes, created = panels(ax, nrows, ncols, figsize=(ncols * 1.9, nrows * 2.0), count=k)
     vmax = _sym(maps)
     im = None
-    for i, ax in enumerate(axes.flat):
-        _off(ax)
+    for i, a in enumerate(axes.flat):
+        _off(a)
         if i < k:
-            im = _show_map(ax, maps[i], None if mean_images is None else _as_array(mean_images)[i],
+            im = _show_map(a, maps[i], None if mean_images is None else _as_array(mean_images)[i],
                            vmax if shared else None)
-            ax.set_title(titles[i] if titles is not None else str(classes[i]), fontsize=9)
+            a.set_title(titles[i] if titles is not None else str(classes[i]), fontsize=9)
     if im is not None and shared:
-        fig.colorbar(im, ax=list(axes.flat), fraction=0.025, pad=0.02, label="attribution (shared scale)")
+        if ax is None or isinstance(ax, FigureBase):  # panels of its own: the bar takes its room beside them
+            fig.colorbar(im, ax=list(axes.flat), fraction=0.025, pad=0.02, label="attribution (shared scale)")
+        else:  # the caller's axes keep their size and place: the bar is inset beside the last panel
+            fig.colorbar(im, cax=axes.flat[k - 1].inset_axes([1.05, 0.0, 0.06, 1.0]), label="attribution (shared scale)")
     if title:
         fig.suptitle(title, fontsize=10)
     if created:
         fig.set_layout_engine("constrained")
-    return fig
+    return fig.get_figure(root=True)
 
 
 def plot_randomization(check, ax=None):
@@ -350,14 +331,13 @@ def plot_randomization(check, ax=None):
     -------
     Figure
     """
-    created = ax is None
-    if created:
-        fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    fig, grid, created = panels(ax, figsize=(7.5, 3.6))
+    ax = grid[0, 0]
     t = check.table
     x = t["step"].to_numpy()
-    ax.fill_between(x, t["ci_low"], t["ci_high"], alpha=0.25, color="C0", label="95% CI over images")
-    ax.plot(x, t["rank_corr_abs"], "o-", color="C0", label="|map| (Spearman)")
-    ax.plot(x, t["rank_corr_signed"], "s--", color="C3", ms=4, label="signed map (Spearman)")
+    ax.fill_between(x, t["ci_low"], t["ci_high"], alpha=0.25, color=PALETTE[0], label="95% CI over images")
+    ax.plot(x, t["rank_corr_abs"], "o-", color=PALETTE[0], label="|map| (Spearman)")
+    ax.plot(x, t["rank_corr_signed"], "s--", color=PALETTE[3], ms=4, label="signed map (Spearman)")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xticks(x, [str(v) for v in t["layer"]], rotation=60, ha="right", fontsize=7)
     ax.set_xlabel("last layer randomised (cascading from the output)")
@@ -366,16 +346,14 @@ def plot_randomization(check, ax=None):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title("sanity check (Adebayo et al. 2018): maps must change when the weights do", fontsize=10)
-    if created:
-        fig.tight_layout()
-    return ax.figure
+    return finish(fig, created)
 
 
-def plot_randomization_maps(images, check, n: int = 4, fig=None):
+def plot_randomization_maps(images, check, n: int = 4, ax=None):
     """Digits, their trained-model maps and their fully-randomised-model maps, side by side."""
     imgs = _as_array(images)[:n]
     n = len(imgs)
-    fig, axes, created = _grid(fig, 3, max(n, 1), (1.6, 1.65))
+    fig, axes, created = panels(ax, 3, max(n, 1), figsize=(max(n, 1) * 1.6, 3 * 1.65))
     for i in range(n):
         axes[0, i].imshow(imgs[i], cmap="gray_r", vmin=0, vmax=1)
         _off(axes[0, i])
@@ -384,12 +362,10 @@ def plot_randomization_maps(images, check, n: int = 4, fig=None):
     for r, lab in enumerate(("digit", "trained", "randomised")):
         axes[r, 0].set_ylabel(lab, fontsize=9)
     fig.suptitle("maps of the trained and of the fully randomised network", fontsize=10)
-    if created:
-        fig.tight_layout()
-    return fig
+    return finish(fig, created)
 
 
-def plot_feature_maps(maps: Mapping[str, np.ndarray], image=None, max_channels: int = 16, fig=None):
+def plot_feature_maps(maps: Mapping[str, np.ndarray], image=None, max_channels: int = 16, ax=None):
     """Feature maps of every conv layer for one digit: one row per layer, the most active channels.
 
     Parameters
@@ -401,7 +377,7 @@ def plot_feature_maps(maps: Mapping[str, np.ndarray], image=None, max_channels: 
         The input, shown in the first column.
     max_channels : int
         Channels per layer, the ones with the largest mean activation.
-    fig : Figure, optional
+    ax : Axes (one per panel), Figure or SubFigure, optional
 
     Returns
     -------
@@ -409,7 +385,7 @@ def plot_feature_maps(maps: Mapping[str, np.ndarray], image=None, max_channels: 
     """
     names = list(maps)
     ncols = min(max_channels, max(m.shape[0] for m in maps.values())) + 1
-    fig, axes, created = _grid(fig, len(names), ncols, (0.85, 1.05))
+    fig, axes, created = panels(ax, len(names), ncols, figsize=(ncols * 0.85, len(names) * 1.05))
     for r, name in enumerate(names):
         m = maps[name]
         order = np.argsort(-m.mean((1, 2)), kind="stable")[:ncols - 1]
@@ -430,18 +406,16 @@ def plot_feature_maps(maps: Mapping[str, np.ndarray], image=None, max_channels: 
                 ax.imshow(m[ch], cmap="magma")
                 ax.set_title(f"ch {ch}", fontsize=6, pad=1.5)
     fig.suptitle("feature maps of every conv layer (after its activation), most active channels first", fontsize=10)
-    if created:
-        fig.tight_layout(h_pad=0.6, w_pad=0.2)
-    return fig
+    return finish(fig, created, h_pad=0.6, w_pad=0.2)
 
 
-def plot_filters(filters, ncols: int = 8, fig=None):
+def plot_filters(filters, ncols: int = 8, ax=None):
     """First-layer convolution kernels on a diverging scale (red: positive weight)."""
     filters = np.asarray(filters)
     k = len(filters)
     ncols = min(ncols, k)
     nrows = math.ceil(k / ncols)
-    fig, axes, created = _grid(fig, nrows, ncols, (0.9, 0.95))
+    fig, axes, created = panels(ax, nrows, ncols, figsize=(ncols * 0.9, nrows * 0.95), count=k)
     vmax = _sym(filters)
     for i, ax in enumerate(axes.flat):
         _off(ax)
@@ -450,9 +424,7 @@ def plot_filters(filters, ncols: int = 8, fig=None):
             ax.set_title(str(i), fontsize=7, pad=1)
     fig.suptitle(f"first-layer filters ({filters.shape[1]}×{filters.shape[2]}; red positive, blue negative, "
                  "shared scale)", fontsize=10)
-    if created:
-        fig.tight_layout()
-    return fig
+    return finish(fig, created)
 
 
 def plot_channel_class_means(df: pd.DataFrame, ax=None):
@@ -470,9 +442,8 @@ def plot_channel_class_means(df: pd.DataFrame, ax=None):
     -------
     Figure
     """
-    created = ax is None
-    if created:
-        fig, ax = plt.subplots(figsize=(min(2 + 0.16 * df.shape[1], 14), 3.8))
+    fig, grid, created = panels(ax, figsize=(min(2 + 0.16 * df.shape[1], 14), 3.8))
+    ax = grid[0, 0]
     a = df.to_numpy()
     scaled = a / np.where(np.abs(a).max(0) > 0, np.abs(a).max(0), 1)
     order = np.lexsort((-scaled.max(0), scaled.argmax(0)))
@@ -483,12 +454,10 @@ def plot_channel_class_means(df: pd.DataFrame, ax=None):
     ax.set_ylabel("true class")
     ax.figure.colorbar(im, cax=ax.inset_axes([1.01, 0.0, 0.02, 1.0]), label="mean activation / channel max")
     ax.set_title(f"mean activation of each channel of {df.attrs.get('layer', 'the layer')} per class", fontsize=10)
-    if created:
-        fig.tight_layout()
-    return ax.figure
+    return finish(fig, created)
 
 
-def plot_top_activating(table: pd.DataFrame, images, classes: Sequence[str] | None = None, fig=None):
+def plot_top_activating(table: pd.DataFrame, images, classes: Sequence[str] | None = None, ax=None):
     """For each channel (a row), the images that activate it most.
 
     Parameters
@@ -498,7 +467,7 @@ def plot_top_activating(table: pd.DataFrame, images, classes: Sequence[str] | No
     images : array (len(table), 28, 28)
         The images of the table's rows, in order.
     classes : sequence of str, optional
-    fig : Figure, optional
+    ax : Axes (one per panel), Figure or SubFigure, optional
 
     Returns
     -------
@@ -507,7 +476,7 @@ def plot_top_activating(table: pd.DataFrame, images, classes: Sequence[str] | No
     imgs = _as_array(images)
     channels = list(dict.fromkeys(table["channel"]))
     k = int(table["rank"].max()) + 1 if len(table) else 1
-    fig, axes, created = _grid(fig, max(len(channels), 1), k, (0.95, 1.05))
+    fig, axes, created = panels(ax, max(len(channels), 1), k, figsize=(k * 0.95, max(len(channels), 1) * 1.05))
     for r, ch in enumerate(channels):
         rows = np.flatnonzero(table["channel"].to_numpy() == ch)
         for j in range(k):
@@ -521,17 +490,15 @@ def plot_top_activating(table: pd.DataFrame, images, classes: Sequence[str] | No
         axes[r, 0].set_ylabel(f"ch {ch}", fontsize=8)
     fig.suptitle(f"images that activate channels of {table.attrs.get('layer', 'the layer')} most "
                  "(title: label and mean activation)", fontsize=10)
-    if created:
-        fig.tight_layout(h_pad=0.3)
-    return fig
+    return finish(fig, created, h_pad=0.3)
 
 
-def plot_class_maximization(images, table: pd.DataFrame, classes: Sequence[str], ncols: int = 5, fig=None):
+def plot_class_maximization(images, table: pd.DataFrame, classes: Sequence[str], ncols: int = 5, ax=None):
     """The input each class's score likes best (class activation maximisation), titled with its probability."""
     imgs = np.asarray(images)
     k = len(imgs)
     ncols = min(ncols, k)
-    fig, axes, created = _grid(fig, math.ceil(k / ncols), ncols, (1.7, 1.85))
+    fig, axes, created = panels(ax, math.ceil(k / ncols), ncols, figsize=(ncols * 1.7, math.ceil(k / ncols) * 1.85), count=k)
     for i, ax in enumerate(axes.flat):
         _off(ax)
         if i < k:
@@ -540,12 +507,10 @@ def plot_class_maximization(images, table: pd.DataFrame, classes: Sequence[str],
             ax.set_title(f"{classes[int(r['class'])]}: p = {r['prob']:.2f}", fontsize=9)
     fig.suptitle("what each class looks like to the network (gradient ascent on the input, smoothness penalty)",
                  fontsize=10)
-    if created:
-        fig.tight_layout()
-    return fig
+    return finish(fig, created)
 
 
-def plot_reliability(cal, axes=None):
+def plot_reliability(cal, ax=None):
     """Reliability diagram before and after temperature scaling, and the confidence histogram.
 
     Left: one point per bin of ``cal.diagram`` (equal-width confidence bins, neighbours pooled
@@ -559,17 +524,15 @@ def plot_reliability(cal, axes=None):
     ----------
     cal : Calibration
         ``studies.interpret.calibrate``.
-    axes : pair of Axes, optional
+    ax : pair of Axes, Figure or SubFigure, optional
         (diagram, histogram).
 
     Returns
     -------
     Figure
     """
-    created = axes is None
-    if created:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 5.2), gridspec_kw={"width_ratios": [1.2, 1]})
-    ax, hx = axes
+    fig, grid, created = panels(ax, 1, 2, figsize=(11, 5.2), gridspec_kw={"width_ratios": [1.2, 1]})
+    ax, hx = grid.flat
     d = cal.diagram
     nmax = max(1.0, float(d["count"].max())) if len(d) else 1.0
 
@@ -608,13 +571,11 @@ def plot_reliability(cal, axes=None):
     hx.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
     hx.grid(alpha=0.3)
     hx.set_title(f"images per confidence bin ({len(cal.before)} equal bins, those of the ECE)", fontsize=10)
-    if created:
-        fig.tight_layout()
-    return axes[0].figure
+    return finish(fig, created)
 
 
 def plot_label_issues(issues: pd.DataFrame, images, classes: Sequence[str], ncols: int = 8, title: str | None = None,
-                      fig=None):
+                      ax=None):
     """The top suspected label errors: each digit titled with its given label and the predicted one.
 
     Parameters
@@ -627,7 +588,7 @@ def plot_label_issues(issues: pd.DataFrame, images, classes: Sequence[str], ncol
     classes : sequence of str
     ncols : int
     title : str, optional
-    fig : Figure, optional
+    ax : Axes (one per panel), Figure or SubFigure, optional
 
     Returns
     -------
@@ -640,17 +601,17 @@ def plot_label_issues(issues: pd.DataFrame, images, classes: Sequence[str], ncol
     titles = [f"given {classes[g]}\npred {classes[p]} {q:.2f}"
               for g, p, q in zip(issues["given"], issues["predicted"], issues["p_predicted"])][:len(imgs)]
     return plot_digits(imgs, titles, ncols=ncols, title=title or "suspected label errors (cleanlab), most severe first",
-                       fig=fig)
+                       ax=ax)
 
 
-def plot_robustness(df: pd.DataFrame, axes=None):
+def plot_robustness(df: pd.DataFrame, ax=None):
     """Accuracy against the perturbation level, one panel per perturbation, one line per model (95% CI band).
 
     Parameters
     ----------
     df : DataFrame
         ``studies.interpret.robustness``.
-    axes : sequence of Axes, optional
+    ax : sequence of Axes, Figure or SubFigure, optional
         One per perturbation.
 
     Returns
@@ -658,30 +619,26 @@ def plot_robustness(df: pd.DataFrame, axes=None):
     Figure
     """
     kinds = list(dict.fromkeys(df["perturbation"]))
-    created = axes is None
-    if created:
-        fig, axes = plt.subplots(1, len(kinds), figsize=(3.6 * len(kinds), 3.5), sharey=True, squeeze=False)
-        axes = axes[0]
+    fig, grid, created = panels(ax, 1, len(kinds), figsize=(3.6 * len(kinds), 3.5), sharey=True)
+    axes = grid[0]
     models = list(dict.fromkeys(df["model"]))
     colors = config_colors(models)
-    for ax, kind in zip(axes, kinds):
+    for a, kind in zip(axes, kinds):
         d = df[df["perturbation"] == kind]
         for m in models:
             s = d[d["model"] == m].sort_values("level")
-            ax.fill_between(s["level"], s["ci_low"] * 100, s["ci_high"] * 100, color=colors[m], alpha=0.2)
-            ax.plot(s["level"], s["acc"] * 100, "o-", color=colors[m], ms=3, label=m)
-        ax.set_xlabel(d["unit"].iloc[0])
-        ax.set_title(kind, fontsize=10)
-        ax.grid(alpha=0.3)
+            a.fill_between(s["level"], s["ci_low"] * 100, s["ci_high"] * 100, color=colors[m], alpha=0.2)
+            a.plot(s["level"], s["acc"] * 100, "o-", color=colors[m], ms=3, label=m)
+        a.set_xlabel(d["unit"].iloc[0])
+        a.set_title(kind, fontsize=10)
+        a.grid(alpha=0.3)
     axes[0].set_ylabel("test accuracy (%)")
     axes[-1].legend(fontsize=8, loc="lower left")
-    axes[0].figure.suptitle("robustness: accuracy on perturbed test digits (band: 95% Wilson interval)", fontsize=10)
-    if created:
-        fig.tight_layout()
-    return axes[0].figure
+    fig.suptitle("robustness: accuracy on perturbed test digits (band: 95% Wilson interval)", fontsize=10)
+    return finish(fig, created)
 
 
-def plot_cell(interp, true: int, predicted: int, maps=None, max_digits: int = 8, fig=None):
+def plot_cell(interp, true: int, predicted: int, maps=None, max_digits: int = 8, ax=None):
     """The digits of one confusion cell with their probabilities, and their attribution maps below.
 
     Parameters
@@ -693,7 +650,7 @@ def plot_cell(interp, true: int, predicted: int, maps=None, max_digits: int = 8,
     maps : array (K, 28, 28), optional
         Attribution maps of the shown digits (same order as ``interp.cell``), drawn in a second row.
     max_digits : int
-    fig : Figure, optional
+    ax : Axes (one per panel), Figure or SubFigure, optional
 
     Returns
     -------
@@ -701,7 +658,7 @@ def plot_cell(interp, true: int, predicted: int, maps=None, max_digits: int = 8,
     """
     idx = interp.cell(true, predicted)[:max_digits]
     nrows = 1 if maps is None else 2
-    fig, axes, created = _grid(fig, nrows, max(len(idx), 1), (1.45, 1.6))
+    fig, axes, created = panels(ax, nrows, max(len(idx), 1), figsize=(max(len(idx), 1) * 1.45, nrows * 1.6))
     preds = interp.predictions
     for j, ax in enumerate(axes[0]):
         _off(ax)
@@ -722,6 +679,4 @@ def plot_cell(interp, true: int, predicted: int, maps=None, max_digits: int = 8,
     if not len(idx):
         axes[0, 0].text(0.5, 0.5, "empty cell", ha="center", va="center", transform=axes[0, 0].transAxes)
     fig.suptitle(head + ("" if maps is None else "; below: saliency toward the predicted class"), fontsize=9)
-    if created:
-        fig.tight_layout()
-    return fig
+    return finish(fig, created)

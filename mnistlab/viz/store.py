@@ -12,8 +12,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .._util import figures_root, to_jsonable
-from ..training.checkpoint import atomic_write
+from .._util import atomic_write, figures_root, to_jsonable
 
 __all__ = ["DPI", "Figures", "figures_root", "figure_to_array"]
 

@@ -1,24 +1,28 @@
 """Plots of the transfer-learning study (notebook 08).
 
-Every function draws into ``ax``/``axes`` when given (and then leaves the caller's layout alone)
-or makes its own figure; each returns the figure. Strategies keep one colour in every figure
-(:func:`strategy_colors`), every seed is drawn, and means come with their 95% intervals.
+Every plot takes one canvas keyword, ``ax=None``: an Axes, an array of Axes for the plots of
+several panels, or a Figure / SubFigure to add its panels to (:func:`mnistlab.viz.common.panels`).
+It draws into the caller's canvas when given (and then leaves its layout alone) or makes its own
+figure; each returns the (top-level) figure. Strategies keep one colour in every figure
+(:func:`strategy_colors`), every seed is drawn, and means come with their 95% intervals. The
+learning curves of the strategies are drawn by the package's one learning-curve plotter,
+:func:`mnistlab.viz.experiments.plot_curves` (``group="strategy", colors=strategy_colors()``).
 """
 from __future__ import annotations
 
 from typing import Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from ..studies.transfer import (FINE_TUNE, FROZEN, LINEAR_PROBE, SCRATCH, ZERO_SHOT, FeatureMaps,
                                 summarize_transfer)
+from .common import finish, panels
 from .embed import plot_scatter
 from .style import config_colors
 
 __all__ = ["strategy_colors", "plot_accuracy_vs_labels", "plot_transfer_overview", "plot_gains",
-           "plot_learning_curves", "plot_feature_maps", "plot_digit_conversion"]
+           "plot_feature_maps", "plot_digit_conversion"]
 
 _ORDER = (FINE_TUNE, FROZEN, LINEAR_PROBE, SCRATCH, ZERO_SHOT)
 _MARKERS = {FINE_TUNE: "o", FROZEN: "s", LINEAR_PROBE: "D", SCRATCH: "^", ZERO_SHOT: ""}
@@ -77,7 +81,8 @@ def plot_accuracy_vs_labels(runs: pd.DataFrame, task: str | None = None, metric:
         Default: the task's name.
     legend : bool
         Legend to the right of the axes.
-    ax : matplotlib Axes, optional
+    ax : Axes, Figure or SubFigure, optional
+        Where to draw (:func:`mnistlab.viz.common.panels`); default a new figure.
 
     Returns
     -------
@@ -86,9 +91,8 @@ def plot_accuracy_vs_labels(runs: pd.DataFrame, task: str | None = None, metric:
     runs = _one_task(runs, task, "plot_accuracy_vs_labels")
     summary = summarize_transfer(runs, metric=metric)
     colors = strategy_colors()
-    own = ax is None
-    if own:
-        fig, ax = plt.subplots(figsize=(7.5, 4.4))
+    fig, grid, created = panels(ax, figsize=(7.5, 4.4))
+    ax = grid[0, 0]
     trained = [s for s in _strategies(runs["strategy"]) if s != ZERO_SHOT]
     jitter = _jitter(trained)
     for strategy in trained:
@@ -114,13 +118,11 @@ def plot_accuracy_vs_labels(runs: pd.DataFrame, task: str | None = None, metric:
     ax.set_title(title if title is not None else str(runs["task"].iloc[0]))
     if legend:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
-    if own:
-        fig.tight_layout()
-    return ax.figure
+    return finish(fig, created)
 
 
 def plot_transfer_overview(runs: pd.DataFrame, tasks: Sequence[str] | None = None, metric: str = "test_acc",
-                           ncols: int = 2, axes=None):
+                           ncols: int = 2, title: str | None = None, ax=None):
     """:func:`plot_accuracy_vs_labels` for several tasks side by side, one shared legend.
 
     Parameters
@@ -131,8 +133,12 @@ def plot_transfer_overview(runs: pd.DataFrame, tasks: Sequence[str] | None = Non
         Panels in this order (default: every task in order of appearance).
     metric : str
     ncols : int
-    axes : sequence of matplotlib Axes, optional
-        One per task; the legend then goes to the right of the last one.
+        Columns of the grid of panels (a new figure, a Figure or a SubFigure).
+    title : str, optional
+        Suptitle of a new figure.
+    ax : sequence of Axes, Figure or SubFigure, optional
+        At least one Axes per task (unused ones are switched off; the legend then goes to the
+        right of the last panel), or a (sub)figure to add the grid to.
 
     Returns
     -------
@@ -141,27 +147,19 @@ def plot_transfer_overview(runs: pd.DataFrame, tasks: Sequence[str] | None = Non
     tasks = list(tasks) if tasks is not None else list(dict.fromkeys(runs["task"]))
     if not tasks:
         raise ValueError("plot_transfer_overview needs at least one task.")
-    own = axes is None
-    if own:
-        nrows = int(np.ceil(len(tasks) / ncols))
-        fig, grid = plt.subplots(nrows, ncols, figsize=(6.0 * ncols, 4.0 * nrows + 0.6), squeeze=False)
-        axes = list(grid.flat)
-        for extra in axes[len(tasks):]:
-            extra.set_visible(False)
-    axes = list(axes)
-    if len(axes) < len(tasks):
-        raise ValueError(f"{len(tasks)} tasks need {len(tasks)} axes, got {len(axes)}.")
-    for i, (task, ax) in enumerate(zip(tasks, axes)):
-        plot_accuracy_vs_labels(runs, task=task, metric=metric, legend=not own and i == len(tasks) - 1, ax=ax)
-    fig = axes[0].figure
-    if own:
-        handles, labels = {}, {}
-        for ax in axes[:len(tasks)]:
-            for h, lab in zip(*ax.get_legend_handles_labels()):
-                handles.setdefault(lab, h)
-        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles), frameon=False)
-        fig.tight_layout(rect=(0, 0.06, 1, 1))
-    return fig
+    nrows = int(np.ceil(len(tasks) / ncols))
+    fig, grid, created = panels(ax, nrows, ncols, figsize=(6.0 * ncols, 4.0 * nrows + 0.6), count=len(tasks))
+    axs = list(grid.flat)[:len(tasks)]
+    for i, (task, a) in enumerate(zip(tasks, axs)):
+        plot_accuracy_vs_labels(runs, task=task, metric=metric, legend=not created and i == len(tasks) - 1, ax=a)
+    if not created:
+        return finish(fig, created)
+    handles = {}
+    for a in axs:
+        for h, lab in zip(*a.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles), frameon=False)
+    return finish(fig, created, title, rect=(0, 0.06, 1, 1))
 
 
 def plot_gains(gains: pd.DataFrame, task: str | None = None, title: str | None = None, legend: bool = True,
@@ -175,7 +173,8 @@ def plot_gains(gains: pd.DataFrame, task: str | None = None, title: str | None =
     task : str, optional
     title : str, optional
     legend : bool
-    ax : matplotlib Axes, optional
+    ax : Axes, Figure or SubFigure, optional
+        Where to draw (:func:`mnistlab.viz.common.panels`); default a new figure.
 
     Returns
     -------
@@ -183,9 +182,8 @@ def plot_gains(gains: pd.DataFrame, task: str | None = None, title: str | None =
     """
     gains = _one_task(gains, task, "plot_gains")
     colors = strategy_colors()
-    own = ax is None
-    if own:
-        fig, ax = plt.subplots(figsize=(7.5, 4.0))
+    fig, grid, created = panels(ax, figsize=(7.5, 4.0))
+    ax = grid[0, 0]
     strategies = _strategies(gains["strategy"])
     jitter = _jitter(strategies)
     for strategy in strategies:
@@ -204,75 +202,10 @@ def plot_gains(gains: pd.DataFrame, task: str | None = None, title: str | None =
     ax.set_title(title if title is not None else f"{gains['task'].iloc[0]}: gain over {baseline} (95% CI)")
     if legend:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
-    if own:
-        fig.tight_layout()
-    return ax.figure
+    return finish(fig, created)
 
 
-def plot_learning_curves(curves: pd.DataFrame, metrics: Sequence[str] = ("train_loss", "val_acc"),
-                         title: str | None = None, axes=None):
-    """Training curves per strategy (frozen vs fine-tuned vs scratch): every seed thin, the mean thick.
-
-    Parameters
-    ----------
-    curves : pandas.DataFrame
-        From :func:`mnistlab.studies.transfer.learning_curves`.
-    metrics : sequence of str
-        One panel each, against the epoch (accuracies in %).
-    title : str, optional
-        Figure title (default: the task and labels per class).
-    axes : sequence of matplotlib Axes, optional
-        One per metric.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    metrics = list(metrics)
-    missing = [m for m in metrics if m not in curves.columns]
-    if missing:
-        raise ValueError(f"curves has no column(s) {missing}; it has {list(curves.columns)}.")
-    colors = strategy_colors()
-    own = axes is None
-    if own:
-        fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics) + 1.4, 3.8), squeeze=False)
-        axes = list(axes.flat)
-    axes = list(axes)
-    if len(axes) < len(metrics):
-        raise ValueError(f"{len(metrics)} metrics need {len(metrics)} axes, got {len(axes)}.")
-    for ax, metric in zip(axes, metrics):
-        scale = 100.0 if metric.endswith("acc") else 1.0
-        for strategy in _strategies(curves["strategy"]):
-            c = colors.get(strategy, "k")
-            g = curves[curves["strategy"] == strategy]
-            for _, run in g.groupby("seed"):
-                ax.plot(run["epoch"], scale * run[metric], color=c, lw=0.8, alpha=0.45)
-            mean = g.groupby("epoch")[metric].mean()
-            ax.plot(mean.index, scale * mean.to_numpy(), color=c, lw=2.2, label=strategy)
-        name = metric.replace("_", " ").replace("val", "validation").replace("acc", "accuracy")
-        ax.set_ylabel(name + (" (%)" if scale == 100 else ""))
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-        if metric.endswith("loss"):
-            ax.set_yscale("log")
-        else:  # zoom on the part of training where the strategies differ
-            late = curves[curves["epoch"] >= curves["epoch"].max() / 3][metric].dropna()
-            if len(late):
-                lo, hi = scale * late.min(), scale * late.max()
-                pad = max(hi - lo, 0.5) * 0.15
-                ax.set_ylim(lo - pad, min(scale, hi + pad))
-    axes[len(metrics) - 1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
-    fig = axes[0].figure
-    if own:
-        seeds = curves["seed"].nunique()
-        fig.suptitle(title if title is not None else
-                     f"{curves['task'].iloc[0]}, {curves['labels'].iloc[0]} labels per class: "
-                     f"{seeds} seeds (thin) and their mean (thick)")
-        fig.tight_layout()
-    return fig
-
-
-def plot_feature_maps(maps: FeatureMaps, title: str | None = None, axes=None):
+def plot_feature_maps(maps: FeatureMaps, title: str | None = None, ax=None):
     """t-SNE maps side by side (e.g. target features before and after fine-tuning), scores in the titles.
 
     Parameters
@@ -280,39 +213,29 @@ def plot_feature_maps(maps: FeatureMaps, title: str | None = None, axes=None):
     maps : FeatureMaps
         From :func:`mnistlab.studies.transfer.feature_tsne`.
     title : str, optional
-    axes : sequence of matplotlib Axes, optional
-        One per panel; the class legend goes beside the last.
+        Suptitle of a new figure.
+    ax : sequence of Axes, Figure or SubFigure, optional
+        One Axes per map, or a (sub)figure to add a row of them to; the class legend goes beside the last.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    panels = list(dict.fromkeys(maps.points["panel"]))
-    own = axes is None
-    if own:
-        fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 1.0, 4.6), squeeze=False)
-        axes = list(axes.flat)
-    axes = list(axes)
-    if len(axes) < len(panels):
-        raise ValueError(f"{len(panels)} panels need {len(panels)} axes, got {len(axes)}.")
+    names = list(dict.fromkeys(maps.points["panel"]))
+    fig, grid, created = panels(ax, 1, len(names), figsize=(4.6 * len(names) + 1.0, 4.6))
     scores = maps.scores.set_index("panel")
-    for i, (panel, ax) in enumerate(zip(panels, axes)):
-        p = maps.points[maps.points["panel"] == panel]
-        s = scores.loc[panel]
-        plot_scatter(p[["x", "y"]].to_numpy(), p["label"].to_numpy(), classes=maps.classes, ax=ax,
-                     legend=i == len(panels) - 1,
-                     title=f"{panel}\n10-NN in map {100 * s['knn_acc']:.1f}%, "
+    for i, (name, a) in enumerate(zip(names, grid.flat)):
+        p = maps.points[maps.points["panel"] == name]
+        s = scores.loc[name]
+        plot_scatter(p[["x", "y"]].to_numpy(), p["label"].to_numpy(), classes=maps.classes, ax=a,
+                     legend=i == len(names) - 1,
+                     title=f"{name}\n10-NN in map {100 * s['knn_acc']:.1f}%, "
                            f"linear probe {100 * s['probe_acc']:.1f}%")
-        ax.title.set_fontsize(10)
-    fig = axes[0].figure
-    if own:
-        if title:
-            fig.suptitle(title)
-        fig.tight_layout()
-    return fig
+        a.title.set_fontsize(10)
+    return finish(fig, created, title)
 
 
-def plot_digit_conversion(raw, converted, labels=None, n: int = 10, title: str | None = None, axes=None):
+def plot_digit_conversion(raw, converted, labels=None, n: int = 10, title: str | None = None, ax=None):
     """Original images above their MNIST-style conversions (e.g. scikit-learn's 8x8 digits above 28x28).
 
     Parameters
@@ -325,8 +248,10 @@ def plot_digit_conversion(raw, converted, labels=None, n: int = 10, title: str |
     n : int
         How many pairs to draw (the first ``n``).
     title : str, optional
-    axes : array of matplotlib Axes, optional
-        Shape (2, n) or a flat sequence of ``2 * n``: originals first, then conversions.
+        Suptitle of a new figure.
+    ax : array of Axes, Figure or SubFigure, optional
+        Shape (2, n) or a flat sequence of ``2 * n`` (originals first, then conversions), or a
+        (sub)figure to add that grid to.
 
     Returns
     -------
@@ -337,12 +262,8 @@ def plot_digit_conversion(raw, converted, labels=None, n: int = 10, title: str |
     n = int(min(n, len(raw), len(converted)))
     if n < 1:
         raise ValueError("plot_digit_conversion needs at least one image.")
-    own = axes is None
-    if own:
-        fig, axes = plt.subplots(2, n, figsize=(1.1 * n + 0.8, 2.7), squeeze=False)
-    flat = list(np.asarray(axes, dtype=object).flat)
-    if len(flat) < 2 * n:
-        raise ValueError(f"{n} pairs need {2 * n} axes, got {len(flat)}.")
+    fig, grid, created = panels(ax, 2, n, figsize=(1.1 * n + 0.8, 2.7))
+    flat = list(grid.flat)
     for i in range(n):
         top, bottom = flat[i], flat[n + i]
         top.imshow(raw[i], cmap="gray", interpolation="nearest")
@@ -352,9 +273,4 @@ def plot_digit_conversion(raw, converted, labels=None, n: int = 10, title: str |
             top.set_title(str(int(np.asarray(labels)[i])), fontsize=9)
     flat[0].set_ylabel(f"{raw.shape[1]}x{raw.shape[2]}", fontsize=9)
     flat[n].set_ylabel(f"{converted.shape[1]}x{converted.shape[2]}", fontsize=9)
-    fig = flat[0].figure
-    if own:
-        if title:
-            fig.suptitle(title)
-        fig.tight_layout()
-    return fig
+    return finish(fig, created, title)

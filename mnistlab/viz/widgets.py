@@ -174,7 +174,7 @@ class ConfusionExplorer(_Display):
 
             maps = attribute(self.model, self.interp.images_of(self.shown), predicted, self.method).maps
         fig = Figure(figsize=(1.45 * max(len(self.shown), 1), 1.6 * (1 if maps is None else 2)))
-        plot_cell(self.interp, true, predicted, maps, self.max_digits, fig=fig)
+        plot_cell(self.interp, true, predicted, maps, self.max_digits, ax=fig)
         fig.tight_layout()
         _show_png(self.image, figure_png(fig))
         names = self.interp.classes
@@ -294,7 +294,7 @@ class PredictionsBrowser(_Display):
             titles = [f"#{i} {names[int(r.true)]}→{names[int(r.predicted)]}\n{r.confidence:.2f}"
                       for i, r in zip(self.page_rows.index, self.page_rows.itertuples())]
             fig = Figure(figsize=(1.25 * 10, 1.45 * math.ceil(len(self.page_rows) / 10)))
-            plot_digits(self.interp.images_of(self.page_rows.index), titles, ncols=10, fig=fig)
+            plot_digits(self.interp.images_of(self.page_rows.index), titles, ncols=10, ax=fig)
             fig.tight_layout()
             _show_png(self.image, figure_png(fig))
         else:

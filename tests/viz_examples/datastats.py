@@ -24,11 +24,11 @@ def _typical():
 
 
 EXAMPLES = {
-    "plot_samples": lambda: ((_rng.random((4, 28, 28)), [0, 1, 2, 3]), {"classes": _CLASSES, "axes": 4}),
-    "plot_class_counts": lambda: ((_counts(),), {"axes": 2}),
-    "plot_class_means": lambda: ((_rng.random((10, 28, 28)), _CLASSES), {"axes": 10}),
-    "plot_pixel_std": lambda: ((_rng.random((28, 28)),), {"mean": _rng.random((28, 28)), "axes": 2}),
-    "plot_pixel_histograms": lambda: ((pd.DataFrame(_rng.random((8, 10)), columns=_CLASSES),), {"axes": 10}),
+    "plot_samples": lambda: ((_rng.random((4, 28, 28)), [0, 1, 2, 3]), {"classes": _CLASSES, "ax": 4}),
+    "plot_class_counts": lambda: ((_counts(),), {"ax": 2}),
+    "plot_class_means": lambda: ((_rng.random((10, 28, 28)), _CLASSES), {"ax": 10}),
+    "plot_pixel_std": lambda: ((_rng.random((28, 28)),), {"mean": _rng.random((28, 28)), "ax": 2}),
+    "plot_pixel_histograms": lambda: ((pd.DataFrame(_rng.random((8, 10)), columns=_CLASSES),), {"ax": 10}),
     "plot_mean_intensity": lambda: ((_ink(),), {}),
     "plot_typical_examples": lambda: ((_rng.integers(0, 255, (9, 28, 28)).astype(np.uint8), _typical()), {}),
 }

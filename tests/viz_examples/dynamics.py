@@ -15,7 +15,7 @@ def _run():
                        torch.arange(96, dtype=torch.int64) % 10, "mnist")
     model = ml.create_model("mlp", seed=0, hidden=(12, 8))
     rec, snaps = HistogramRecorder(every=1, bins=16), SnapshotRecorder(steps=[1, 3])
-    ml.fit(model, data, None, epochs=1, optimizer="sgd", lr=0.05, batch_size=16, progress=False, callbacks=[rec, snaps])
+    ml.fit(model, data, None, ml.TrainConfig(epochs=1, optimizer="sgd", lr=0.05, batch_size=16), progress=False, callbacks=[rec, snaps])
     return model, rec, snaps, data
 
 
@@ -55,23 +55,23 @@ def _line():
 
 
 EXAMPLES = {
-    "plot_histograms": lambda: ((_run()[1], "gradients"), {"axes": 3}),
-    "plot_key_frames": lambda: ((_run()[1], "updates"), {"n": 3}),
-    "plot_shape": lambda: ((_shape(),), {"axes": 2}),
+    "plot_histograms": lambda: ((_run()[1], "gradients"), {"ax": 3}),
+    "plot_key_frames": lambda: ((_run()[1], "updates"), {"n": 3, "ax": "figure"}),
+    "plot_shape": lambda: ((_shape(),), {"ax": 2}),
     "plot_gradient_flow": lambda: ((_flow(),), {}),
     "plot_gradient_heatmap": lambda: ((_flow(),), {}),
     "plot_layer_lines": lambda: ((_table("weights", "std"),), {"ylabel": "std"}),
     "plot_update_ratios": lambda: ((_table("updates", "ratio"),), {}),
-    "plot_diagnosis": lambda: (({"run a": _run()[1], "run b": _run()[1]},), {}),
+    "plot_diagnosis": lambda: (({"run a": _run()[1], "run b": _run()[1]},), {"ax": (4, 2)}),
     "plot_representation": lambda: ((_rep(),), {"index": 1}),
-    "plot_representation_key_frames": lambda: ((_rep(),), {"n": 3}),
+    "plot_representation_key_frames": lambda: ((_rep(),), {"n": 3, "ax": "figure"}),
     "plot_separation": lambda: ((_rep().table,), {}),
-    "plot_loss_line": lambda: ((_line(),), {"axes": 2}),
+    "plot_loss_line": lambda: ((_line(),), {"ax": 2}),
 }
 
 NOT_PLOTS = {
-    "histogram_gif_frames": "renders GIF frames: returns a list of RGB arrays (draws into fig= only to render them)",
-    "representation_gif_frames": "renders GIF frames: returns a list of RGB arrays (draws into fig= only to render them)",
+    "histogram_gif_frames": "renders GIF frames: returns a list of RGB arrays (draws into ax= only to render them)",
+    "representation_gif_frames": "renders GIF frames: returns a list of RGB arrays (draws into ax= only to render them)",
     "layer_colors": "returns the colours of the layers, draws nothing",
     "key_frame_indices": "returns frame indices, draws nothing",
     "data_span": "returns the span of the bins any frame uses, draws nothing",

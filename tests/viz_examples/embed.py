@@ -38,18 +38,18 @@ def _pca():
 
 EXAMPLES = {
     "plot_scatter": lambda: ((_Y, _y), {"classes": ["a", "b", "c"]}),
-    "plot_pairs": lambda: ((_Y, _y), {"axis_names": ["PC 1", "PC 2", "PC 3"], "axes": (3, 3)}),
+    "plot_pairs": lambda: ((_Y, _y), {"axis_names": ["PC 1", "PC 2", "PC 3"], "ax": (3, 3)}),
     "plot_explained_variance": lambda: ((_pca(),), {}),
     "plot_reconstructions": lambda: ((_rng.random((2, 784)), {2: _rng.random((2, 784)), 10: _rng.random((2, 784))}),
-                                     {"axes": (2, 3)}),
-    "plot_class_highlights": lambda: ((_Y, _y), {"scores": {"0": 0.9}, "axes": 3}),
-    "plot_axis_distributions": lambda: ((_Y[:, :2], _y), {"axes": 2}),
-    "plot_pair_distances": lambda: ((_pairs(),), {"scores": {"2-D": 0.8}, "axes": 2}),
-    "plot_knn_report": lambda: ((_report(),), {"axes": 2}),
-    "plot_backends": lambda: ((_backends(),), {"axes": 3}),
-    "plot_tsne_scaling": lambda: ((_scaling(),), {"axes": 2}),
+                                     {"ax": (2, 3)}),
+    "plot_class_highlights": lambda: ((_Y, _y), {"scores": {"0": 0.9}, "ax": 3}),
+    "plot_axis_distributions": lambda: ((_Y[:, :2], _y), {"ax": 2}),
+    "plot_pair_distances": lambda: ((_pairs(),), {"scores": {"2-D": 0.8}, "ax": 2}),
+    "plot_knn_report": lambda: ((_report(),), {"ax": 2}),
+    "plot_backends": lambda: ((_backends(),), {"ax": 3}),
+    "plot_tsne_scaling": lambda: ((_scaling(),), {"ax": 2}),
     "plot_representations": lambda: (({"pixels": _Y[:, :2], "features": _Y[:, 1:]}, _y),
-                                     {"scores": {"pixels": {"silhouette": 0.1, "knn_acc": 0.9}}, "axes": 2}),
+                                     {"scores": {"pixels": {"silhouette": 0.1, "knn_acc": 0.9}}, "ax": 2}),
 }
 
 NOT_PLOTS = {

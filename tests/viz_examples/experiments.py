@@ -1,6 +1,6 @@
 """Small synthetic inputs for every public function of mnistlab.viz.experiments (read by tests/test_viz_contract.py).
 
-``EXAMPLES[name]()`` returns ``(args, kwargs)``; the contract test adds the caller's ``ax``/``axes``/``fig``.
+``EXAMPLES[name]()`` returns ``(args, kwargs)``; the contract test adds the caller's ``ax``.
 """
 import numpy as np
 import pandas as pd
@@ -60,11 +60,11 @@ def _augment(x, generator=None):
 EXAMPLES = {
     "plot_seeds": lambda: ((_runs(),), {"published": {"a": 0.93}, "lines": {"target": 0.94}}),
     "plot_differences": lambda: ((_comparisons(),), {}),
-    "plot_curves": lambda: ((_runs(),), {"metrics": ("train_loss", "val_acc"), "zoom": True, "axes": 3}),
-    "plot_early_stopping": lambda: ((_early_stopping(),), {"full": "full", "stopped": "stop", "axes": 2}),
-    "plot_lr_sweep": lambda: ((_sweep(),), {"chosen": {"sgd": 0.1, "adam": 1e-3}, "defaults": {"sgd": 0.01}, "axes": 2}),
+    "plot_curves": lambda: ((_runs(),), {"metrics": ("train_loss", "val_acc"), "zoom": True, "ax": 3}),
+    "plot_early_stopping": lambda: ((_early_stopping(),), {"full": "full", "stopped": "stop", "ax": 2}),
+    "plot_lr_sweep": lambda: ((_sweep(),), {"chosen": {"sgd": 0.1, "adam": 1e-3}, "defaults": {"sgd": 0.01}, "ax": 2}),
     "plot_scaling": lambda: ((_runs(("a", "b", "c", "d"), model=["x", "x", "y", "y"],
                                     train_limit=[100, 1000, 100, 1000]),), {"x": "train_limit", "group": "model"}),
-    "plot_predictions": lambda: (_digits(), {"truth": [1, 1, 7]}),
-    "plot_augmentation": lambda: ((_digits()[0], _augment), {"versions": 2}),
+    "plot_predictions": lambda: (_digits(), {"truth": [1, 1, 7], "ax": (2, 3)}),
+    "plot_augmentation": lambda: ((_digits()[0], _augment), {"versions": 2, "ax": "figure"}),
 }

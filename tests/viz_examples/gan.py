@@ -36,11 +36,11 @@ def _neighbours():
 
 EXAMPLES = {
     "plot_samples": lambda: ((_images()[:20],), {"nrow": 5, "title": "t"}),
-    "plot_training_curves": lambda: ((_history(),), {"window": 5, "axes": 2}),
+    "plot_training_curves": lambda: ((_history(),), {"window": 5, "ax": 2}),
     "plot_interpolation": lambda: ((_images()[:8],), {}),
     "plot_class_grid": lambda: ((_images()[:20],), {"classes": list("ab")}),
     "plot_class_shares": lambda: ((np.full(10, 0.1),), {}),
-    "plot_quality_over_training": lambda: ((_quality(),), {"floor": 0.1, "axes": 3}),
+    "plot_quality_over_training": lambda: ((_quality(),), {"floor": 0.1, "ax": 3}),
     "plot_nearest_neighbours": lambda: ((_neighbours()[0], _neighbours()[1], _neighbours()[2]),
                                         {"source": "dcgan", "n": 4}),
     "plot_distance_distributions": lambda: ((_neighbours()[2],), {}),

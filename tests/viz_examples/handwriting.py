@@ -23,7 +23,7 @@ def _table():
 
 
 EXAMPLES = {
-    "plot_steps": lambda: ((_page(), _found()), {"axes": 7}),
-    "plot_readings": lambda: (([_page()] * 3, ["1", "1", "7"], [True, True, False]), {"axes": 3}),
-    "plot_accuracy_by": lambda: ((_table(),), {"axes": 2}),
+    "plot_steps": lambda: ((_page(), _found()), {"ax": 7}),
+    "plot_readings": lambda: (([_page()] * 3, ["1", "1", "7"], [True, True, False]), {"ax": 3}),
+    "plot_accuracy_by": lambda: ((_table(),), {"ax": 2}),
 }

@@ -30,18 +30,6 @@ def _gains():
     return transfer_gains(_runs())
 
 
-def _curves():
-    rows = []
-    for strategy in ("frozen", "fine-tune", "scratch"):
-        for seed in range(2):
-            for epoch in range(1, 5):
-                rows.append({"task": "a → b", "strategy": strategy, "labels": "100", "seed": seed, "epoch": epoch,
-                             "step": 10 * epoch, "train_loss": 1.0 / epoch + 0.01 * seed,
-                             "train_acc": 0.9, "val_loss": 0.5, "val_acc": 0.8 + 0.02 * epoch - 0.01 * seed,
-                             "elapsed": float(epoch)})
-    return pd.DataFrame(rows)
-
-
 def _maps():
     labels = np.repeat(np.arange(3), 10)
     points = pd.concat([pd.DataFrame({"panel": p, "x": _rng.normal(size=30) + labels, "y": _rng.normal(size=30),
@@ -53,12 +41,11 @@ def _maps():
 EXAMPLES = {
     "plot_accuracy_vs_labels": lambda: ((_runs(),), {}),
     "plot_transfer_overview": lambda: ((pd.concat([_runs("a → b"), _runs("b → a")], ignore_index=True),),
-                                       {"axes": 2}),
+                                       {"ax": 2}),
     "plot_gains": lambda: ((_gains(),), {}),
-    "plot_learning_curves": lambda: ((_curves(),), {"axes": 2}),
-    "plot_feature_maps": lambda: ((_maps(),), {"axes": 2}),
+    "plot_feature_maps": lambda: ((_maps(),), {"ax": 2}),
     "plot_digit_conversion": lambda: ((_rng.integers(0, 16, (4, 8, 8)), _rng.integers(0, 255, (4, 28, 28)),
-                                       [0, 1, 2, 3]), {"n": 4, "axes": (2, 4)}),
+                                       [0, 1, 2, 3]), {"n": 4, "ax": (2, 4)}),
 }
 
 NOT_PLOTS = {"strategy_colors": "returns the strategy palette, draws nothing"}

@@ -1,0 +1,77 @@
+"""Where a notebook run spends its time: per-cell seconds in the manifest, the table and the opening line."""
+import json
+
+from mnistlab import runner
+
+
+def _executed(tmp_path, durations):
+    cells = [{"cell_type": "markdown", "metadata": {}, "source": "# title"}]
+    for i, d in enumerate(durations):
+        meta = {"papermill": {"duration": d}} if d is not None else {}
+        cells.append({"cell_type": "code", "metadata": meta, "source": [f"# comment\n", f"step_{i}()\n"]})
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    return path
+
+
+def test_cell_seconds_reads_papermill_durations_and_skips_cells_that_did_not_run(tmp_path):
+    cells = runner.cell_seconds(_executed(tmp_path, [0.5, 12.25, None]))
+    assert cells == [{"cell": 1, "seconds": 0.5, "code": "step_0()"}, {"cell": 2, "seconds": 12.25, "code": "step_1()"}]
+
+
+def _manifest(**entries):
+    return {"notebooks": {name: {"seconds": s, "parameters": {"QUICK": q}, "commit": "abcdef0123456", "finished": f,
+                                 "machine": {"cpu": "Test CPU", "cores": 2, "gpu": None, "load_average": [1.5, 1, 1]},
+                                 "cells": [{"cell": 3, "seconds": s * 0.7, "code": "train()"},
+                                           {"cell": 5, "seconds": s * 0.2, "code": "plot()"}]}
+                          for name, (s, q, f) in entries.items()}}
+
+
+def test_run_times_lists_the_slowest_cells_first():
+    table = runner.run_times(_manifest(**{"01_a": (100.0, False, "2026-01-01T00:00:00"), "02_b": (10.0, True, "x")}),
+                             top=1)
+    assert list(table.index) == ["01_a", "02_b"]
+    assert table.loc["01_a", "seconds"] == 100.0 and table.loc["01_a", "commit"] == "abcdef012"
+    assert table.loc["01_a", "slowest"] == "cell 3 (70 s): train()"
+    assert bool(table.loc["02_b", "quick"]) and table.loc["01_a", "cores"] == 2
+
+
+def test_describe_run_time_reads_both_manifests_and_says_what_is_missing(tmp_path):
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "manifest.json").write_text(json.dumps(_manifest(**{"03_c": (1800.0, False, "2026-02-03T10:00:00")})))
+    line = runner.describe_run_time("03_c", root=tmp_path)
+    assert "full run: 30 min on 2 cores (2026-02-03, load average 1.5 at the end)" in line
+    assert "QUICK run: not on record here (make figures-quick)" in line
+    quick = tmp_path / "build" / "figures-quick"
+    quick.mkdir(parents=True)
+    (quick / "manifest.json").write_text(json.dumps(_manifest(**{"03_c": (42.0, True, "2026-02-03T11:00:00")})))
+    assert "QUICK run: 42 s on 2 cores" in runner.describe_run_time("03_c", root=tmp_path)
+    assert "full run: not on record here (make figures)" in runner.describe_run_time("04_d", root=tmp_path)
+
+
+def test_machine_names_the_cores():
+    m = runner.machine()
+    assert m["cores"] >= 1 and isinstance(m["cpu"], str) and m["cpu"]
+
+
+def test_run_times_markdown_has_a_row_per_notebook_and_the_total():
+    table = runner.run_times_markdown(_manifest(**{"01_a": (90.0, False, "2026-01-01T00:00:00"),
+                                                   "02_b": (1800.0, False, "2026-01-02T00:00:00")}),
+                                      quick_manifest=_manifest(**{"01_a": (12.0, True, "2026-01-03T00:00:00")}))
+    rows = table.splitlines()
+    assert len(rows) == 2 + 2 + 1
+    assert rows[2].startswith("| `01_a` | 90 s | 2026-01-01, `abcdef012` | 2 cores, Test CPU (load 1.5) | cell 3 (63 s)")
+    assert rows[2].endswith("| 12 s |") and rows[3].endswith("| not on record |")
+    assert rows[-1].startswith("| all | 31.5 min |")
+
+
+def test_write_run_times_replaces_only_what_stands_between_the_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{runner.RUN_TIMES_START}\nold table\n{runner.RUN_TIMES_END}\nafter\n")
+    assert runner.write_run_times(readme, _manifest(**{"01_a": (90.0, False, "2026-01-01")}), quick_manifest={})
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith(f"{runner.RUN_TIMES_END}\nafter\n")
+    assert "old table" not in text and "| `01_a` | 90 s |" in text
+    readme.write_text("no markers here\n")
+    assert not runner.write_run_times(readme, _manifest(**{"01_a": (90.0, False, "x")}))
+    assert readme.read_text() == "no markers here\n"
