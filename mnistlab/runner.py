@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -165,13 +166,15 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess | None:
 def git_state(root) -> dict:
     """``{"commit": full hash or None, "clean": bool or None, "dirty": [paths]}`` of the checkout at ``root``.
 
-    ``clean`` is whether no tracked file differs from the commit (untracked files do not count); ``None``
+    ``clean`` is whether no tracked file differs from the commit (untracked files, and the gallery
+    ``figures/`` that the main job itself writes, do not count); ``None``
     (and ``commit`` ``None``) outside a git checkout or without git.
     """
     head = _git(Path(root), "rev-parse", "HEAD")
     if head is None or head.returncode != 0 or not head.stdout.strip():
         return {"commit": None, "clean": None, "dirty": []}
-    status = _git(Path(root), "status", "--porcelain", "--untracked-files=no")
+    # the gallery is what the main job writes: its own earlier notebooks' figures do not make the tree dirty
+    status = _git(Path(root), "status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)figures")
     dirty = [line[3:] for line in status.stdout.splitlines() if line.strip()] if status and status.returncode == 0 else []
     clean = None if status is None or status.returncode != 0 else not dirty
     return {"commit": head.stdout.strip(), "clean": clean, "dirty": dirty}
@@ -510,6 +513,9 @@ def run_times_markdown(manifest=None, quick_manifest=None) -> str:
 def write_run_times(path, manifest=None, quick_manifest=None) -> bool:
     """Replace what stands between the run-times markers of ``path`` (the README) with :func:`run_times_markdown`.
 
+    Also replaces the text between each ``<!-- run-total:start -->`` and ``<!-- run-total:end -->``
+    with the summed full-run time ("3.6 hours", "52 minutes").
+
     Returns False (and changes nothing) when the file lacks the two markers in order.
     """
     path = Path(path)
@@ -519,6 +525,10 @@ def write_run_times(path, manifest=None, quick_manifest=None) -> bool:
         return False
     table = run_times_markdown(manifest, quick_manifest)
     new = text[:a + len(RUN_TIMES_START)] + "\n" + table + "\n" + text[b:]
+    # the total, where the text quotes it inline: <!-- run-total:start -->3.6 hours<!-- run-total:end -->
+    total = run_times(manifest)["seconds"].fillna(0).sum()
+    words = f"{total / 3600:.1f} hours" if total >= 5400 else f"{total / 60:.0f} minutes"
+    new = re.sub(r"(<!-- run-total:start -->).*?(<!-- run-total:end -->)", lambda m: m.group(1) + words + m.group(2), new)
     if new != text:
         from ._util import atomic_write
 

@@ -283,6 +283,24 @@ def test_the_main_job_refuses_a_dirty_tree_and_quick_mode(tmp_path, monkeypatch)
                     tmp_path / "figures"]
 
 
+def test_figures_written_by_the_main_job_do_not_make_the_tree_dirty(tmp_path):
+    """The main job writes figures/ notebook after notebook: 02's entry must not call the tree dirty
+    because 01's committed figures just changed; any other tracked file still does."""
+    import mnistlab.runner as runner
+
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    make_notebook(nbdir, "01_demo", "x = 1")
+    (tmp_path / "figures" / "01_demo").mkdir(parents=True)
+    (tmp_path / "figures" / "01_demo" / "a.csv").write_text("a\n1\n")
+    _git_repo(tmp_path)                                        # commits the notebook and its figures
+    (tmp_path / "figures" / "01_demo" / "a.csv").write_text("a\n2\n")
+    assert runner.git_state(nbdir)["clean"] is True           # asked from the notebooks folder, as the runner does
+    make_notebook(nbdir, "01_demo", "x = 2")
+    state = runner.git_state(nbdir)
+    assert state["clean"] is False and state["dirty"] == ["notebooks/01_demo.ipynb"]
+
+
 def test_git_state_outside_a_checkout(tmp_path):
     from mnistlab.runner import git_state
 

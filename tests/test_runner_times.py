@@ -75,3 +75,15 @@ def test_write_run_times_replaces_only_what_stands_between_the_markers(tmp_path)
     readme.write_text("no markers here\n")
     assert not runner.write_run_times(readme, _manifest(**{"01_a": (90.0, False, "x")}))
     assert readme.read_text() == "no markers here\n"
+
+
+def test_write_run_times_updates_the_inline_total(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"takes <!-- run-total:start -->old<!-- run-total:end --> in all\n"
+                      f"{runner.RUN_TIMES_START}\n{runner.RUN_TIMES_END}\n")
+    runner.write_run_times(readme, _manifest(**{"01_a": (1800.0, False, "x"), "02_b": (1200.0, False, "y")}),
+                           quick_manifest={})
+    assert "takes <!-- run-total:start -->50 minutes<!-- run-total:end --> in all" in readme.read_text()
+    runner.write_run_times(readme, _manifest(**{"01_a": (7200.0, False, "x"), "02_b": (5760.0, False, "y")}),
+                           quick_manifest={})
+    assert "<!-- run-total:start -->3.6 hours<!-- run-total:end -->" in readme.read_text()
