@@ -520,11 +520,16 @@ def _json_or_str(flag: str):
     return parse
 
 
-def _positive_int(text: str) -> int:
+def _number(text: str, kind, expected: str):
+    """``kind(text)`` (``int`` or ``float``), or the argparse error "{expected}, got {text!r}"."""
     try:
-        return int(text)
+        return kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"{expected}, got {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    return _number(text, int, "expected a whole number")
 
 
 def _seed(text: str) -> int:
@@ -535,21 +540,15 @@ def _seed(text: str) -> int:
 
 
 def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 <= value <= 1:
+    value = _number(text, float, "a probability between 0 and 1")
+    if not 0 <= value <= 1:  # NaN too
         raise argparse.ArgumentTypeError(f"a probability between 0 and 1, got {text!r}")
     return value
 
 
 def _finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
+    value = _number(text, float, "expected a number")
+    if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
 

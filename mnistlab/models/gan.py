@@ -27,6 +27,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from .registry import _build_seeded, _registrar
+
 __all__ = ["Generator", "Discriminator", "GAN", "register_gan", "create_gan", "list_gans"]
 
 _GANS: dict[str, tuple[Callable[..., "GAN"], str]] = {}
@@ -193,14 +195,7 @@ def register_gan(name: str, description: str = ""):
     ValueError
         ``name`` is already registered.
     """
-
-    def wrap(fn):
-        if name in _GANS:
-            raise ValueError(f"GAN {name!r} is already registered")
-        _GANS[name] = (fn, description or (fn.__doc__ or "").strip().splitlines()[0])
-        return fn
-
-    return wrap
+    return _registrar(_GANS, "GAN", name, description)
 
 
 def create_gan(name: str, seed: int | None = None, **kwargs) -> GAN:
@@ -229,12 +224,7 @@ def create_gan(name: str, seed: int | None = None, **kwargs) -> GAN:
     if name not in _GANS:
         raise ValueError(f"Unknown GAN {name!r}; available: {', '.join(sorted(_GANS))}.")
     fn = _GANS[name][0]
-    if seed is None:
-        gan = fn(**kwargs)
-    else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            gan = fn(**kwargs)
+    gan = _build_seeded(fn, seed, kwargs)
     gan.config = {"name": name, "kwargs": dict(kwargs)}
     return gan
 

@@ -84,16 +84,32 @@ def preprocessing_of(model: nn.Module, dataset: str = "mnist") -> Preprocessing:
     return pre if isinstance(pre, Preprocessing) else Preprocessing.create("standard", dataset)
 
 
-def register_model(name: str, description: str = ""):
-    """Decorator adding a model constructor to the registry under ``name``."""
+def _registrar(table: dict, kind: str, name: str, description: str):
+    """Decorator adding a constructor to ``table`` under ``name``, described by ``description`` or its docstring's
+    first line; ``kind`` ("model", "GAN") names it in the error for a name already taken. Serves
+    :func:`register_model` and :func:`mnistlab.models.gan.register_gan`."""
 
     def wrap(fn):
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is already registered")
-        _REGISTRY[name] = (fn, description or (fn.__doc__ or "").strip().splitlines()[0])
+        if name in table:
+            raise ValueError(f"{kind} {name!r} is already registered")
+        table[name] = (fn, description or (fn.__doc__ or "").strip().splitlines()[0])
         return fn
 
     return wrap
+
+
+def _build_seeded(fn, seed: int | None, kwargs: dict):
+    """``fn(**kwargs)``; with a ``seed``, its initial weights come from that seed and the global RNG is left as it was."""
+    if seed is None:
+        return fn(**kwargs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return fn(**kwargs)
+
+
+def register_model(name: str, description: str = ""):
+    """Decorator adding a model constructor to the registry under ``name``."""
+    return _registrar(_REGISTRY, "model", name, description)
 
 
 def create_model(name: str, seed: int | None = None, *, dataset: str = "mnist", normalize="standard",
@@ -133,12 +149,7 @@ def create_model(name: str, seed: int | None = None, *, dataset: str = "mnist", 
     preprocessing = Preprocessing.create(normalize, dataset)
     _check_kwargs(name, fn, kwargs)
     _check_shell(name, fn, kwargs)
-    if seed is None:
-        model = fn(**kwargs)
-    else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = fn(**kwargs)
+    model = _build_seeded(fn, seed, kwargs)
     model.config = {"name": name, "kwargs": dict(kwargs)}
     model.preprocessing = preprocessing
     return model

@@ -386,11 +386,21 @@ def resolve_init_from(init_from: str):
 
 def as_config(config) -> TrainConfig:
     """Accept a :class:`TrainConfig` or a dict of its fields; raise a clear error on unknown keys."""
-    if isinstance(config, TrainConfig):
+    return _config_of(config, TrainConfig, FIELDS, "config")
+
+
+def _config_of(config, cls: type, fields: frozenset, what: str):
+    """``config`` if it is a ``cls`` already, else ``cls(**config)`` from a mapping of its ``fields``.
+
+    Serves :func:`as_config` and :func:`mnistlab.training.gan_config.as_gan_config`; ``what``
+    names the kind of config in the errors (a TypeError for a value that is no mapping, a
+    ValueError for unknown keys).
+    """
+    if isinstance(config, cls):
         return config
     if not isinstance(config, Mapping):
-        raise TypeError(f"A config is a mnistlab.TrainConfig or a dict, not {type(config).__name__}.")
-    unknown = sorted(set(config) - FIELDS)
+        raise TypeError(f"A {what} is a mnistlab.{cls.__name__} or a dict, not {type(config).__name__}.")
+    unknown = sorted(set(config) - fields)
     if unknown:
-        raise ValueError(f"Unknown config keys {unknown}; allowed keys: {sorted(FIELDS)}.")
-    return TrainConfig(**config)
+        raise ValueError(f"Unknown {what} keys {unknown}; allowed keys: {sorted(fields)}.")
+    return cls(**config)

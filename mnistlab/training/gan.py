@@ -91,8 +91,28 @@ def equilibrium(loss: str) -> tuple[float, float]:
 
 # ------------------------------------------------------------------------------------ train state
 
+class _Sampling:
+    """``sampler()`` for what holds a ``gan``, its ``ema`` and a ``device``: :class:`GANState` and :class:`GANRun`."""
+
+    def sampler(self, use_ema: bool = True) -> nn.Module:
+        """The generator to sample from now: a recalibrated EMA copy (default) or the raw generator.
+
+        Parameters
+        ----------
+        use_ema : bool
+            The EMA of the generator's weights (its batch-norm statistics recalibrated on a copy),
+            where the run keeps one; else the raw generator.
+
+        Returns
+        -------
+        nn.Module
+            In eval mode; training is not disturbed.
+        """
+        return _sampler(self.gan, self.ema, use_ema, self.device)
+
+
 @dataclass
-class GANState:
+class GANState(_Sampling):
     """What GAN callbacks see (the hook names are those of :func:`mnistlab.fit`).
 
     ``step`` counts finished training steps (one discriminator and one generator update); in
@@ -121,23 +141,9 @@ class GANState:
         """The GAN (the name :func:`mnistlab.fit`'s callbacks expect)."""
         return self.gan
 
-    def sampler(self, use_ema: bool = True) -> nn.Module:
-        """The generator to sample from now: a recalibrated EMA copy (default) or the raw generator.
-
-        Parameters
-        ----------
-        use_ema : bool
-
-        Returns
-        -------
-        nn.Module
-            In eval mode; training is not disturbed.
-        """
-        return _sampler(self.gan, self.ema, use_ema, self.device)
-
 
 @dataclass
-class GANRun:
+class GANRun(_Sampling):
     """A trained GAN: the pair, its config, the EMA generator, the per-step history.
 
     Attributes
@@ -179,19 +185,6 @@ class GANRun:
     def steps_per_second(self) -> float:
         """Training steps per second of training time (NaN before the first step)."""
         return self.steps / self.train_seconds if self.train_seconds > 0 else float("nan")
-
-    def sampler(self, use_ema: bool = True) -> nn.Module:
-        """The generator to sample from, in eval mode: the EMA (batch-norm statistics recalibrated) or the raw one.
-
-        Parameters
-        ----------
-        use_ema : bool
-
-        Returns
-        -------
-        nn.Module
-        """
-        return _sampler(self.gan, self.ema, use_ema, self.device)
 
 
 def _ema_fn(decay: float):

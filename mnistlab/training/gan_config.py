@@ -20,11 +20,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from .._util import to_jsonable
 from ..data.datasets import dataset_info
 from ..models.gan import _GANS, create_gan
+from .config import _config_of
 
 __all__ = ["GANConfig", "as_gan_config", "GAN_LOSSES", "RECIPES"]
 
@@ -203,14 +204,7 @@ def as_gan_config(config) -> GANConfig:
     ValueError
         Unknown keys or invalid values.
     """
-    if isinstance(config, GANConfig):
-        return config
-    if not isinstance(config, Mapping):
-        raise TypeError(f"A GAN config is a mnistlab.GANConfig or a dict, not {type(config).__name__}.")
-    unknown = sorted(set(config) - FIELDS)
-    if unknown:
-        raise ValueError(f"Unknown GAN config keys {unknown}; allowed keys: {sorted(FIELDS)}.")
-    return GANConfig(**config)
+    return _config_of(config, GANConfig, FIELDS, "GAN config")
 
 
 RECIPES: dict[str, GANConfig] = {

@@ -37,6 +37,13 @@ def _class_names(labels: np.ndarray, classes) -> list[str]:
     return [str(c) for c in classes]
 
 
+def _classed(Y, labels, classes) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """(points as a 2-D array, labels as ints, a name per label, the labels present) of a per-class plot."""
+    Y = _as_2d(Y, "Y")
+    y = _labels(labels, len(Y)).astype(int)
+    return Y, y, _class_names(y, classes), np.unique(y)
+
+
 def _point_size(n: int) -> float:
     """Marker area (points^2) that keeps a scatter of ``n`` points readable: 2 for 70,000, 14 for 2,000."""
     return float(np.clip(30_000.0 / max(n, 1), 2.0, 24.0))
@@ -268,10 +275,7 @@ def plot_class_highlights(Y, labels, classes=None, ncols: int = 5, size: float =
     -------
     matplotlib.figure.Figure
     """
-    Y = _as_2d(Y, "Y")
-    y = _labels(labels, len(Y)).astype(int)
-    names = _class_names(y, classes)
-    present = np.unique(y)
+    Y, y, names, present = _classed(Y, labels, classes)
     nrows = max(1, math.ceil(len(present) / ncols))
     fig, grid, created = panels(ax, nrows, ncols, figsize=(ncols * size, nrows * size), count=len(present))
     colors = class_colors(len(names))
@@ -309,10 +313,7 @@ def plot_axis_distributions(Y, labels, classes=None, axis_names: Sequence[str] |
     -------
     matplotlib.figure.Figure
     """
-    Y = _as_2d(Y, "Y")
-    y = _labels(labels, len(Y)).astype(int)
-    names = _class_names(y, classes)
-    present = np.unique(y)
+    Y, y, names, present = _classed(Y, labels, classes)
     dims = Y.shape[1]
     axis_names = list(axis_names) if axis_names is not None else [f"t-SNE {i + 1}" for i in range(dims)]
     fig, grid, created = panels(ax, 1, dims, figsize=(max(5.0, 0.55 * len(present)) * dims, 3.6))
