@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import FigureBase
 
-__all__ = ["image_grid", "panels", "finish"]
+__all__ = ["image_grid", "panels", "one_panel", "finish"]
 
 
 def panels(ax=None, nrows: int = 1, ncols: int = 1, *, figsize=None, count: int | None = None, **subplot_kw):
@@ -81,6 +81,25 @@ def panels(ax=None, nrows: int = 1, ncols: int = 1, *, figsize=None, count: int 
             extra.axis("off")
         return flat[0].figure, np.asarray(flat, dtype=object).reshape(1, -1), False
     return flat[0].figure, np.asarray(flat[:need], dtype=object).reshape(nrows, ncols), False
+
+
+def one_panel(ax=None, figsize=None):
+    """:func:`panels` for a plot of one panel: the one Axes it draws into.
+
+    Parameters
+    ----------
+    ax : None, Axes, Figure or SubFigure
+        What the plot received as ``ax=`` (a sequence of Axes: the first is used).
+    figsize : (float, float), optional
+        Size of a new figure.
+
+    Returns
+    -------
+    (Figure or SubFigure, Axes, bool)
+        As :func:`panels` returns them, with the grid's one Axes in place of the grid.
+    """
+    fig, grid, created = panels(ax, figsize=figsize)
+    return fig, grid[0, 0], created
 
 
 def finish(fig, created: bool, title: str | None = None, **layout_kw):

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .common import finish, image_grid, panels
+from .common import finish, image_grid, one_panel, panels
 from .style import PALETTE, class_colors
 
 __all__ = ["plot_samples", "plot_class_counts", "plot_class_means", "plot_pixel_std", "plot_pixel_histograms",
@@ -208,8 +208,7 @@ def plot_mean_intensity(table: pd.DataFrame, title: str | None = None, ax=None):
     -------
     matplotlib.figure.Figure
     """
-    fig, grid, created = panels(ax, figsize=(8, 3.8))
-    ax = grid[0, 0]
+    fig, ax, created = one_panel(ax, figsize=(8, 3.8))
     x = np.arange(len(table))
     ax.bar(x, table["mean"], yerr=table["std"], color=class_colors(len(table)), capsize=3, alpha=0.85,
            error_kw={"lw": 1})
@@ -265,8 +264,7 @@ def plot_typical_examples(images, table: pd.DataFrame, kind: str = "most", title
     cell, pad = 28, 4
     step = cell + pad
     mosaic = np.full((len(labels) * step + pad, ncols * step + pad), np.nan)
-    fig, grid, created = panels(ax, 1, 1, figsize=(ncols * size + 1.2, len(labels) * size + 0.6))
-    ax = grid[0, 0]
+    fig, ax, created = one_panel(ax, figsize=(ncols * size + 1.2, len(labels) * size + 0.6))
     names = []
     for r, label in enumerate(labels):
         rows = sel[sel["label"] == label]

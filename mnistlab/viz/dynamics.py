@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from ..studies import dynamics as dyn
 from .._util import atomic_write
 from ..training.recorder import HistogramFrames, HistogramRecorder
-from .common import finish, panels
+from .common import finish, one_panel, panels
 from .store import figure_to_array
 from .style import PALETTE, class_colors
 
@@ -470,8 +470,7 @@ def plot_gradient_flow(flow: pd.DataFrame, ax=None, n_lines: int = 6):
     -------
     matplotlib.figure.Figure
     """
-    fig, grid, created = panels(ax, figsize=(7.5, 4.0))
-    ax = grid[0, 0]
+    fig, ax, created = one_panel(ax, figsize=(7.5, 4.0))
     steps = np.sort(flow["step"].unique())
     chosen = steps[key_frame_indices(steps, n_lines)]
     layers = list(flow["layer"].cat.categories)
@@ -508,8 +507,7 @@ def plot_gradient_heatmap(flow: pd.DataFrame, ax=None, statistic: str = "abs_mea
     -------
     matplotlib.figure.Figure
     """
-    fig, grid, created = panels(ax, figsize=(8.0, 3.2))
-    ax = grid[0, 0]
+    fig, ax, created = one_panel(ax, figsize=(8.0, 3.2))
     wide = flow.pivot_table(index="layer", columns="step", values=statistic, observed=True, sort=True)
     layers = list(flow["layer"].cat.categories)
     wide = wide.reindex(layers)
@@ -545,8 +543,7 @@ def plot_layer_lines(table: pd.DataFrame, ax=None, ylabel: str = "", title: str 
     -------
     matplotlib.figure.Figure
     """
-    fig, grid, created = panels(ax, figsize=(7.0, 3.6))
-    ax = grid[0, 0]
+    fig, ax, created = one_panel(ax, figsize=(7.0, 3.6))
     cols = [c for c in table.columns if c != "epoch"]
     xs = table.index.to_numpy() if x == "step" else table["epoch"].to_numpy()
     for c, color in zip(cols, layer_colors(len(cols))):
@@ -585,9 +582,9 @@ def plot_update_ratios(table: pd.DataFrame, ax=None, title: str | None = "update
     -------
     matplotlib.figure.Figure
     """
-    fig, grid, created = panels(ax, figsize=(7.0, 3.6))
-    plot_layer_lines(table, ax=grid[0, 0], ylabel="||dw|| / ||w||", title=title, logy=True, legend=legend)
-    _mark_rule(grid[0, 0])
+    fig, ax, created = one_panel(ax, figsize=(7.0, 3.6))
+    plot_layer_lines(table, ax=ax, ylabel="||dw|| / ||w||", title=title, logy=True, legend=legend)
+    _mark_rule(ax)
     return finish(fig, created)
 
 
@@ -714,8 +711,7 @@ def plot_representation(frames: "dyn.RepresentationFrames", index: int = -1, ax=
     -------
     matplotlib.figure.Figure
     """
-    fig, grid, created = panels(ax, figsize=(5.0, 4.2))
-    ax = grid[0, 0]
+    fig, ax, created = one_panel(ax, figsize=(5.0, 4.2))
     sc = _Scatter(frames, ax, legend)
     ax.set_title(sc.show(index), fontsize=9)
     return finish(fig, created)
@@ -737,11 +733,11 @@ def representation_gif_frames(frames: "dyn.RepresentationFrames", ax=None, dpi: 
     -------
     list of numpy.ndarray
     """
-    fig, grid, created = panels(ax, figsize=(5.6, 4.6))
+    fig, ax, created = one_panel(ax, figsize=(5.6, 4.6))
     if created:
         fig.set_dpi(dpi)
-    sc = _Scatter(frames, grid[0, 0], legend=True)
-    title = grid[0, 0].set_title(sc.show(0), fontsize=9)
+    sc = _Scatter(frames, ax, legend=True)
+    title = ax.set_title(sc.show(0), fontsize=9)
     root = finish(fig, created)
     try:
         return _blit_frames(root, [sc.points, title], range(len(frames.steps)), lambda i: title.set_text(sc.show(i)),
@@ -794,8 +790,7 @@ def plot_separation(table: pd.DataFrame, ax=None):
     -------
     matplotlib.figure.Figure
     """
-    fig, grid, created = panels(ax, figsize=(6.4, 3.6))
-    ax = grid[0, 0]
+    fig, ax, created = one_panel(ax, figsize=(6.4, 3.6))
     ax.plot(table["step"], table["knn_acc"], "-o", ms=4, label="kNN accuracy, all features")
     ax.plot(table["step"], table["knn_acc_2d"], "-s", ms=4, label="kNN accuracy, 2-D PCA plane")
     ax.plot(table["step"], table["silhouette"], "-^", ms=4, label="silhouette (all features)")

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..studies.embed import _as_2d, _labels, components_for_variance
-from .common import finish, panels
+from .common import finish, one_panel, panels
 from .style import PALETTE, class_colors, config_colors
 
 __all__ = ["plot_scatter", "plot_pairs", "plot_explained_variance", "plot_reconstructions", "plot_class_highlights",
@@ -94,8 +94,7 @@ def plot_scatter(Y, labels, classes=None, ax=None, title: str | None = None, s: 
     if Y.shape[1] < 2:
         raise ValueError("plot_scatter needs at least two columns in Y.")
     names = _class_names(y, classes)
-    fig, grid, created = panels(ax, figsize=(7.0, 5.8))
-    ax = grid[0, 0]
+    fig, ax, created = one_panel(ax, figsize=(7.0, 5.8))
     s = _point_size(len(Y)) if s is None else s
     alpha = _point_alpha(len(Y)) if alpha is None else alpha
     order = np.random.default_rng(0).permutation(len(Y))  # no class painted last on top of all others
@@ -197,8 +196,7 @@ def plot_explained_variance(model, thresholds: Sequence[float] = (0.9, 0.95, 0.9
     """
     ratios = np.asarray(getattr(model, "explained_variance_ratio_", model), dtype=np.float64)
     cumulative = np.cumsum(ratios)
-    fig, grid, created = panels(ax, figsize=(7, 4))
-    ax = grid[0, 0]
+    fig, ax, created = one_panel(ax, figsize=(7, 4))
     ax.plot(np.arange(1, len(cumulative) + 1), 100 * cumulative, color="k", lw=1.5)
     reach = components_for_variance(ratios, [t for t in thresholds if t <= cumulative[-1] + 1e-12])
     for (t, k), c in zip(reach.items(), config_colors(list(reach)).values()):

@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from ..experiments.stats import Verdict, failed_runs, final_rows, summarize, t_interval
-from .common import finish, panels
+from .common import finish, one_panel, panels
 from .style import PALETTE, config_colors
 
 __all__ = ["plot_seeds", "plot_differences", "plot_curves", "plot_early_stopping", "plot_lr_sweep", "plot_scaling",
@@ -117,8 +117,7 @@ def plot_seeds(runs: pd.DataFrame, metric: str = "test_acc", *, configs: Sequenc
         raise ValueError(f"configs {missing} are not in the runs; available: {list(dict.fromkeys(last['config']))}.")
     scale = _scale(metric)
     bounds = _possible_range(metric)
-    fig, grid, created = panels(ax, figsize=(8.0, 0.5 * len(configs) + 1.9))
-    ax = grid[0, 0]
+    fig, ax, created = one_panel(ax, figsize=(8.0, 0.5 * len(configs) + 1.9))
     summary = summarize(last[last["config"].isin(configs)], metric, unit=unit)
     ys = np.arange(len(configs))[::-1]
     vals = {name: last.loc[last["config"] == name, metric].to_numpy(float) * scale for name in configs}
@@ -233,8 +232,7 @@ def plot_differences(comparisons: pd.DataFrame, *, title: str | None = None, lab
     """
     metric = str(comparisons["metric"].iloc[0]) if "metric" in comparisons and len(comparisons) else "test_acc"
     scale = _scale(metric)
-    fig, grid, created = panels(ax, figsize=(7.5, 0.5 * len(comparisons) + 1.9))
-    ax = grid[0, 0]
+    fig, ax, created = one_panel(ax, figsize=(7.5, 0.5 * len(comparisons) + 1.9))
     ys = np.arange(len(comparisons))[::-1]
     seen = set()
     for y, (_, r) in zip(ys, comparisons.iterrows()):
@@ -563,8 +561,7 @@ def plot_scaling(runs: pd.DataFrame, x: str = "train_limit", group: str = "model
     missing = {x, group, metric} - set(last.columns)
     if missing:
         raise KeyError(f"plot_scaling needs the columns {sorted(missing)} (add them with ex.with_settings).")
-    fig, grid, created = panels(ax, figsize=(7.5, 4.2))
-    ax = grid[0, 0]
+    fig, ax, created = one_panel(ax, figsize=(7.5, 4.2))
     scale = _scale(metric)
     names = list(dict.fromkeys(last[group]))
     colors = config_colors(names)

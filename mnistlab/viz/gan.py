@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from ..training.gan import LOSSES, equilibrium
-from .common import finish, panels
+from .common import finish, one_panel, panels
 from .store import figure_to_array
 from .style import PALETTE, class_colors, config_colors
 
@@ -32,12 +32,6 @@ def _as_tensor(images) -> torch.Tensor:
     if torch.is_tensor(images):
         return images
     return torch.as_tensor(np.array(images.images if hasattr(images, "images") else images))
-
-
-def _own(ax, figsize):
-    """(fig, ax, created) of a one-panel plot (:func:`mnistlab.viz.common.panels`)."""
-    fig, grid, created = panels(ax, 1, 1, figsize=figsize)
-    return fig, grid[0, 0], created
 
 
 def tile(images, nrow: int | None = None, padding: int = 2) -> np.ndarray:
@@ -66,7 +60,7 @@ def plot_samples(images, nrow: int | None = None, title: str | None = None, ax=N
     """
     nrow = nrow or max(1, int(math.ceil(math.sqrt(len(images)))))
     rows = int(math.ceil(len(images) / nrow))
-    fig, ax, created = _own(ax, (0.42 * nrow + 0.2, 0.42 * rows + 0.5))
+    fig, ax, created = one_panel(ax, figsize=(0.42 * nrow + 0.2, 0.42 * rows + 0.5))
     ax.imshow(tile(images, nrow), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     if title:
@@ -174,7 +168,7 @@ def plot_training_curves(history: pd.DataFrame, window: int = 50, loss: str = "n
 
 def plot_interpolation(images, title: str | None = None, ax=None):
     """One strip of images along a latent path (left = start, right = end)."""
-    fig, ax, created = _own(ax, (0.6 * len(images) + 0.2, 1.1))
+    fig, ax, created = one_panel(ax, figsize=(0.6 * len(images) + 0.2, 1.1))
     ax.imshow(tile(images, nrow=len(images)), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     if title:
@@ -197,7 +191,7 @@ def plot_class_grid(images, classes: Sequence[str] | None = None, title: str | N
     if k * c != n:
         raise ValueError(f"{n} images do not fill {c} rows; pass classes= with one name per row.")
     classes = list(classes) if classes is not None else [str(i) for i in range(c)]
-    fig, ax, created = _own(ax, (0.45 * k + 0.9, 0.45 * c + 0.6))
+    fig, ax, created = one_panel(ax, figsize=(0.45 * k + 0.9, 0.45 * c + 0.6))
     pad = 2
     ax.imshow(tile(images, nrow=k, padding=pad), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_yticks([pad + (28 + pad) * i + 14 for i in range(c)], classes)
@@ -224,7 +218,7 @@ def plot_class_shares(shares, tolerance: float = 0.03, classes: Sequence[str] | 
     shares = np.asarray(shares["share"] if isinstance(shares, pd.DataFrame) else shares, dtype=float)
     k = len(shares)
     classes = list(classes) if classes is not None else [str(i) for i in range(k)]
-    fig, ax, created = _own(ax, (5.5, 3.4))
+    fig, ax, created = one_panel(ax, figsize=(5.5, 3.4))
     ax.axhspan(100 * (1 / k - tolerance), 100 * (1 / k + tolerance), color="0.88", zorder=0,
                label=f"target {100 / k:.0f}% ± {100 * tolerance:.0f}%")
     ax.axhline(100 / k, color="0.5", lw=1, ls=":", zorder=1)
@@ -307,7 +301,7 @@ def plot_nearest_neighbours(samples, train, table: pd.DataFrame, source: str = "
         raise ValueError(f"table has no rows with source {source!r}; it has {sorted(table['source'].unique())}.")
     s = _as_tensor(samples)[torch.as_tensor(rows["index"].to_numpy().copy())]
     t = _as_tensor(train)[torch.as_tensor(rows["train_index"].to_numpy().copy())]
-    fig, ax, created = _own(ax, (0.75 * len(rows) + 1.2, 2.2))
+    fig, ax, created = one_panel(ax, figsize=(0.75 * len(rows) + 1.2, 2.2))
     pad = 2
     ax.imshow(tile(torch.cat([s, t]), nrow=len(rows), padding=pad), cmap="gray", vmin=0, vmax=1,
               interpolation="nearest")
@@ -328,7 +322,7 @@ def plot_distance_distributions(table: pd.DataFrame, title: str | None = None, a
     Samples piling up left of the test distribution would mean the generator copies training digits.
     ``table`` comes from :func:`mnistlab.studies.gan.nearest_train_distances`.
     """
-    fig, ax, created = _own(ax, (6, 3.4))
+    fig, ax, created = one_panel(ax, figsize=(6, 3.4))
     bins = np.linspace(0, float(table["distance"].max()) * 1.02, 40)
     names = [s for s in dict.fromkeys(table["source"]) if s != "test"]
     colors = config_colors(names)

@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 from matplotlib.figure import FigureBase
 
-from .common import finish, panels
+from .common import finish, one_panel, panels
 from .style import DIVERGING_CMAP, PALETTE, class_colors, config_colors
 
 __all__ = [
@@ -158,8 +158,7 @@ def plot_confusion(interp, normalize: bool = False, ax=None):
     -------
     Figure
     """
-    fig, grid, created = panels(ax, figsize=(6.4, 5.6))
-    ax = grid[0, 0]
+    fig, ax, created = one_panel(ax, figsize=(6.4, 5.6))
     counts = interp.confusion().to_numpy()
     values = interp.confusion("true").to_numpy() * 100 if normalize else counts.astype(float)
     C = len(values)
@@ -198,8 +197,7 @@ def plot_confusion(interp, normalize: bool = False, ax=None):
 
 def plot_most_confused(table: pd.DataFrame, ax=None):
     """Horizontal bars of the most frequent (true -> predicted) error pairs from ``Interpretation.most_confused``."""
-    fig, grid, created = panels(ax, figsize=(5.5, 0.32 * max(len(table), 1) + 1.2))
-    ax = grid[0, 0]
+    fig, ax, created = one_panel(ax, figsize=(5.5, 0.32 * max(len(table), 1) + 1.2))
     labels = [f"{a} → {b}" for a, b in zip(table["true_name"], table["predicted_name"])]
     y = np.arange(len(table))[::-1]
     colors = class_colors(max(int(table["true"].max()) + 1, 10) if len(table) else 10)
@@ -216,8 +214,7 @@ def plot_most_confused(table: pd.DataFrame, ax=None):
 
 def plot_report(report: pd.DataFrame, ax=None):
     """Per-class precision, recall and F1 (``Interpretation.report``) as dots, zoomed to their range."""
-    fig, grid, created = panels(ax, figsize=(7, 3.2))
-    ax = grid[0, 0]
+    fig, ax, created = one_panel(ax, figsize=(7, 3.2))
     rows = report.drop(index=[i for i in ("accuracy", "macro avg", "weighted avg") if i in report.index])
     x = np.arange(len(rows))
     for k, (col, m) in enumerate((("precision", "o"), ("recall", "s"), ("f1", "^"))):
@@ -331,8 +328,7 @@ def plot_randomization(check, ax=None):
     -------
     Figure
     """
-    fig, grid, created = panels(ax, figsize=(7.5, 3.6))
-    ax = grid[0, 0]
+    fig, ax, created = one_panel(ax, figsize=(7.5, 3.6))
     t = check.table
     x = t["step"].to_numpy()
     ax.fill_between(x, t["ci_low"], t["ci_high"], alpha=0.25, color=PALETTE[0], label="95% CI over images")
@@ -442,8 +438,7 @@ def plot_channel_class_means(df: pd.DataFrame, ax=None):
     -------
     Figure
     """
-    fig, grid, created = panels(ax, figsize=(min(2 + 0.16 * df.shape[1], 14), 3.8))
-    ax = grid[0, 0]
+    fig, ax, created = one_panel(ax, figsize=(min(2 + 0.16 * df.shape[1], 14), 3.8))
     a = df.to_numpy()
     scaled = a / np.where(np.abs(a).max(0) > 0, np.abs(a).max(0), 1)
     order = np.lexsort((-scaled.max(0), scaled.argmax(0)))

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..studies.transfer import (FINE_TUNE, FROZEN, LINEAR_PROBE, SCRATCH, ZERO_SHOT, FeatureMaps,
                                 summarize_transfer)
-from .common import finish, panels
+from .common import finish, one_panel, panels
 from .embed import plot_scatter
 from .style import config_colors
 
@@ -91,8 +91,7 @@ def plot_accuracy_vs_labels(runs: pd.DataFrame, task: str | None = None, metric:
     runs = _one_task(runs, task, "plot_accuracy_vs_labels")
     summary = summarize_transfer(runs, metric=metric)
     colors = strategy_colors()
-    fig, grid, created = panels(ax, figsize=(7.5, 4.4))
-    ax = grid[0, 0]
+    fig, ax, created = one_panel(ax, figsize=(7.5, 4.4))
     trained = [s for s in _strategies(runs["strategy"]) if s != ZERO_SHOT]
     jitter = _jitter(trained)
     for strategy in trained:
@@ -182,8 +181,7 @@ def plot_gains(gains: pd.DataFrame, task: str | None = None, title: str | None =
     """
     gains = _one_task(gains, task, "plot_gains")
     colors = strategy_colors()
-    fig, grid, created = panels(ax, figsize=(7.5, 4.0))
-    ax = grid[0, 0]
+    fig, ax, created = one_panel(ax, figsize=(7.5, 4.0))
     strategies = _strategies(gains["strategy"])
     jitter = _jitter(strategies)
     for strategy in strategies:

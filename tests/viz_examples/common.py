@@ -9,5 +9,6 @@ EXAMPLES = {
 }
 NOT_PLOTS = {
     "panels": "returns the caller's axes or a new figure's; the helper every plot uses",
+    "one_panel": "panels for a plot of one panel: returns the Axes it draws into",
     "finish": "lays out a figure the plot created; the helper every plot uses",
 }
