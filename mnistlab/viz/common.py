@@ -83,6 +83,12 @@ def panels(ax=None, nrows: int = 1, ncols: int = 1, *, figsize=None, count: int 
     return flat[0].figure, np.asarray(flat[:need], dtype=object).reshape(nrows, ncols), False
 
 
+def _grid_shape(n: int, ncols: int) -> tuple[int, int]:
+    """(rows, columns) of a grid of ``n`` panels at most ``ncols`` wide (no empty column for a small ``n``)."""
+    ncols = min(ncols, n)
+    return math.ceil(n / ncols), ncols
+
+
 def one_panel(ax=None, figsize=None):
     """:func:`panels` for a plot of one panel: the one Axes it draws into.
 

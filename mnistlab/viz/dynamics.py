@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from ..studies import dynamics as dyn
 from .._util import atomic_write
 from ..training.recorder import HistogramFrames, HistogramRecorder
-from .common import finish, one_panel, panels
+from .common import _grid_shape, finish, one_panel, panels
 from .store import figure_to_array
 from .style import PALETTE, class_colors
 
@@ -211,8 +211,7 @@ def plot_histograms(data, quantity: str = "weights", index: int = -1, ax=None, r
     """
     frames = _frames_of(data, quantity)
     n = len(frames.layers)
-    ncols = min(ncols, n)
-    nrows = math.ceil(n / ncols)
+    nrows, ncols = _grid_shape(n, ncols)
     fig, grid, created = panels(ax, nrows, ncols, figsize=(2.6 * ncols, 2.1 * nrows), count=n)
     flat = list(grid.flat[:n])
     hist = _HistogramPanels(frames, flat, reference, yscale)
@@ -257,8 +256,7 @@ def histogram_gif_frames(data, quantity: str = "weights", indices: Sequence[int]
     """
     frames = _frames_of(data, quantity)
     n = len(frames.layers)
-    ncols = min(ncols, n)
-    nrows = math.ceil(n / ncols)
+    nrows, ncols = _grid_shape(n, ncols)
     fig, grid, created = panels(ax, nrows, ncols, figsize=(2.6 * ncols, 2.1 * nrows + 0.35), count=n)
     if created:
         fig.set_dpi(dpi)

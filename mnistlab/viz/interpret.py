@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 from matplotlib.figure import FigureBase
 
-from .common import finish, one_panel, panels
+from .common import _grid_shape, finish, one_panel, panels
 from .style import DIVERGING_CMAP, PALETTE, class_colors, config_colors
 
 __all__ = [
@@ -84,8 +84,7 @@ def plot_digits(images, titles: Sequence[str] | None = None, ncols: int = 10, ti
     """
     imgs = _as_array(images)
     n = max(len(imgs), 1)
-    ncols = min(ncols, n)
-    nrows = math.ceil(n / ncols)
+    nrows, ncols = _grid_shape(n, ncols)
     fig, axes, created = panels(ax, nrows, ncols, figsize=(ncols * 1.25, nrows * 1.45), count=len(imgs))
     for i, ax in enumerate(axes.flat):
         _off(ax)
@@ -292,8 +291,7 @@ def plot_class_maps(maps, classes: Sequence[str], mean_images=None, titles: Sequ
     """
     maps = np.asarray(maps)
     k = len(maps)
-    ncols = min(ncols, k)
-    nrows = math.ceil(k / ncols)
+    nrows, ncols = _grid_shape(k, ncols)
     fig, axes, created = panels(ax, nrows, ncols, figsize=(ncols * 1.9, nrows * 2.0), count=k)
     vmax = _sym(maps)
     im = None
@@ -409,8 +407,7 @@ def plot_filters(filters, ncols: int = 8, ax=None):
     """First-layer convolution kernels on a diverging scale (red: positive weight)."""
     filters = np.asarray(filters)
     k = len(filters)
-    ncols = min(ncols, k)
-    nrows = math.ceil(k / ncols)
+    nrows, ncols = _grid_shape(k, ncols)
     fig, axes, created = panels(ax, nrows, ncols, figsize=(ncols * 0.9, nrows * 0.95), count=k)
     vmax = _sym(filters)
     for i, ax in enumerate(axes.flat):
@@ -492,8 +489,8 @@ def plot_class_maximization(images, table: pd.DataFrame, classes: Sequence[str],
     """The input each class's score likes best (class activation maximisation), titled with its probability."""
     imgs = np.asarray(images)
     k = len(imgs)
-    ncols = min(ncols, k)
-    fig, axes, created = panels(ax, math.ceil(k / ncols), ncols, figsize=(ncols * 1.7, math.ceil(k / ncols) * 1.85), count=k)
+    nrows, ncols = _grid_shape(k, ncols)
+    fig, axes, created = panels(ax, nrows, ncols, figsize=(ncols * 1.7, nrows * 1.85), count=k)
     for i, ax in enumerate(axes.flat):
         _off(ax)
         if i < k:
