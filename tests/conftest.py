@@ -91,6 +91,12 @@ def quick_notebook(tmp_path_factory):
     return run
 
 
+@pytest.fixture(scope="module")
+def entry(request, quick_notebook):
+    """The QUICK run of the notebook named by the test module's ``NAME`` (its manifest entry, see :func:`quick_notebook`)."""
+    return quick_notebook(request.module.NAME)
+
+
 def picture_problem(path) -> str | None:
     """Why the PNG at ``path`` is not a real figure (None if it is one).
 

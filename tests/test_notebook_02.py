@@ -20,11 +20,6 @@ VERDICTS = set(C.VERDICTS)
 pytestmark = [pytest.mark.notebook, requires_data]
 
 
-@pytest.fixture(scope="module")
-def entry(quick_notebook):
-    return quick_notebook(NAME)
-
-
 def test_every_figure_written_and_real(entry):
     check_written(entry, FIGURES, TABLES)
     for name in FIGURES:

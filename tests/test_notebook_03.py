@@ -20,11 +20,6 @@ LENET = ["lenet.untrained", "lenet.vanilla", "lenet.normalization", "lenet.batch
 pytestmark = [pytest.mark.notebook, requires_data]
 
 
-@pytest.fixture(scope="module")
-def entry(quick_notebook):
-    return quick_notebook(NAME)
-
-
 def test_figures_and_tables(entry):
     check_written(entry, FIGURES, TABLES + SAVED_RUNS)
 

@@ -15,11 +15,6 @@ TABLES = ["default_table", "lr_sweep", "final_table", "comparisons", "seconds", 
 pytestmark = [pytest.mark.notebook, requires_data]
 
 
-@pytest.fixture(scope="module")
-def entry(quick_notebook):
-    return quick_notebook(NAME)
-
-
 def test_figures_and_tables(entry):
     check_written(entry, FIGURES, TABLES)
 

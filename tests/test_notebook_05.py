@@ -18,11 +18,6 @@ LAYERS = ["conv1", "conv2", "fc1", "fc2"]
 pytestmark = [pytest.mark.notebook, requires_data]
 
 
-@pytest.fixture(scope="module")
-def entry(quick_notebook):
-    return quick_notebook(NAME)
-
-
 def test_figures_tables_and_gifs(entry):
     # every GIF animates (check_written); the lr x20 run diverges, so its accuracies are NaN (recorded as null)
     check_written(entry, FIGURES, TABLES, allow_missing=["sick.lr x20"])

@@ -21,11 +21,6 @@ TABLES = ["claims", "misclassified", "most_confused", "class_report", "predictio
 pytestmark = [pytest.mark.notebook, requires_data]
 
 
-@pytest.fixture(scope="module")
-def entry(quick_notebook):
-    return quick_notebook(NAME)
-
-
 def test_every_figure_and_table_written(entry):
     check_written(entry, FIGURES, TABLES)
     assert_quotes_exact(pd.read_csv(entry["dir"] / "claims.csv", index_col=0))  # every quote is in its source file

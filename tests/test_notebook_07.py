@@ -8,16 +8,12 @@ import pytest
 
 from conftest import check_written, requires_data
 
+NAME = "07_gan"
 FIGURES = ["samples", "training_curves", "quality_over_training", "class_shares", "interpolation", "class_grid",
            "distance_distributions", "nearest_neighbours"]
 TABLES = ["reference_distances", "quality_over_training", "final_evaluation", "targets"]
 
 pytestmark = [pytest.mark.notebook, requires_data]
-
-
-@pytest.fixture(scope="module")
-def entry(quick_notebook):
-    return quick_notebook("07_gan")
 
 
 def test_notebook_07_quick(entry):

@@ -13,11 +13,6 @@ TABLES = ["photos", "accuracy_by_setting", "numbers"]
 pytestmark = [pytest.mark.notebook, requires_data]
 
 
-@pytest.fixture(scope="module")
-def entry(quick_notebook):
-    return quick_notebook(NAME)
-
-
 def test_every_figure_and_table_written(entry):
     numbers = check_written(entry, FIGURES, TABLES)
     assert numbers["quick"] is True and numbers["photos"] == 24 and numbers["numbers"] == 8

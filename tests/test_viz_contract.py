@@ -126,6 +126,16 @@ def _target(fn, kwargs: dict):
     return fig, value, list(grid.ravel())
 
 
+def _example_without_ax(name: str, fn_name: str):
+    """(function, args, kwargs less ``ax``) of the function's example; a skip where it has none (reported elsewhere)."""
+    examples = _examples(name)
+    if examples is None or fn_name not in getattr(examples, "EXAMPLES", {}):
+        pytest.skip("no example (reported by the other tests)")
+    fn = getattr(importlib.import_module(f"mnistlab.viz.{name}"), fn_name)
+    args, kwargs = examples.EXAMPLES[fn_name]()
+    return fn, args, {k: v for k, v in kwargs.items() if k != "ax"}
+
+
 def _drawn(ax) -> bool:
     return ax.has_data() or bool(ax.texts) or bool(ax.child_axes) or any(a.has_data() for a in ax.child_axes)
 
@@ -161,12 +171,7 @@ def test_plot_draws_into_the_callers_axes(name, fn_name):
 @pytest.mark.parametrize("name, fn_name", _cases())
 def test_plot_draws_into_a_subfigure(name, fn_name):
     """``ax=`` a SubFigure: the plot adds its panels there, returns the top-level figure, touches nothing else."""
-    examples = _examples(name)
-    if examples is None or fn_name not in getattr(examples, "EXAMPLES", {}):
-        pytest.skip("no example (reported by the other tests)")
-    fn = getattr(importlib.import_module(f"mnistlab.viz.{name}"), fn_name)
-    args, kwargs = examples.EXAMPLES[fn_name]()
-    kwargs = {k: v for k, v in kwargs.items() if k != "ax"}
+    fn, args, kwargs = _example_without_ax(name, fn_name)
     fig = plt.figure(figsize=(12, 6), layout=None)
     fig.subplots_adjust(**MARKER)
     left, right = fig.subfigures(1, 2)
@@ -186,12 +191,7 @@ def test_plot_draws_into_a_subfigure(name, fn_name):
 
 @pytest.mark.parametrize("name, fn_name", _cases())
 def test_plot_without_axes_makes_its_own_figure(name, fn_name):
-    examples = _examples(name)
-    if examples is None or fn_name not in getattr(examples, "EXAMPLES", {}):
-        pytest.skip("no example (reported by the other tests)")
-    fn = getattr(importlib.import_module(f"mnistlab.viz.{name}"), fn_name)
-    args, kwargs = examples.EXAMPLES[fn_name]()
-    kwargs = {k: v for k, v in kwargs.items() if k != "ax"}
+    fn, args, kwargs = _example_without_ax(name, fn_name)
     out = fn(*args, **kwargs)
     assert isinstance(out, Figure), f"mnistlab.viz.{name}.{fn_name}() returned {type(out).__name__}, not a Figure."
     assert any(_drawn(a) for a in out.axes), f"mnistlab.viz.{name}.{fn_name}() drew nothing."
