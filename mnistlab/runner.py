@@ -224,6 +224,7 @@ def run_notebook(path, parameters: dict, figures_dir, executed_dir, progress: bo
     # the run writes into a fresh folder; the old figures stay until it has succeeded
     _clean_stale_staging(figures_dir)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.stem}.{os.getpid()}.", suffix=".tmp", dir=figures_dir))
+    cached_before = _cached_runs()
     t0 = time.perf_counter()
     try:
         with _environment(kernel_environment(figures=staging.resolve())):  # the kernel inherits it
@@ -251,7 +252,16 @@ def run_notebook(path, parameters: dict, figures_dir, executed_dir, progress: bo
     return {"notebook": path.stem, "parameters": parameters, "version": __version__,
             "commit": state["commit"], "clean": state["clean"], "seconds": round(seconds, 1),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": machine(), "cells": cell_seconds(executed_dir / path.name), "figures": files, "numbers": numbers}
+            "machine": machine(), "cache": {"runs_before": cached_before, "runs_after": _cached_runs()},
+            "cells": cell_seconds(executed_dir / path.name), "figures": files, "numbers": numbers}
+
+
+def _cached_runs() -> int:
+    """How many results the experiment cache holds: 0 means the run trained everything it shows."""
+    from ._util import cache_root
+
+    folder = cache_root(create=False)
+    return sum(1 for _ in folder.glob("*.json")) if folder.is_dir() else 0
 
 
 def machine() -> dict:
@@ -316,7 +326,8 @@ def run_times(manifest=None, top: int = 3):
     Returns
     -------
     pandas.DataFrame
-        Indexed by notebook: ``seconds``, ``quick``, ``commit``, ``finished``, ``cpu``, ``cores``,
+        Indexed by notebook: ``seconds``, ``quick``, ``cached_runs_before`` (results in the experiment
+        cache when the run started: 0 means it trained everything), ``commit``, ``finished``, ``cpu``, ``cores``,
         ``load_average`` (when the run ended) and ``slowest`` ("cell 5 (1,234 s): first line; ...";
         empty for runs made before cell timings were recorded).
     """
@@ -328,13 +339,15 @@ def run_times(manifest=None, top: int = 3):
     for name, e in sorted(manifest.get("notebooks", {}).items()):
         cells = sorted(e.get("cells") or [], key=lambda c: -c["seconds"])[:top]
         m = e.get("machine") or {}
+        cache = e.get("cache") or {}
         rows[name] = {"seconds": e.get("seconds"), "quick": bool(e.get("parameters", {}).get("QUICK")),
+                      "cached_runs_before": cache.get("runs_before"),
                       "commit": (e.get("commit") or "")[:9] or None, "finished": e.get("finished"),
                       "cpu": m.get("cpu"), "cores": m.get("cores"), "load_average": m.get("load_average"),
                       "slowest": "; ".join(f"cell {c['cell']} ({c['seconds']:,.0f} s): {c['code']}" for c in cells)}
     return pd.DataFrame.from_dict(rows, orient="index",
-                                  columns=["seconds", "quick", "commit", "finished", "cpu", "cores", "load_average",
-                                           "slowest"])
+                                  columns=["seconds", "quick", "cached_runs_before", "commit", "finished", "cpu",
+                                           "cores", "load_average", "slowest"])
 
 
 def describe_run_time(notebook: str, root=None) -> str:
@@ -491,8 +504,8 @@ def run_times_markdown(manifest=None, quick_manifest=None) -> str:
     full = run_times(manifest)
     qpath = quick_manifest or (root / "build" / "figures-quick" / "manifest.json" if root else None)
     quick = run_times(qpath) if qpath is not None and (isinstance(qpath, dict) or Path(qpath).is_file()) else None
-    lines = ["| notebook | full run | made | machine (1-min load average at the end) | slowest cells | QUICK |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| notebook | full run | experiment cache at the start | made | machine (1-min load average at the end) "
+             "| slowest cells | QUICK |", "| --- | --- | --- | --- | --- | --- | --- |"]
     def known(v) -> bool:
         return v is not None and not (isinstance(v, float) and v != v)  # None and NaN: not recorded
 
@@ -503,9 +516,12 @@ def run_times_markdown(manifest=None, quick_manifest=None) -> str:
         machine_ = f"{int(r['cores'])} cores, {r['cpu']}{load}" if known(r["cores"]) else "not recorded"
         q = _took(quick.loc[name, "seconds"]) if quick is not None and name in quick.index else "not on record"
         slowest = (r["slowest"] if known(r["slowest"]) and r["slowest"] else "not recorded").replace("|", "\\|")
-        lines.append(f"| `{name}` | {_took(r['seconds'])} | {made} | {machine_} | {slowest} | {q} |")
+        before = r["cached_runs_before"]
+        cache = ("not recorded" if not known(before) else "empty: everything trained" if int(before) == 0
+                 else f"{int(before):,} results already there: cached runs not retrained")
+        lines.append(f"| `{name}` | {_took(r['seconds'])} | {cache} | {made} | {machine_} | {slowest} | {q} |")
     total = full["seconds"].fillna(0).sum()
-    lines.append(f"| all | {_took(total)} | | | | "
+    lines.append(f"| all | {_took(total)} | | | | | "
                  f"{_took(quick['seconds'].sum()) if quick is not None and len(quick) else 'not on record'} |")
     return "\n".join(lines)
 

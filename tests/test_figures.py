@@ -252,6 +252,9 @@ def test_the_manifest_records_the_commit_and_a_clean_tree(tmp_path):
                              progress=False)
     entry = manifest["notebooks"]["01_demo"]
     assert entry["commit"] == head and entry["clean"] is True and entry["parameters"]["QUICK"] is False
+    # where the time went: per code cell, the machine, and how warm the experiment cache was
+    assert entry["cells"][-1]["code"] == "import mnistlab as ml" and entry["cells"][-1]["seconds"] >= 0
+    assert entry["machine"]["cores"] >= 1 and set(entry["cache"]) == {"runs_before", "runs_after"}
     on_disk = json.loads((tmp_path / "figures" / "manifest.json").read_text())
     assert on_disk["notebooks"]["01_demo"]["clean"] is True
 

@@ -22,6 +22,7 @@ def test_cell_seconds_reads_papermill_durations_and_skips_cells_that_did_not_run
 def _manifest(**entries):
     return {"notebooks": {name: {"seconds": s, "parameters": {"QUICK": q}, "commit": "abcdef0123456", "finished": f,
                                  "machine": {"cpu": "Test CPU", "cores": 2, "gpu": None, "load_average": [1.5, 1, 1]},
+                                 "cache": {"runs_before": 0 if s > 60 else 7, "runs_after": 9},
                                  "cells": [{"cell": 3, "seconds": s * 0.7, "code": "train()"},
                                            {"cell": 5, "seconds": s * 0.2, "code": "plot()"}]}
                           for name, (s, q, f) in entries.items()}}
@@ -33,6 +34,7 @@ def test_run_times_lists_the_slowest_cells_first():
     assert list(table.index) == ["01_a", "02_b"]
     assert table.loc["01_a", "seconds"] == 100.0 and table.loc["01_a", "commit"] == "abcdef012"
     assert table.loc["01_a", "slowest"] == "cell 3 (70 s): train()"
+    assert table.loc["01_a", "cached_runs_before"] == 0 and table.loc["02_b", "cached_runs_before"] == 7
     assert bool(table.loc["02_b", "quick"]) and table.loc["01_a", "cores"] == 2
 
 
@@ -60,7 +62,8 @@ def test_run_times_markdown_has_a_row_per_notebook_and_the_total():
                                       quick_manifest=_manifest(**{"01_a": (12.0, True, "2026-01-03T00:00:00")}))
     rows = table.splitlines()
     assert len(rows) == 2 + 2 + 1
-    assert rows[2].startswith("| `01_a` | 90 s | 2026-01-01, `abcdef012` | 2 cores, Test CPU (load 1.5) | cell 3 (63 s)")
+    assert rows[2].startswith("| `01_a` | 90 s | empty: everything trained | 2026-01-01, `abcdef012` | "
+                              "2 cores, Test CPU (load 1.5) | cell 3 (63 s)")
     assert rows[2].endswith("| 12 s |") and rows[3].endswith("| not on record |")
     assert rows[-1].startswith("| all | 31.5 min |")
 
@@ -87,3 +90,8 @@ def test_write_run_times_updates_the_inline_total(tmp_path):
     runner.write_run_times(readme, _manifest(**{"01_a": (7200.0, False, "x"), "02_b": (5760.0, False, "y")}),
                            quick_manifest={})
     assert "<!-- run-total:start -->3.6 hours<!-- run-total:end -->" in readme.read_text()
+
+
+def test_a_warm_cache_is_shown_beside_the_time():
+    table = runner.run_times_markdown(_manifest(**{"01_a": (30.0, False, "2026-01-01")}), quick_manifest={})
+    assert "| 30 s | 7 results already there: cached runs not retrained |" in table
