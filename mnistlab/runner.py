@@ -21,6 +21,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ._util import cpu_model, load_average
 from ._util import project_root as _find_root
 
 __all__ = ["NotebookError", "DirtyTreeError", "project_root", "list_notebooks", "check_parameters", "kernel_environment",
@@ -266,26 +267,11 @@ def _cached_runs() -> int:
 
 def machine() -> dict:
     """The machine a run was made on: CPU model, core count, GPU name (None without one), load average."""
-    import platform
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("model name", "Model", "cpu model") and value.strip():
-                cpu = value.strip()
-                break
-    except OSError:
-        pass
     gpu = None
     if "torch" in sys.modules:  # never import torch just to ask
         torch = sys.modules["torch"]
         gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    try:
-        load = [round(v, 2) for v in os.getloadavg()]
-    except (AttributeError, OSError):
-        load = []
-    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu, "load_average": load}
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "gpu": gpu, "load_average": load_average()}
 
 
 def cell_seconds(executed_path) -> list[dict]:
