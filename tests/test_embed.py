@@ -413,6 +413,13 @@ def test_plots_return_figures(blobs):
     fig = draw.plot_scatter(Y, y, classes)
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == classes
     assert sorted(t.get_text() for t in fig.axes[0].texts) == classes  # names at the class medians
+    from matplotlib.colors import to_rgba
+    from mnistlab.viz.style import class_colors
+    fig = draw.plot_scatter(Y, y, classes, colors=class_colors(10)[6:])   # classes given their own colours
+    handles = fig.axes[0].get_legend().legend_handles
+    assert [to_rgba(h.get_color()) for h in handles] == [to_rgba(c) for c in class_colors(10)[6:]]
+    with pytest.raises(ValueError, match="one colour per class"):
+        draw.plot_scatter(Y, y, classes, colors=["red"])
     fig = draw.plot_pairs(Y, y, classes, axis_names=["PC 1", "PC 2", "PC 3"])
     assert len(fig.axes) == 9 and sum(ax.axison for ax in fig.axes) == 6
     assert fig.axes[3].get_ylabel() == "PC 2" and fig.axes[6].get_xlabel() == "PC 1"

@@ -66,6 +66,34 @@ def test_workers_get_split_threads_and_the_environment(cache):
     assert torch.get_num_threads() == before  # the serial path restores the caller's thread count
 
 
+def _sigint_handler(_):
+    import signal
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+
+def _sleep(seconds):
+    import time
+    time.sleep(seconds)
+    return seconds
+
+
+def test_ctrl_c_stops_the_workers_at_once_and_they_print_nothing(capfd):
+    """Workers ignore SIGINT (a kernel shutdown reaches the whole process group); the parent stops them."""
+    import signal
+    import threading
+    import time
+
+    assert executors.map_tasks(_sigint_handler, [(0,), (1,)], workers=2, progress=False) == [True, True]
+    threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    t0 = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        executors.map_tasks(_sleep, [(30,), (30,), (30,)], workers=2, progress=False)
+    assert time.perf_counter() - t0 < 15  # not the 30 s a worker would need to finish its task
+    assert executors._POOL == {}
+    assert "Traceback" not in capfd.readouterr().err
+    assert executors.map_tasks(_square, [(3,)], workers=2, progress=False) == [9]  # a new pool works
+
+
 def test_threads_per_worker_never_oversubscribes():
     cores = executors.cpu_count()
     for w in (1, 2, 3, cores, cores + 5):

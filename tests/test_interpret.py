@@ -549,6 +549,10 @@ def test_robustness_table(pretrained):
     rot = df[(df["model"] == "pretrained") & (df["perturbation"] == "rotation")].set_index("level")["acc"]
     assert rot[45.0] < rot[0.0]
     assert (df["ci_low"] <= df["acc"]).all() and (df["acc"] <= df["ci_high"]).all()
+    # on clean digits the most predicted class holds about a tenth of them (the test set's largest class)
+    top = df[(df["model"] == "pretrained") & (df["level"] == 0)]["top_share"]
+    assert (top < 0.2).all() and (top >= np.bincount(test.labels.numpy()).max() / len(test) - 0.02).all()
+    assert df["top_class"].between(0, 9).all()
 
 
 def test_studies_module_never_imports_matplotlib_or_viz():

@@ -72,6 +72,9 @@ def test_robustness_numbers(entry):
     assert clean["this model"] > 0.98 and clean["LeNet-5 (plain)"] > 0.5
     mine = rob[rob["model"] == "this model"].groupby("perturbation")["acc"]
     assert (mine.first() >= mine.last()).all()               # the strongest level never helps
+    # on clean digits no class takes more than a fifth of the answers (a model stuck on one answer: 1.0)
+    assert (rob[rob["level"] == 0]["top_share"] < 0.2).all() and rob["top_share"].le(1).all()
+    assert set(entry["numbers"]["robustness_top_share"]) == {f"{k} {m}" for k in set(rob["perturbation"]) for m in set(rob["model"])}
 
 
 def test_notebook_is_committed_without_outputs_and_thin():

@@ -309,6 +309,12 @@ def test_learning_curves_and_feature_tsne(small_runs):
     # features would read chance (0.25)
     assert (maps.scores["probe_acc"] > 0.9).all() and (maps.scores["knn_acc"] > 0.9).all()
     assert maps.classes == list("abcd")
+    from matplotlib.colors import to_rgba
+    from mnistlab.viz import transfer as draw_tr
+    from mnistlab.viz.style import class_colors
+    maps.classes = ["5", "6", "7", "8"]   # relabelled digits keep their own colours, not those of 0-3
+    legend = draw_tr.plot_feature_maps(maps).axes[-1].get_legend()
+    assert [to_rgba(h.get_color()) for h in legend.legend_handles] == [to_rgba(c) for c in class_colors(10)[5:9]]
 
 
 # ---------------------------------------------------------------------------------------------

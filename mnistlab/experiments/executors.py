@@ -152,8 +152,13 @@ def step_progress(total: int, desc: str, progress: bool = True, workers: int = 1
 
 
 def _init_worker(threads: int, env: dict) -> None:
+    import signal
+
     import torch
 
+    # Ctrl-C and a kernel's shutdown reach the whole process group: the parent handles them (it
+    # cancels the pool), so an idle worker must not print a KeyboardInterrupt traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(env)
     torch.set_num_threads(threads)
 
@@ -281,7 +286,13 @@ def _map_processes(fn, tasks, workers, threads, bar) -> list:
         shutdown_workers()
         raise RuntimeError("A worker process died (out of memory, or killed); the pool was stopped. "
                            "Run again, or with workers=1 to see the error in this process.") from exc
-    except BaseException:  # a failed task (or Ctrl-C): drop what has not started yet
+    except KeyboardInterrupt:  # workers ignore SIGINT (see _init_worker): stop them here, mid-run
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()
+        _POOL.pop("pool", None), _POOL.pop("key", None)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    except BaseException:  # a failed task: drop what has not started yet
         for fut in futures:
             fut.cancel()
         raise

@@ -1525,7 +1525,10 @@ def robustness(models: Mapping[str, object], data, levels: Mapping[str, Sequence
     -------
     DataFrame
         Columns ``model``, ``perturbation``, ``unit``, ``level``, ``acc``, ``ci_low``,
-        ``ci_high`` (95% Wilson interval of the accuracy, SciPy ``binomtest``), ``n``.
+        ``ci_high`` (95% Wilson interval of the accuracy, SciPy ``binomtest``), ``n``, and
+        ``top_class`` / ``top_share``: the class the model predicts most often on these images and
+        the share of them it gets (near 1: the model has collapsed onto one answer; near 0.1:
+        its errors are spread over the classes).
     """
     data = as_imageset(data, need_labels=True)
     levels = {k: v[1] for k, v in PERTURBATIONS.items()} if levels is None else dict(levels)
@@ -1536,8 +1539,12 @@ def robustness(models: Mapping[str, object], data, levels: Mapping[str, Sequence
     for kind, lv in tqdm(jobs, desc="perturbations", unit="level", disable=not progress):
         imgs = perturb(data.images, kind, lv, seed=seed)
         for name, pm in pms.items():
-            correct = int((model_logits(pm, imgs, batch_size).argmax(1) == y).sum())
+            logits = model_logits(pm, imgs, batch_size)
+            pred = logits.argmax(1)
+            correct = int((pred == y).sum())
             ci_low, ci_high = wilson_interval(correct, len(y))
+            counts = np.bincount(pred, minlength=logits.shape[1])
             rows.append({"model": name, "perturbation": kind, "unit": PERTURBATIONS[kind][0], "level": lv,
-                         "acc": correct / len(y), "ci_low": float(ci_low), "ci_high": float(ci_high), "n": len(y)})
+                         "acc": correct / len(y), "ci_low": float(ci_low), "ci_high": float(ci_high), "n": len(y),
+                         "top_class": int(counts.argmax()), "top_share": float(counts.max() / len(y))})
     return pd.DataFrame(rows)

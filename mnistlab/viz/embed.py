@@ -11,6 +11,7 @@ import math
 from typing import Mapping, Sequence
 
 import matplotlib.patheffects as pe
+from matplotlib.colors import to_rgba_array
 import matplotlib.ticker as mticker
 import matplotlib.pyplot as plt
 import numpy as np
@@ -62,7 +63,7 @@ def _label_centroids(ax, Y: np.ndarray, y: np.ndarray, names: list[str], colors,
 
 def plot_scatter(Y, labels, classes=None, ax=None, title: str | None = None, s: float | None = None,
                  alpha: float | None = None, legend: bool = True, centroids: bool = True,
-                 axis_names: Sequence[str] | None = None):
+                 axis_names: Sequence[str] | None = None, colors: Sequence | None = None):
     """2-D scatter of ``Y`` coloured by class, each class's name written at its median.
 
     Parameters
@@ -84,6 +85,9 @@ def plot_scatter(Y, labels, classes=None, ax=None, title: str | None = None, s: 
     axis_names : (str, str), optional
         Axis labels (e.g. ``("PC 1", "PC 2")``); without them the axes carry no ticks (t-SNE
         coordinates mean nothing).
+    colors : sequence of matplotlib colours, optional
+        One per class, indexed by label (default: the project's class palette). Pass the digits'
+        own colours when the labels are relabelled digits (e.g. 5-9 as 0-4), so a 5 keeps its colour.
 
     Returns
     -------
@@ -98,7 +102,9 @@ def plot_scatter(Y, labels, classes=None, ax=None, title: str | None = None, s: 
     s = _point_size(len(Y)) if s is None else s
     alpha = _point_alpha(len(Y)) if alpha is None else alpha
     order = np.random.default_rng(0).permutation(len(Y))  # no class painted last on top of all others
-    colors = np.array(class_colors(len(names)))
+    if colors is not None and len(colors) < len(names):
+        raise ValueError(f"colors has {len(colors)} entries for {len(names)} classes: give one colour per class.")
+    colors = to_rgba_array(class_colors(len(names)) if colors is None else list(colors))
     ax.scatter(Y[order, 0], Y[order, 1], c=colors[y[order]], s=s, alpha=alpha, linewidths=0, rasterized=True)
     if centroids:
         _label_centroids(ax, Y, y, names, colors)

@@ -19,7 +19,7 @@ from ..studies.transfer import (FINE_TUNE, FROZEN, LINEAR_PROBE, SCRATCH, ZERO_S
                                 summarize_transfer)
 from .common import finish, one_panel, panels
 from .embed import plot_scatter
-from .style import config_colors
+from .style import class_colors, config_colors
 
 __all__ = ["strategy_colors", "plot_accuracy_vs_labels", "plot_transfer_overview", "plot_gains",
            "plot_feature_maps", "plot_digit_conversion"]
@@ -220,13 +220,16 @@ def plot_feature_maps(maps: FeatureMaps, title: str | None = None, ax=None):
     matplotlib.figure.Figure
     """
     names = list(dict.fromkeys(maps.points["panel"]))
+    digits = [int(c) for c in maps.classes if str(c).isdigit()]
+    # relabelled digits (5-9 as 0-4) keep the colours they have in every other figure
+    colors = [class_colors(10)[d] for d in digits] if len(digits) == len(maps.classes) and max(digits) < 10 else None
     fig, grid, created = panels(ax, 1, len(names), figsize=(4.6 * len(names) + 1.0, 4.6))
     scores = maps.scores.set_index("panel")
     for i, (name, a) in enumerate(zip(names, grid.flat)):
         p = maps.points[maps.points["panel"] == name]
         s = scores.loc[name]
         plot_scatter(p[["x", "y"]].to_numpy(), p["label"].to_numpy(), classes=maps.classes, ax=a,
-                     legend=i == len(names) - 1,
+                     legend=i == len(names) - 1, colors=colors,
                      title=f"{name}\n10-NN in map {100 * s['knn_acc']:.1f}%, "
                            f"linear probe {100 * s['probe_acc']:.1f}%")
         a.title.set_fontsize(10)
