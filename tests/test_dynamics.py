@@ -719,3 +719,13 @@ def test_layer_names_are_one_naming_for_every_kind_selection():
     for types in (None, (nn.Conv2d, nn.Linear), (nn.Linear,), (nn.BatchNorm2d,)):
         for name, path, _ in parameterised_layers(model, types=types):
             assert names[path] == name, (types, path)
+
+
+def test_tensorboard_dir_is_the_checkouts_build_folder_never_figures(tmp_path, monkeypatch):
+    from mnistlab._util import project_root
+
+    path = dyn.tensorboard_dir("05_training_dynamics")
+    assert path == project_root() / "build" / "tensorboard" / "05_training_dynamics"
+    assert "figures" not in path.parts
+    monkeypatch.chdir(tmp_path)   # the checkout is found from the package, not the working directory
+    assert dyn.tensorboard_dir("x") == project_root() / "build" / "tensorboard" / "x"

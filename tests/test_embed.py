@@ -508,3 +508,12 @@ def test_plot_errors(blobs):
     with pytest.raises(ValueError, match="needs 3 axes"):
         draw.plot_backends(pd.DataFrame({"backend": ["x"], "seconds": [1.0], "knn_acc": [0.9],
                                          "trustworthiness": [0.9]}), ax=plt.figure().subplots(1, 2))
+
+
+def test_tsne_benchmark_file_is_the_checkouts_result_wherever_the_notebook_runs(tmp_path, monkeypatch):
+    from mnistlab._util import project_root
+
+    expected = project_root() / "benchmarks" / "results" / "tsne_speed.json"
+    assert draw.tsne_benchmark_file() == expected
+    monkeypatch.chdir(tmp_path)   # e.g. the runner's staging folder inside figures/
+    assert draw.tsne_benchmark_file() == expected

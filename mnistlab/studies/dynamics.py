@@ -40,6 +40,7 @@ from ..training.recorder import LAYER_TYPES, HistogramRecorder, SnapshotRecorder
 from .embed import knn_accuracy
 
 __all__ = [
+    "tensorboard_dir",
     "RULE_OF_THUMB", "layer_table", "distribution_shape", "init_check", "over_training", "gradient_flow",
     "layer_summary", "diagnose", "SICK_RUNS", "sick_configs", "run_recorded", "RepresentationFrames",
     "representation_over_training", "interpolate_states", "loss_along_line", "to_tensorboard",
@@ -545,6 +546,16 @@ def loss_along_line(model: nn.Module, start: Mapping, end: Mapping, data: Mappin
 # --------------------------------------------------------------------------------------------
 # TensorBoard
 # --------------------------------------------------------------------------------------------
+
+def tensorboard_dir(name: str) -> Path:
+    """``build/tensorboard/<name>`` of the source checkout (git-ignored), or under the working directory when installed.
+
+    Never inside the figures folder: event files are not part of the gallery.
+    """
+    from .._util import project_root
+
+    return (project_root() or Path.cwd()) / "build" / "tensorboard" / name
+
 
 def to_tensorboard(rec: HistogramRecorder, logdir, tag_prefix: str = "") -> Path:
     """Write the recorded histograms and numbers as TensorBoard event files under ``logdir``.

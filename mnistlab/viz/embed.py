@@ -21,7 +21,7 @@ from ..studies.embed import _as_2d, _labels, components_for_variance
 from .common import finish, one_panel, panels
 from .style import PALETTE, class_colors, config_colors
 
-__all__ = ["plot_scatter", "plot_pairs", "plot_explained_variance", "plot_reconstructions", "plot_class_highlights",
+__all__ = ["plot_scatter", "plot_pairs", "tsne_benchmark_file", "plot_explained_variance", "plot_reconstructions", "plot_class_highlights",
            "plot_axis_distributions", "plot_pair_distances", "plot_knn_report", "plot_backends", "plot_tsne_scaling",
            "plot_representations", "MIN_REPEATS", "tsne_benchmark_runs"]
 
@@ -469,6 +469,18 @@ def plot_backends(df: pd.DataFrame, title: str | None = None, ax=None):
 MIN_REPEATS = 3
 """Fewest timed runs per backend and size that :func:`plot_tsne_scaling` draws: one run on a shared
 machine measures the machine's load as much as the code."""
+
+
+def tsne_benchmark_file() -> "Path":
+    """Where ``benchmarks/tsne_speed.py`` writes its result: ``benchmarks/results/tsne_speed.json`` of the checkout.
+
+    Outside a source checkout (an installed package), the same path under the working directory.
+    """
+    from pathlib import Path
+
+    from .._util import project_root
+
+    return (project_root() or Path.cwd()) / "benchmarks" / "results" / "tsne_speed.json"
 
 
 def tsne_benchmark_runs(result) -> pd.DataFrame:
