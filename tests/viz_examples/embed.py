@@ -53,5 +53,6 @@ EXAMPLES = {
 }
 
 NOT_PLOTS = {
+    "tsne_benchmark_file": "returns the path of benchmarks/tsne_speed.py's saved result, draws nothing",
     "tsne_benchmark_runs": "returns the timed runs of a benchmarks/tsne_speed.py result as a table, draws nothing",
 }
