@@ -26,7 +26,7 @@ from ._util import project_root as _find_root
 
 __all__ = ["NotebookError", "DirtyTreeError", "project_root", "list_notebooks", "check_parameters", "kernel_environment",
            "run_notebook", "run_notebooks", "git_state", "cell_seconds", "run_times", "describe_run_time", "machine",
-           "run_times_markdown", "write_run_times"]
+           "run_times_markdown", "run_time_words", "write_run_times"]
 
 
 class NotebookError(RuntimeError):
@@ -512,11 +512,38 @@ def run_times_markdown(manifest=None, quick_manifest=None) -> str:
     return "\n".join(lines)
 
 
+def _duration_words(seconds: float) -> str:
+    if seconds >= 5400:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds / 60:.0f} minutes" if seconds >= 100 else f"{seconds:.0f} seconds"
+
+
+def run_time_words(manifest=None, quick_manifest=None) -> dict:
+    """The run times the README quotes inline, as words, keyed by their marker name.
+
+    ``run-total``: the summed full-run time ("3.6 hours", "52 minutes"); ``run-range``: the
+    quickest and the slowest notebook ("25 seconds to 21 minutes"); ``quick-total``: the summed
+    QUICK time (from ``quick_manifest``, default ``build/figures-quick/manifest.json``; "not on
+    record" without one).
+    """
+    root = _find_root()
+    full = run_times(manifest)["seconds"].dropna()
+    qpath = quick_manifest if quick_manifest is not None else (
+        root / "build" / "figures-quick" / "manifest.json" if root else None)
+    has_quick = qpath is not None and (isinstance(qpath, dict) or Path(qpath).is_file())
+    quick = run_times(qpath)["seconds"].dropna() if has_quick else []
+    return {"run-total": _duration_words(full.sum()),
+            "run-range": (f"{_duration_words(full.min())} to {_duration_words(full.max())}" if len(full)
+                          else "not on record"),
+            "quick-total": _duration_words(quick.sum()) if len(quick) else "not on record"}
+
+
 def write_run_times(path, manifest=None, quick_manifest=None) -> bool:
     """Replace what stands between the run-times markers of ``path`` (the README) with :func:`run_times_markdown`.
 
-    Also replaces the text between each ``<!-- run-total:start -->`` and ``<!-- run-total:end -->``
-    with the summed full-run time ("3.6 hours", "52 minutes").
+    Also replaces the text between each inline pair ``<!-- KEY:start -->`` / ``<!-- KEY:end -->``
+    whose KEY is one of :func:`run_time_words` (``run-total``, ``run-range``, ``quick-total``) with
+    those words.
 
     Returns False (and changes nothing) when the file lacks the two markers in order.
     """
@@ -527,10 +554,9 @@ def write_run_times(path, manifest=None, quick_manifest=None) -> bool:
         return False
     table = run_times_markdown(manifest, quick_manifest)
     new = text[:a + len(RUN_TIMES_START)] + "\n" + table + "\n" + text[b:]
-    # the total, where the text quotes it inline: <!-- run-total:start -->3.6 hours<!-- run-total:end -->
-    total = run_times(manifest)["seconds"].fillna(0).sum()
-    words = f"{total / 3600:.1f} hours" if total >= 5400 else f"{total / 60:.0f} minutes"
-    new = re.sub(r"(<!-- run-total:start -->).*?(<!-- run-total:end -->)", lambda m: m.group(1) + words + m.group(2), new)
+    # figures the text quotes inline, e.g. <!-- run-total:start -->3.6 hours<!-- run-total:end -->
+    for key, words in run_time_words(manifest, quick_manifest).items():
+        new = re.sub(rf"(<!-- {key}:start -->).*?(<!-- {key}:end -->)", lambda m: m.group(1) + words + m.group(2), new)
     if new != text:
         from ._util import atomic_write
 

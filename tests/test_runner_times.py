@@ -92,6 +92,22 @@ def test_write_run_times_updates_the_inline_total(tmp_path):
     assert "<!-- run-total:start -->3.6 hours<!-- run-total:end -->" in readme.read_text()
 
 
+def test_inline_range_and_quick_total_come_from_the_manifests(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("from <!-- run-range:start -->?<!-- run-range:end --> per notebook; QUICK "
+                      f"<!-- quick-total:start -->?<!-- quick-total:end -->\n{runner.RUN_TIMES_START}\n{runner.RUN_TIMES_END}\n")
+    full = _manifest(**{"01_a": (25.0, False, "x"), "02_b": (1260.0, False, "y"), "03_c": (600.0, False, "z")})
+    quick = _manifest(**{"01_a": (8.0, True, "x"), "02_b": (52.0, True, "y")})
+    assert runner.run_time_words(full, quick) == {"run-total": "31 minutes", "run-range": "25 seconds to 21 minutes",
+                                                  "quick-total": "60 seconds"}
+    runner.write_run_times(readme, full, quick_manifest=quick)
+    text = readme.read_text()
+    assert "from <!-- run-range:start -->25 seconds to 21 minutes<!-- run-range:end --> per notebook" in text
+    assert "QUICK <!-- quick-total:start -->60 seconds<!-- quick-total:end -->" in text
+    runner.write_run_times(readme, full, quick_manifest={})
+    assert "<!-- quick-total:start -->not on record<!-- quick-total:end -->" in readme.read_text()
+
+
 def test_a_warm_cache_is_shown_beside_the_time():
     table = runner.run_times_markdown(_manifest(**{"01_a": (30.0, False, "2026-01-01")}), quick_manifest={})
     assert "| 30 s | 7 results already there: cached runs not retrained |" in table
