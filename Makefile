@@ -35,7 +35,7 @@ test-fast: $(STAMP)
 
 figures: $(STAMP)
 	$(BIN)/mnistlab figures
-	$(BIN)/python -c "from mnistlab.runner import write_run_times; write_run_times('README.md')"
+	$(BIN)/python -c "from mnistlab.runner import write_run_times, write_results; write_run_times('README.md'); write_results('README.md')"
 
 figures-quick: $(STAMP)
 	$(BIN)/mnistlab figures --quick --out build/figures-quick

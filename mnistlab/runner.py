@@ -26,7 +26,7 @@ from ._util import project_root as _find_root
 
 __all__ = ["NotebookError", "DirtyTreeError", "project_root", "list_notebooks", "check_parameters", "kernel_environment",
            "run_notebook", "run_notebooks", "git_state", "cell_seconds", "run_times", "describe_run_time", "machine",
-           "run_times_markdown", "run_time_words", "write_run_times"]
+           "run_times_markdown", "run_time_words", "write_run_times", "results_markdown", "write_results"]
 
 
 class NotebookError(RuntimeError):
@@ -557,6 +557,107 @@ def write_run_times(path, manifest=None, quick_manifest=None) -> bool:
     # figures the text quotes inline, e.g. <!-- run-total:start -->3.6 hours<!-- run-total:end -->
     for key, words in run_time_words(manifest, quick_manifest).items():
         new = re.sub(rf"(<!-- {key}:start -->).*?(<!-- {key}:end -->)", lambda m: m.group(1) + words + m.group(2), new)
+    if new != text:
+        from ._util import atomic_write
+
+        atomic_write(path, lambda fh: fh.write(new.encode()))
+    return True
+
+
+#: The project's own accuracy targets (README "Project targets"), checked against the main job's numbers.
+RESULT_TARGETS = {"best-mean": 0.996, "best-first3": 0.995, "best-ensemble": 0.997}
+
+
+def _pct(x, digits: int = 2) -> str:
+    return f"{100 * float(x):.{digits}f}%"
+
+
+def _points(x) -> str:
+    return f"{100 * float(x):+.1f}"
+
+
+def results_markdown(figures=None) -> dict:
+    """The README's result tables and the numbers its targets table quotes, from the main job's files (never typed).
+
+    Parameters
+    ----------
+    figures : path, optional
+        The gallery the main job wrote (default: the checkout's ``figures/``). Read:
+        ``03_model_search/numbers.json``, ``strongest_recipe.csv`` and ``ensemble.csv``;
+        ``08_transfer_learning/numbers.json`` and ``gains.csv``.
+
+    Returns
+    -------
+    dict
+        Keyed by README marker name. Blocks: ``results-best`` (the strongest recipe's table: every
+        seed, mean ± std, ensemble, the shipped model) and ``results-transfer`` (per transfer task,
+        the best strategy's gain over training from scratch at the fewest and at all labels, with
+        its 95% interval and verdict). Inline words: ``best-protocol``, ``best-mean``,
+        ``best-first3``, ``best-ensemble`` and, for each, ``<key>-status`` ("met" / "not met in the
+        last main job") against :data:`RESULT_TARGETS`.
+    """
+    import pandas as pd
+
+    from .training.pretrained import pretrained_info
+
+    root = Path(figures) if figures else project_root() / "figures"
+    n3 = json.loads((root / "03_model_search" / "numbers.json").read_text())
+    runs = pd.read_csv(root / "03_model_search" / "strongest_recipe.csv", index_col=0).sort_values("seed")
+    ens = pd.read_csv(root / "03_model_search" / "ensemble.csv", index_col=0).iloc[0]
+    acc = runs["test_acc"]
+    secs = runs["train_seconds"]
+    protocol = (f"{len(runs)} seeds × {n3['strong_epochs']} epochs on all 60,000 training images"
+                f" (the main job's {n3.get('protocol', 'short')} protocol)")
+    first3 = acc[runs["seed"].isin([0, 1, 2])]
+    words = {"best-protocol": protocol,
+             "best-mean": f"{_pct(acc.mean())} ± {_pct(acc.std(ddof=1))} ({len(acc)} seeds, {n3['strong_epochs']} epochs)",
+             "best-first3": f"{_pct(first3.mean())} ± {_pct(first3.std(ddof=1))}",
+             "best-ensemble": f"{_pct(ens['ensemble_acc'])} ({int(ens['ensemble_errors'])} errors in {int(ens['n']):,})"}
+    measured = {"best-mean": acc.mean(), "best-first3": first3.mean(), "best-ensemble": ens["ensemble_acc"]}
+    for key, target in RESULT_TARGETS.items():
+        words[f"{key}-status"] = "met" if measured[key] >= target else "not met in the last main job"
+    shipped = pretrained_info("mnist")
+    best = ["| | test accuracy | training time per run |", "| --- | --- | --- |",
+            f"| {len(acc)} seeds, mean ± std | **{_pct(acc.mean())} ± {_pct(acc.std(ddof=1))}** "
+            f"({', '.join(_pct(a) for a in acc)}) | {secs.mean():.0f} s ({secs.min():.0f}-{secs.max():.0f} s; "
+            f"{n3.get('workers', 2)} workers of 1 thread each) |",
+            f"| ensemble of the {len(acc)} seeds (averaged probabilities) | **{_pct(ens['ensemble_acc'])}** "
+            f"({int(ens['ensemble_errors'])} errors in {int(ens['n']):,}) | |",
+            f"| the shipped pretrained model (`mnistlab.load_pretrained()`, {shipped['recipe_settings']['epochs']} "
+            f"epochs) | {_pct(shipped['test_acc'])} | |"]
+    gains = pd.read_csv(root / "08_transfer_learning" / "gains.csv", index_col=0)
+    gains["labels"] = gains["labels"].astype(str)
+    rows = ["| trained on -> transferred to | fewest labels per class | all labels |", "| --- | --- | --- |"]
+    for task, g in gains.groupby("task", sort=False):
+        cells = []
+        for labels in (g["labels"].iloc[0], "all"):
+            at = g[g["labels"] == labels]
+            top = at.loc[at["diff"].idxmax()]
+            cells.append(f"{'all labels' if labels == 'all' else f'{labels} per class'}: {top['strategy']} {_pct(top['mean_strategy'], 1)} against scratch "
+                         f"{_pct(top['mean_baseline'], 1)}, {_points(top['diff'])} points "
+                         f"({_points(top['ci_low'])} to {_points(top['ci_high'])}), {top['verdict']}")
+        rows.append(f"| {task.replace('→', '->')} | {cells[0]} | {cells[1]} |")
+    return {"results-best": "\n".join(best), "results-transfer": "\n".join(rows), **words}
+
+
+def write_results(path, figures=None) -> bool:
+    """Fill the README's result markers with :func:`results_markdown`: ``<!-- KEY:start -->`` ... ``<!-- KEY:end -->``.
+
+    Blocks (``results-best``, ``results-transfer``) go on lines of their own; the other keys are
+    inline. Returns False (and changes nothing) when a block's markers are missing.
+    """
+    path = Path(path)
+    text = path.read_text()
+    parts = results_markdown(figures)
+    new = text
+    for key, value in parts.items():
+        start, end = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
+        if key.startswith("results-"):
+            if new.count(start) != 1 or new.count(end) != 1 or new.find(end) < new.find(start):
+                return False
+            value = "\n" + value + "\n"
+        new = re.sub(rf"({re.escape(start)}).*?({re.escape(end)})", lambda m: m.group(1) + value + m.group(2), new,
+                     flags=re.S)
     if new != text:
         from ._util import atomic_write
 

@@ -111,3 +111,62 @@ def test_inline_range_and_quick_total_come_from_the_manifests(tmp_path):
 def test_a_warm_cache_is_shown_beside_the_time():
     table = runner.run_times_markdown(_manifest(**{"01_a": (30.0, False, "2026-01-01")}), quick_manifest={})
     assert "| 30 s | 7 results already there: cached runs not retrained |" in table
+
+
+def _gallery(tmp_path, accs=(0.9952, 0.9951, 0.9945), ensemble=0.9955):
+    import pandas as pd
+
+    nb3 = tmp_path / "03_model_search"
+    nb8 = tmp_path / "08_transfer_learning"
+    nb3.mkdir()
+    nb8.mkdir()
+    (nb3 / "numbers.json").write_text(json.dumps({"strong_epochs": 3, "protocol": "short", "workers": 2}))
+    pd.DataFrame({"seed": range(len(accs)), "test_acc": accs, "train_seconds": [110.0, 112.0, 113.0][:len(accs)]}
+                 ).to_csv(nb3 / "strongest_recipe.csv")
+    pd.DataFrame([{"ensemble_acc": ensemble, "ensemble_errors": round((1 - ensemble) * 10000), "n": 10000}]
+                 ).to_csv(nb3 / "ensemble.csv")
+    rows = []
+    for labels, diffs in (("10", (0.02, 0.03)), ("all", (-0.01, 0.001))):
+        for strategy, d in zip(("frozen", "fine-tune"), diffs):
+            rows.append({"task": "digits 0-4 → 5-9", "labels": labels, "strategy": strategy, "mean_strategy": 0.8 + d,
+                         "mean_baseline": 0.8, "diff": d, "ci_low": d - 0.01, "ci_high": d + 0.01,
+                         "verdict": "helps" if d - 0.01 > 0 else "within noise"})
+    pd.DataFrame(rows).to_csv(nb8 / "gains.csv")
+    return tmp_path
+
+
+def test_results_tables_come_from_the_gallery_files(tmp_path):
+    parts = runner.results_markdown(_gallery(tmp_path))
+    best = parts["results-best"]
+    assert "| 3 seeds, mean ± std | **99.49% ± 0.04%** (99.52%, 99.51%, 99.45%)" in best
+    assert "**99.55%** (45 errors in 10,000)" in best and "112 s (110-113 s" in best
+    assert parts["best-protocol"].startswith("3 seeds × 3 epochs") and "short protocol" in parts["best-protocol"]
+    # the targets: 99.6% mean, 99.5% on seeds 0-2, 99.7% ensemble: none met by these numbers
+    assert parts["best-mean-status"] == parts["best-first3-status"] == parts["best-ensemble-status"] != "met"
+    # the best strategy per label count: fine-tune at 10 labels (+3.0), fine-tune at all (+0.1, within noise)
+    transfer = parts["results-transfer"].splitlines()
+    assert len(transfer) == 3 and transfer[2].startswith("| digits 0-4 -> 5-9 | 10 per class: fine-tune 83.0%")
+    assert "+3.0 points (+2.0 to +4.0), helps" in transfer[2]
+    assert "all labels: fine-tune 80.1% against scratch 80.0%, +0.1 points (-0.9 to +1.1), within noise" in transfer[2]
+    other = tmp_path / "b"
+    other.mkdir()
+    met = runner.results_markdown(_gallery(other, accs=(0.9965, 0.9962, 0.9960), ensemble=0.9971))
+    assert met["best-mean-status"] == met["best-first3-status"] == met["best-ensemble-status"] == "met"
+
+
+def test_write_results_fills_blocks_and_inline_markers_and_leaves_the_rest(tmp_path):
+    readme = tmp_path / "README.md"
+    text = ("intro\n<!-- results-best:start -->\nold\n<!-- results-best:end -->\nmid\n"
+            "<!-- results-transfer:start -->\n<!-- results-transfer:end -->\n"
+            "| target | <!-- best-mean:start -->?<!-- best-mean:end --> | <!-- best-mean-status:start -->?"
+            "<!-- best-mean-status:end --> |\nend\n")
+    readme.write_text(text)
+    gallery = tmp_path / "g"
+    gallery.mkdir()
+    assert runner.write_results(readme, _gallery(gallery))
+    new = readme.read_text()
+    assert "old" not in new and new.startswith("intro\n<!-- results-best:start -->\n| | test accuracy")
+    assert "<!-- best-mean:start -->99.49% ± 0.04% (3 seeds, 3 epochs)<!-- best-mean:end -->" in new
+    assert "mid\n" in new and new.endswith("end\n") and "| digits 0-4 -> 5-9 |" in new
+    readme.write_text("no markers here\n")
+    assert not runner.write_results(readme, gallery) and readme.read_text() == "no markers here\n"
