@@ -132,6 +132,15 @@ def _gallery(tmp_path, accs=(0.9952, 0.9951, 0.9945), ensemble=0.9955):
                          "mean_baseline": 0.8, "diff": d, "ci_low": d - 0.01, "ci_high": d + 0.01,
                          "verdict": "helps" if d - 0.01 > 0 else "within noise"})
     pd.DataFrame(rows).to_csv(nb8 / "gains.csv")
+    nb7 = tmp_path / "07_gan"
+    nb7.mkdir()
+    shares = [0.139, 0.0859, 0.0888, 0.0722, 0.0653, 0.0954, 0.086, 0.1369, 0.0989, 0.1316]
+    (nb7 / "numbers.json").write_text(json.dumps({
+        "shares_dcgan": shares, "max_share_deviation": 0.039, "kl_uniform_dcgan": 0.0314, "cond_accuracy": 0.9746,
+        "floor": 0.01029, "frechet_cdcgan": 0.0787, "ratio_cdcgan": 7.65, "frechet_dcgan": 1.533, "ratio_dcgan": 149.0,
+        "blurred": 0.765, "train_seconds": 584.7, "train_seconds_dcgan": 277.9, "train_seconds_cdcgan": 306.7,
+        "precision_dcgan": 0.663, "recall_dcgan": 0.831, "precision_cdcgan": 0.809, "recall_cdcgan": 0.799,
+        "median_nn_dcgan": 5.69, "median_nn_cdcgan": 4.80, "median_nn_test": 4.31}))
     return tmp_path
 
 
@@ -148,6 +157,12 @@ def test_results_tables_come_from_the_gallery_files(tmp_path):
     assert len(transfer) == 3 and transfer[2].startswith("| digits 0-4 -> 5-9 | 10 per class: fine-tune 83.0%")
     assert "+3.0 points (+2.0 to +4.0), helps" in transfer[2]
     assert "all labels: fine-tune 80.1% against scratch 80.0%, +0.1 points (-0.9 to +1.1), within noise" in transfer[2]
+    gan = parts["results-gan"]
+    assert "| 97.46% | met; stretch goal not met |" in gan
+    assert "6.5% (class 4) to 13.9% (class 0)" in gan and "not met (largest gap 3.9 points)" in gan
+    assert "conditional 0.079 (7.7x), unconditional 1.53 (149x)" in gan and "| 585 s = 9.7 min (278 s + 307 s) | met |" in gan
+    assert "so neither GAN copies training digits." in gan
+    assert parts["gan-summary"] == "97.46%; 6.5% to 13.9%; 7.7x / 149x; 9.7 min; not measured"
     other = tmp_path / "b"
     other.mkdir()
     met = runner.results_markdown(_gallery(other, accs=(0.9965, 0.9962, 0.9960), ensemble=0.9971))
@@ -158,6 +173,7 @@ def test_write_results_fills_blocks_and_inline_markers_and_leaves_the_rest(tmp_p
     readme = tmp_path / "README.md"
     text = ("intro\n<!-- results-best:start -->\nold\n<!-- results-best:end -->\nmid\n"
             "<!-- results-transfer:start -->\n<!-- results-transfer:end -->\n"
+            "<!-- results-gan:start -->\n<!-- results-gan:end -->\n"
             "| target | <!-- best-mean:start -->?<!-- best-mean:end --> | <!-- best-mean-status:start -->?"
             "<!-- best-mean-status:end --> |\nend\n")
     readme.write_text(text)
