@@ -113,6 +113,9 @@ def train_pretrained(out=None, name: str = "mnist", device="auto", progress: boo
                      command: str | None = None) -> dict:
     """(Re)train the pretrained model ``name`` and write ``<stem>.pt`` and ``<stem>.json`` to ``out``.
 
+    It trains on the data its recipe names: the recipe's ``dataset``, at most ``train_limit``
+    training images, and is tested on at most ``test_limit`` test images.
+
     Parameters
     ----------
     out : path, optional
@@ -137,8 +140,10 @@ def train_pretrained(out=None, name: str = "mnist", device="auto", progress: boo
 
     stem, recipe_name, overrides, seed = _entry(name)
     out = Path(out) if out is not None else Path(str(_resource(""))).resolve()
-    train, test = load_dataset("mnist", "train"), load_dataset("mnist", "test")
     recipe = get_recipe(recipe_name, **overrides)
+    # the data the recipe names: its dataset, at most its train_limit / test_limit images
+    train = load_dataset(recipe.dataset, "train", limit=recipe.train_limit)
+    test = load_dataset(recipe.dataset, "test", limit=recipe.test_limit)
     model, history = train_model(recipe, train, None, seed=seed, device=device, progress=progress)
     model.cpu().eval()
     result = evaluate(model, test, device="cpu")
