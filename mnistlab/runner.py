@@ -479,6 +479,41 @@ def _took(seconds) -> str:
     return f"{seconds:.0f} s" if seconds < 100 else f"{seconds / 60:.1f} min"
 
 
+def _quick_run_times(quick_manifest=None):
+    """:func:`run_times` of the last QUICK run (default ``build/figures-quick/manifest.json``); None without one."""
+    if quick_manifest is None:
+        root = _find_root()
+        quick_manifest = root / "build" / "figures-quick" / "manifest.json" if root else None
+    if quick_manifest is None or not (isinstance(quick_manifest, dict) or Path(quick_manifest).is_file()):
+        return None
+    return run_times(quick_manifest)
+
+
+def _blocks_present(text: str, keys) -> bool:
+    """Whether each ``<!-- KEY:start -->`` and ``<!-- KEY:end -->`` of ``keys`` appears once, in that order."""
+    for key in keys:
+        start, end = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
+        if text.count(start) != 1 or text.count(end) != 1 or text.find(end) < text.find(start):
+            return False
+    return True
+
+
+def _fill_markers(text: str, blocks: dict, inline: dict) -> str:
+    """``text`` with what stands between each ``<!-- KEY:start -->`` and ``<!-- KEY:end -->`` replaced:
+    ``blocks`` on lines of their own, ``inline`` words in place (every pair of their key)."""
+    for key, value in [*((k, "\n" + v + "\n") for k, v in blocks.items()), *inline.items()]:
+        text = re.sub(rf"(<!-- {re.escape(key)}:start -->).*?(<!-- {re.escape(key)}:end -->)",
+                      lambda m: m.group(1) + value + m.group(2), text, flags=re.S)
+    return text
+
+
+def _write_if_changed(path: Path, old: str, new: str) -> None:
+    if new != old:
+        from ._util import atomic_write
+
+        atomic_write(path, lambda fh: fh.write(new.encode()))
+
+
 def run_times_markdown(manifest=None, quick_manifest=None) -> str:
     """The README's table of how long each notebook's last full run took, from the manifest (never typed).
 
@@ -486,10 +521,8 @@ def run_times_markdown(manifest=None, quick_manifest=None) -> str:
     the end (what makes a time trustworthy), the slowest cells, and the last QUICK time if
     ``quick_manifest`` (default ``build/figures-quick/manifest.json`` when it exists) has one; then the total.
     """
-    root = _find_root()
     full = run_times(manifest)
-    qpath = quick_manifest or (root / "build" / "figures-quick" / "manifest.json" if root else None)
-    quick = run_times(qpath) if qpath is not None and (isinstance(qpath, dict) or Path(qpath).is_file()) else None
+    quick = _quick_run_times(quick_manifest)
     lines = ["| notebook | full run | experiment cache at the start | made | machine (1-min load average at the end) "
              "| slowest cells | QUICK |", "| --- | --- | --- | --- | --- | --- | --- |"]
     def known(v) -> bool:
@@ -526,12 +559,9 @@ def run_time_words(manifest=None, quick_manifest=None) -> dict:
     QUICK time (from ``quick_manifest``, default ``build/figures-quick/manifest.json``; "not on
     record" without one).
     """
-    root = _find_root()
     full = run_times(manifest)["seconds"].dropna()
-    qpath = quick_manifest if quick_manifest is not None else (
-        root / "build" / "figures-quick" / "manifest.json" if root else None)
-    has_quick = qpath is not None and (isinstance(qpath, dict) or Path(qpath).is_file())
-    quick = run_times(qpath)["seconds"].dropna() if has_quick else []
+    quick = _quick_run_times(quick_manifest)
+    quick = [] if quick is None else quick["seconds"].dropna()
     return {"run-total": _duration_words(full.sum()),
             "run-range": (f"{_duration_words(full.min())} to {_duration_words(full.max())}" if len(full)
                           else "not on record"),
@@ -549,18 +579,11 @@ def write_run_times(path, manifest=None, quick_manifest=None) -> bool:
     """
     path = Path(path)
     text = path.read_text()
-    a, b = text.find(RUN_TIMES_START), text.find(RUN_TIMES_END)
-    if a < 0 or b < a or text.count(RUN_TIMES_START) != 1 or text.count(RUN_TIMES_END) != 1:
+    if not _blocks_present(text, ["run-times"]):  # checked before the manifests are read
         return False
-    table = run_times_markdown(manifest, quick_manifest)
-    new = text[:a + len(RUN_TIMES_START)] + "\n" + table + "\n" + text[b:]
-    # figures the text quotes inline, e.g. <!-- run-total:start -->3.6 hours<!-- run-total:end -->
-    for key, words in run_time_words(manifest, quick_manifest).items():
-        new = re.sub(rf"(<!-- {key}:start -->).*?(<!-- {key}:end -->)", lambda m: m.group(1) + words + m.group(2), new)
-    if new != text:
-        from ._util import atomic_write
-
-        atomic_write(path, lambda fh: fh.write(new.encode()))
+    new = _fill_markers(text, {"run-times": run_times_markdown(manifest, quick_manifest)},
+                        run_time_words(manifest, quick_manifest))
+    _write_if_changed(path, text, new)
     return True
 
 
@@ -584,7 +607,7 @@ def results_markdown(figures=None) -> dict:
     figures : path, optional
         The gallery the main job wrote (default: the checkout's ``figures/``). Read:
         ``03_model_search/numbers.json``, ``strongest_recipe.csv`` and ``ensemble.csv``;
-        ``08_transfer_learning/numbers.json`` and ``gains.csv``.
+        ``07_gan/numbers.json``; ``08_transfer_learning/gains.csv``.
 
     Returns
     -------
@@ -678,23 +701,14 @@ def _gan_results(root: Path) -> dict:
 def write_results(path, figures=None) -> bool:
     """Fill the README's result markers with :func:`results_markdown`: ``<!-- KEY:start -->`` ... ``<!-- KEY:end -->``.
 
-    Blocks (``results-best``, ``results-transfer``) go on lines of their own; the other keys are
-    inline. Returns False (and changes nothing) when a block's markers are missing.
+    Blocks (``results-best``, ``results-transfer``, ``results-gan``) go on lines of their own; the
+    other keys are inline. Returns False (and changes nothing) when a block's markers are missing.
     """
     path = Path(path)
     text = path.read_text()
     parts = results_markdown(figures)
-    new = text
-    for key, value in parts.items():
-        start, end = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
-        if key.startswith("results-"):
-            if new.count(start) != 1 or new.count(end) != 1 or new.find(end) < new.find(start):
-                return False
-            value = "\n" + value + "\n"
-        new = re.sub(rf"({re.escape(start)}).*?({re.escape(end)})", lambda m: m.group(1) + value + m.group(2), new,
-                     flags=re.S)
-    if new != text:
-        from ._util import atomic_write
-
-        atomic_write(path, lambda fh: fh.write(new.encode()))
+    blocks = {k: v for k, v in parts.items() if k.startswith("results-")}
+    if not _blocks_present(text, blocks):
+        return False
+    _write_if_changed(path, text, _fill_markers(text, blocks, {k: v for k, v in parts.items() if k not in blocks}))
     return True
