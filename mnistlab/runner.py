@@ -648,7 +648,8 @@ def results_markdown(figures=None) -> dict:
             f"| ensemble of the {len(acc)} seeds (averaged probabilities) | **{_pct(ens['ensemble_acc'])}** "
             f"({int(ens['ensemble_errors'])} errors in {int(ens['n']):,}) | |",
             f"| the shipped pretrained model (`mnistlab.load_pretrained()`, {shipped['recipe_settings']['epochs']} "
-            f"epochs) | {_pct(shipped['test_acc'])} | |"]
+            f"epochs, seed {shipped['seed']}, {shipped['torch_threads']} thread{'' if shipped['torch_threads'] == 1 else 's'}) | {_pct(shipped['test_acc'])} | "
+            f"{shipped['train_seconds']:,.0f} s |"]
     gains = pd.read_csv(root / "08_transfer_learning" / "gains.csv", index_col=0)
     gains["labels"] = gains["labels"].astype(str)
     rows = ["| trained on -> transferred to | fewest labels per class | all labels |", "| --- | --- | --- |"]
