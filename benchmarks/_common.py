@@ -75,6 +75,23 @@ def parser(doc: str, *, seed: int | None = 0, threads: bool = True, device: str 
     return p
 
 
+def gan_arguments(p: argparse.ArgumentParser, argv, *, steps: int, width: int, n_eval: int, steps_help: str,
+                  width_help: str):
+    """Parse the flags the two GAN benchmarks share (``--steps``, ``--width``, ``--n-eval``, ``--test-limit``).
+
+    ``--smoke`` sets them to 4 steps, width 8, 200 samples judged against the first 1,000 test images.
+    Returns the parsed arguments.
+    """
+    p.add_argument("--steps", type=int, default=steps, help=steps_help)
+    p.add_argument("--width", type=int, default=width, help=width_help)
+    p.add_argument("--n-eval", type=int, default=n_eval, help="samples judged per GAN")
+    p.add_argument("--test-limit", type=int, default=None, help="the first N test images as the judges' reference")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.steps, args.width, args.n_eval, args.test_limit = 4, 8, 200, 1000
+    return args
+
+
 def result_path(name: str, args) -> Path:
     """Where a run writes its JSON: ``--json``, else build/bench-smoke/ for smoke runs, else benchmarks/results/."""
     if getattr(args, "json", None):

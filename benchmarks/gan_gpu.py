@@ -20,7 +20,7 @@ import sys
 
 import torch
 
-from _common import Bench, Stopwatch, fmt_s, fmt_x, parser, row
+from _common import Bench, Stopwatch, fmt_s, fmt_x, gan_arguments, parser, row
 
 FULL_STEPS = 6000
 """Steps per GAN in notebook 07's full mode (keep in step with the notebook's STEPS)."""
@@ -31,14 +31,9 @@ FULL_RECIPE = "sngan"
 
 
 def main(argv=None) -> int:
-    p = parser(__doc__, threads=True, device="auto")
-    p.add_argument("--steps", type=int, default=FULL_STEPS, help="steps per GAN (default: the notebook's full mode)")
-    p.add_argument("--width", type=int, default=FULL_WIDTH, help="ngf = ndf (default: the notebook's full mode)")
-    p.add_argument("--n-eval", type=int, default=10_000, help="samples judged per GAN")
-    p.add_argument("--test-limit", type=int, default=None, help="the first N test images as the judges' reference")
-    args = p.parse_args(argv)
-    if args.smoke:
-        args.steps, args.width, args.n_eval, args.test_limit = 4, 8, 200, 1000
+    args = gan_arguments(parser(__doc__, threads=True, device="auto"), argv, steps=FULL_STEPS, width=FULL_WIDTH,
+                         n_eval=10_000, steps_help="steps per GAN (default: the notebook's full mode)",
+                         width_help="ngf = ndf (default: the notebook's full mode)")
 
     from mnistlab.data import load_dataset
     from mnistlab.studies import gan as gs

@@ -25,18 +25,12 @@ import sys
 import pandas as pd
 import torch
 
-from _common import Bench, parser, row
+from _common import Bench, gan_arguments, parser, row
 
 
 def main(argv=None) -> int:
-    p = parser(__doc__, device="auto")
-    p.add_argument("--steps", type=int, default=2000, help="training steps per GAN and recipe")
-    p.add_argument("--n-eval", type=int, default=2000, help="samples judged per GAN")
-    p.add_argument("--width", type=int, default=32)
-    p.add_argument("--test-limit", type=int, default=None, help="the first N test images as the judges' reference")
-    args = p.parse_args(argv)
-    if args.smoke:
-        args.steps, args.width, args.n_eval, args.test_limit = 4, 8, 200, 1000
+    args = gan_arguments(parser(__doc__, device="auto"), argv, steps=2000, width=32, n_eval=2000,
+                         steps_help="training steps per GAN and recipe", width_help="ngf = ndf of both nets")
 
     from mnistlab.data import load_dataset
     from mnistlab.studies import gan as gs

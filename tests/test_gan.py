@@ -583,3 +583,45 @@ def test_run_gan_trains_once_then_reads_the_one_cache(tmp_path, monkeypatch):
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 3
     assert ex.config_hash(cfg, 1, kind="gan") != ex.config_hash(cfg.but(name="renamed", lr=1e-3), 1, kind="gan")
     assert ex.config_hash(cfg, 1, kind="gan") == ex.config_hash(cfg.but(name="renamed"), 1, kind="gan")
+
+
+def test_run_gan_keeps_the_recorders_and_resumes_a_shorter_run(tmp_path, monkeypatch, judge):
+    """run_gan stores what the recorders gathered beside the cached GAN (a hit fills them without training), and
+    resume_from continues a shorter run of the same config: the same weights as one uninterrupted run."""
+    from mnistlab import experiments as ex
+
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    data, cfg = blobs(96), CFG.but(gan="cdcgan", steps=6)
+    reference = blobs(64, seed=1)
+    frechet = gs.FrechetDistance(judge, reference)
+
+    def both(**kw):
+        snaps = GANSampleRecorder(every=2, n=10, seed=0)
+        evals = gs.EvaluationRecorder(judge, every=3, n=20, seed=0, frechet=frechet)
+        half = ex.run_gan(cfg.but(steps=3), data, callbacks=[snaps, evals], device="cpu", progress=False)
+        full = ex.run_gan(cfg, data, callbacks=[snaps, evals], device="cpu", progress=False,
+                          resume_from=half.checkpoint, **kw)
+        return half, full, snaps, evals
+
+    half, full, snaps, evals = both()
+    assert half.steps == 3 and full.steps == 6 and full.checkpoint.parent == tmp_path / "cache"
+    assert [s for s, _ in snaps.frames] == [0, 2, 3, 4, 6] and list(evals.table["step"]) == [3, 6]
+    assert load_checkpoint(half.checkpoint).state["step"] == 3      # the shorter run's file is left as it was
+    straight = train_gan(cfg, data, device="cpu", progress=False)  # no cache: one uninterrupted run
+    assert all(torch.equal(a, b) for a, b in zip(straight.gan.state_dict().values(), full.gan.state_dict().values()))
+    assert sorted(p.name.split(".", 1)[1] for p in (tmp_path / "cache").iterdir()) == sorted(
+        [snaps.artifact_name + ".npz", evals.artifact_name + ".npz", "pt"] * 2)
+
+    calls = []
+    monkeypatch.setattr("mnistlab.training.gan.train_gan", lambda *a, **k: calls.append(1))
+    half2, full2, snaps2, evals2 = both()                            # read back: nothing trains
+    assert not calls and full2.steps == 6
+    assert [s for s, _ in snaps2.frames] == [0, 2, 3, 4, 6]
+    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(snaps.frames, snaps2.frames))
+    pd.testing.assert_frame_equal(evals2.table, evals.table)
+    assert np.isnan(evals2.table["cond_accuracy"]).sum() == 0    # conditional: computed, not NaN
+
+    other = gs.EvaluationRecorder(judge, every=3, n=21, seed=0, frechet=frechet)   # other settings: no artifact
+    assert other.artifact_name != evals.artifact_name
+    with pytest.raises(FileNotFoundError, match="names no checkpoint file"):
+        ex.run_gan(cfg.but(steps=8), data, device="cpu", progress=False, resume_from=tmp_path / "missing.pt")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -210,12 +211,18 @@ def run_on(config, train, seed: int = 0, *, device="auto", cache: bool = True, p
     return model, history, key
 
 
-def run_gan(config, data, *, seed: int = 0, callbacks=(), device="auto", progress: bool = True, cache: bool = True):
+def run_gan(config, data, *, seed: int = 0, callbacks=(), device="auto", progress: bool = True, cache: bool = True,
+            resume_from=None):
     """Train the GAN a :class:`~mnistlab.training.gan_config.GANConfig` describes, or load the finished run.
 
     The one cache: the key is :func:`config_hash` of the config (kind ``"gan"``), the seed and a
     :func:`fingerprint` of ``data``; the run is kept as one ``save_checkpoint`` file (both nets, the
-    EMA, the per-step history), loaded with ``weights_only=True``.
+    EMA, the optimizers, the per-step history), loaded with ``weights_only=True``. Callbacks with an
+    ``artifact_name`` (:class:`~mnistlab.GANSampleRecorder`,
+    :class:`~mnistlab.studies.gan.EvaluationRecorder`) have what they gathered saved beside it, as
+    :func:`run` does for classifiers: a later call loads it instead of training, and a cached run
+    without a callback's artifact trains again. The artifacts are written before the checkpoint,
+    so a checkpoint in the cache means its files are complete.
 
     Parameters
     ----------
@@ -224,31 +231,64 @@ def run_gan(config, data, *, seed: int = 0, callbacks=(), device="auto", progres
         Training images (their dataset must match ``config.dataset``).
     seed : int
     callbacks : sequence
-        GAN callbacks (e.g. :class:`~mnistlab.training.gan.GANSampleRecorder`). They see the
-        training only when it runs: a run read from the cache has its history but records nothing
-        new, so pass ``cache=False`` when a recorder must fill.
+        GAN callbacks. Those without an ``artifact_name`` see the training only when it runs.
     device : str
     progress : bool
     cache : bool
         Read and write the cache (default).
+    resume_from : path or GANRun, optional
+        A checkpoint of the same run stopped earlier (a shorter ``steps``, the same seed and data,
+        e.g. the ``checkpoint`` of an earlier ``run_gan``): training continues from its step, and
+        the callbacks continue from what they hold. The copy in the cache is trained on; the file
+        named here is not changed.
 
     Returns
     -------
     GANRun
+        Its ``checkpoint`` is the cached file (``None`` with ``cache=False``).
     """
+    import os
+    import shutil
+
     from ..training.gan import load_gan, train_gan
     from ..training.gan_config import as_gan_config
 
     config = as_gan_config(config)
+    callbacks = list(callbacks)
     key = config_hash(config, seed, kind="gan", data=fingerprint(data))
     path = _cache.model_path(key)
-    if cache and path.is_file():
+    if cache and path.is_file() and _artifacts_present(key, callbacks):
         try:
-            return load_gan(path, device=resolve_device(device))
+            run = load_gan(path, device=resolve_device(device))
+            for cb in callbacks:
+                if cb.artifact_name:
+                    cb.load_artifact(_cache.artifact_path(key, cb.artifact_name))
+            return run
         except CheckpointError:
             warnings.warn(f"Cached GAN {path.name} could not be read; training again.", stacklevel=2)
-    return train_gan(config, data, seed=seed, callbacks=callbacks, device=device, progress=progress,
-                     checkpoint=path if cache else None)
+    source = getattr(resume_from, "checkpoint", resume_from)
+    if resume_from is not None and (source is None or not os.path.isfile(source)):
+        raise FileNotFoundError(f"resume_from = {resume_from!r} names no checkpoint file: pass the checkpoint of "
+                                "an earlier run (run_gan(...).checkpoint) or a path written by train_gan.")
+    partial = path.with_name(f"{key}.partial.pt") if cache else None
+    if partial is None and source is not None:
+        import tempfile
+
+        partial = Path(tempfile.mkdtemp()) / "resume.pt"
+    if source is not None:
+        shutil.copyfile(source, partial)
+    run = train_gan(config, data, seed=seed, callbacks=callbacks, device=device, progress=progress,
+                    checkpoint=partial, resume=source is not None)
+    if not cache:
+        run.checkpoint = None
+        return run
+    # artifacts first, the checkpoint last: a checkpoint in the cache means its artifacts are complete
+    for cb in callbacks:
+        if cb.artifact_name:
+            cb.save_artifact(_cache.artifact_path(key, cb.artifact_name))
+    os.replace(partial, path)
+    run.checkpoint = path
+    return run
 
 
 def _run_task(cfg: TrainConfig, seed: int, device, cache: bool, keep_model: bool) -> pd.DataFrame:
@@ -576,8 +616,6 @@ def load_runs(path) -> pd.DataFrame:
     FileNotFoundError
         With the path and how to produce it (a full run of the notebook).
     """
-    from pathlib import Path
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No saved runs at {path}: run the notebook once with RESULTS='recompute' "

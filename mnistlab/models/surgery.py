@@ -151,11 +151,12 @@ def frozen_layers(model: nn.Module) -> list[str]:
     Parameters
     ----------
     model : nn.Module
+        Typically a network after :func:`freeze`.
 
     Returns
     -------
     list of str
-        In the order of :func:`layer_names`.
+        In the order of :func:`layer_names`; empty when every layer trains.
     """
     return [n for n, m in _param_layers(model) if not any(p.requires_grad for p in m.parameters(recurse=False))]
 

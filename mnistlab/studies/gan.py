@@ -25,6 +25,7 @@ Example
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -69,6 +70,13 @@ class EvaluationRecorder(Callback):
     ----------
     rows : list of dict
         One dict of :func:`evaluate_samples` numbers (plus ``step``, ``elapsed``) per evaluation.
+        A resumed run appends to the rows already held.
+
+    Notes
+    -----
+    It has an ``artifact_name`` (its settings, the judge's weights and the reference set) and
+    ``save_artifact`` / ``load_artifact``, so :func:`mnistlab.experiments.run_gan` keeps the table
+    beside the cached run and a cache hit fills it without training.
     """
 
     def __init__(self, classifier: nn.Module, reference=None, every: int = 500, n: int = 2000, seed: int = 0,
@@ -94,6 +102,37 @@ class EvaluationRecorder(Callback):
     def table(self) -> pd.DataFrame:
         """The evaluations as a DataFrame, one row per step."""
         return pd.DataFrame(self.rows)
+
+    @property
+    def artifact_name(self) -> str:
+        """``gan-evaluations-<hash>`` of its settings, the judge's weights and the Frechet reference set."""
+        from ..experiments.cache import fingerprint
+        from ..training.recorder import _settings_hash
+
+        if getattr(self, "_name", None) is None:
+            self._name = "gan-evaluations-" + _settings_hash(
+                {"every": self.every, "n": self.n, "seed": self.seed, "use_ema": self.use_ema,
+                 "judge": fingerprint(self.classifier), "reference": self.frechet.reference_fingerprint})
+        return self._name
+
+    def save_artifact(self, path) -> None:
+        """Write the rows to one ``.npz`` file at ``path`` (their JSON, atomically)."""
+        import json
+
+        from ..training.recorder import _write_npz
+
+        text = json.dumps(self.rows, allow_nan=True)  # plain numbers; NaN (no condition) reads back as NaN
+        _write_npz(Path(path), {"rows": np.frombuffer(text.encode(), dtype=np.uint8)})
+
+    def load_artifact(self, path) -> "EvaluationRecorder":
+        """Replace the rows with those :meth:`save_artifact` wrote to ``path``; return the recorder."""
+        import json
+
+        with np.load(Path(path), allow_pickle=False) as z:
+            if "rows" not in z.files:
+                raise ValueError(f"{path} was not written by EvaluationRecorder.save_artifact (no 'rows' entry).")
+            self.rows = json.loads(bytes(z["rows"]).decode())
+        return self
 
 
 # -------------------------------------------------------------------------------------- sampling
@@ -211,6 +250,9 @@ class FrechetDistance:
         self.metric.to(next(classifier.parameters()).device)
         ref = _u8(reference)
         self.n_reference = len(ref)
+        from ..experiments.cache import fingerprint
+
+        self.reference_fingerprint = fingerprint(ref)
         for i in range(0, len(ref), batch_size):
             self.metric.update(ref[i:i + batch_size], real=True)
 

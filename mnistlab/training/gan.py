@@ -161,6 +161,9 @@ class GANRun(_Sampling):
     seed : int
     n_train : int
         Images trained on.
+    checkpoint : pathlib.Path or None
+        The checkpoint file the run was saved to or loaded from (with its training state: it can
+        be resumed, ``train_gan(..., checkpoint=..., resume=True)``); ``None`` if it was not saved.
     """
 
     gan: GAN
@@ -170,6 +173,7 @@ class GANRun(_Sampling):
     device: torch.device
     seed: int = 0
     n_train: int = 0
+    checkpoint: Path | None = None
 
     @property
     def train_seconds(self) -> float:
@@ -296,7 +300,7 @@ def load_gan(path, device="cpu") -> GANRun:
     if ema is not None:
         ema.to(dev)
     return GANRun(gan, config, ema, ckpt.history, dev, seed=int(ckpt.extra.get("seed", 0)),
-                  n_train=int(ckpt.extra.get("n_train", 0)))
+                  n_train=int(ckpt.extra.get("n_train", 0)), checkpoint=Path(path))
 
 
 def _restore(state: GANState, path, seed: int, n_train: int) -> None:
@@ -498,7 +502,8 @@ def train_gan(config, data, *, gan: GAN | None = None, callbacks: Iterable = (),
         bar.close()
         _call(callbacks, "on_train_end", state)
     gan.eval()
-    return GANRun(gan, config, ema, pd.DataFrame(state.history), dev, seed=seed, n_train=n)
+    return GANRun(gan, config, ema, pd.DataFrame(state.history), dev, seed=seed, n_train=n,
+                  checkpoint=None if checkpoint is None else Path(checkpoint))
 
 
 class _Null:
@@ -613,12 +618,47 @@ class GANSampleRecorder(Callback):
     Attributes
     ----------
     frames : list of (int, uint8 tensor (n, 28, 28))
-        (step, images) pairs.
+        (step, images) pairs. A resumed run appends to the frames already held.
+
+    Notes
+    -----
+    Like the classifiers' recorders it has an ``artifact_name`` and ``save_artifact`` /
+    ``load_artifact``, so :func:`mnistlab.experiments.run_gan` keeps its frames beside the
+    cached run and a cache hit fills it without training.
     """
 
     def __init__(self, every: int = 200, n: int = 64, seed: int = 0, use_ema: bool = True):
         self.every, self.n, self.seed, self.use_ema = every, n, seed, use_ema
         self.frames: list[tuple[int, torch.Tensor]] = []
+
+    @property
+    def artifact_name(self) -> str:
+        """``gan-samples-<hash of every, n, seed, use_ema>``: the name of its file beside a cached run."""
+        from .recorder import _settings_hash
+
+        return "gan-samples-" + _settings_hash({"every": self.every, "n": self.n, "seed": self.seed,
+                                                "use_ema": self.use_ema})
+
+    def save_artifact(self, path) -> Path:
+        """Write the frames to one ``.npz`` file at ``path`` (atomically); return the path."""
+        import numpy as np
+
+        from .recorder import _write_npz
+
+        steps = np.asarray([s for s, _ in self.frames], dtype=np.int64)
+        images = (torch.stack([f for _, f in self.frames]).numpy() if self.frames
+                  else np.zeros((0, self.n, 28, 28), dtype=np.uint8))
+        return _write_npz(Path(path), {"steps": steps, "images": images})
+
+    def load_artifact(self, path) -> "GANSampleRecorder":
+        """Replace the frames with those :meth:`save_artifact` wrote to ``path``; return the recorder."""
+        import numpy as np
+
+        with np.load(Path(path), allow_pickle=False) as z:
+            if not {"steps", "images"} <= set(z.files):
+                raise ValueError(f"{path} was not written by GANSampleRecorder.save_artifact (no steps/images).")
+            self.frames = [(int(s), torch.from_numpy(im.copy())) for s, im in zip(z["steps"], z["images"])]
+        return self
 
     def _take(self, state: GANState) -> None:
         labels = torch.arange(self.n) % state.gan.num_classes if state.gan.conditional else None

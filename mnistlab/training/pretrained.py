@@ -98,10 +98,9 @@ def load_pretrained(name: str = "mnist", device="cpu") -> nn.Module:
 
     Raises
     ------
-    ValueError
-        Unknown name.
-    FileNotFoundError
-        The package was installed without its data files.
+    ValueError, FileNotFoundError
+        An unknown name, or a package installed without its data files (the checkpoint is
+        missing); :func:`pretrained_info` raises the same.
     """
     from .checkpoint import load_checkpoint
 
