@@ -202,3 +202,32 @@ def test_the_static_check_sees_relative_and_nested_imports(tmp_path, monkeypatch
                                  "    import mnistlab.cli\n")
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path / "mnistlab")
     assert set(imported_parts(fake / "bad.py")) == {"viz", "runner", "cli"}
+
+
+def test_a_runs_config_walks_straight_down(tmp_path, monkeypatch):
+    """Following the TrainConfig of experiments.run to the optimizer: every function that receives it, in order.
+
+    The files they live in, consecutive calls in one file counted once, go straight down: the config
+    is parsed and its key settings read in config.py once, hashed in cache.py, the model built and
+    trained in recipes.py and loop.py; only the driver (runs.py) is returned to."""
+    import mnistlab as ml
+    import mnistlab.experiments as ex
+
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path))
+    cfg = ml.TrainConfig("walk", model="logreg", epochs=1, train_limit=64, test_limit=32, batch_size=32)
+    files = []
+
+    def profile(frame, event, arg):
+        name = frame.f_code.co_filename.replace(os.sep, "/")
+        if event == "call" and "/mnistlab/" in name and any(v is cfg for v in frame.f_locals.values()):
+            where = name.split("/mnistlab/")[-1]
+            if not files or files[-1] != where:
+                files.append(where)
+
+    sys.setprofile(profile)
+    try:
+        ex.run(cfg, 0, device="cpu")
+    finally:
+        sys.setprofile(None)
+    assert files == ["experiments/runs.py", "training/config.py", "experiments/cache.py", "experiments/runs.py",
+                     "training/recipes.py", "training/loop.py"], files

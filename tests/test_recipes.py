@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 import mnistlab as ml
-from mnistlab.training.recipes import RECIPES, get_recipe, list_recipes, train_model
+import torch
+
+from mnistlab.training.recipes import RECIPES, build_model, get_recipe, list_recipes, train_model
 
 
 def test_recipes_are_trainconfigs_and_build_their_models():
@@ -18,6 +20,19 @@ def test_recipes_are_trainconfigs_and_build_their_models():
     assert RECIPES["fast"].make_augment() is None
     assert list(list_recipes().index) == list(RECIPES)
     assert RECIPES["pt_example"].scheduler == "steplr" and RECIPES["pt_example"].gamma == 0.7
+
+
+def test_build_model_is_the_configs_model_and_the_method_is_the_same_call():
+    cfg = RECIPES["fast"].but(normalize="unit")
+    a, b = build_model(cfg, seed=3), cfg.build_model(seed=3)
+    assert a.train_config is cfg and a.preprocessing.spec == "unit"
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(a.state_dict()["head.weight"], build_model(cfg, seed=4).state_dict()["head.weight"])
+    assert build_model(cfg, seed=0, num_classes=5)(torch.zeros(2, 1, 28, 28)).shape == (2, 5)
+    aug = ml.Augment.from_dict({"rotation": 5, "scale": [0.8, 1.2]})
+    assert aug == ml.Augment(rotation=5, scale=(0.8, 1.2))
+    with pytest.raises(TypeError):
+        ml.Augment.from_dict({"spin": 3})
 
 
 def test_get_recipe_overrides_without_touching_the_table():

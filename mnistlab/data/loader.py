@@ -42,6 +42,17 @@ class Augment:
     shear: float = 0.0
     hflip: float = 0.0
 
+    @classmethod
+    def from_dict(cls, settings) -> "Augment":
+        """An Augment from plain values, e.g. a ``TrainConfig.augment`` read from JSON (``scale`` as a list).
+
+        Raises
+        ------
+        TypeError
+            An unknown setting.
+        """
+        return cls(**{k: tuple(v) if k == "scale" else v for k, v in dict(settings).items()})
+
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Augment a float batch ``x`` of shape (B, C, H, W); returns a new tensor."""
         b, _, h, w = x.shape

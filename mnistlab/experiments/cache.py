@@ -28,15 +28,18 @@ def _canonical_json(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
-def config_hash(config, seed: int, kind: str = "run", **extra) -> str:
+def config_hash(config, seed: int, kind: str = "run", *, recipe: dict | None = None, **extra) -> str:
     """Stable SHA-256 (hex) of the run's settings (config without its name), the seed and the cache version.
 
     ``kind`` and ``extra`` separate other uses of the same recipe (e.g. a cross-validation fold).
     ``config`` is a :class:`~mnistlab.training.config.TrainConfig` (or a dict of its fields) or a
-    :class:`~mnistlab.training.gan_config.GANConfig`: anything with a ``recipe()``.
+    :class:`~mnistlab.training.gan_config.GANConfig`: anything with a ``recipe()``. ``recipe``:
+    ``config.recipe()`` when the caller has it already (it is not computed again).
     """
-    cfg = config if hasattr(config, "recipe") and not isinstance(config, dict) else as_config(config)
-    key = {"kind": kind, "recipe": cfg.recipe(), "seed": int(seed), "cache_version": CACHE_VERSION,
+    if recipe is None:
+        cfg = config if hasattr(config, "recipe") and not isinstance(config, dict) else as_config(config)
+        recipe = cfg.recipe()
+    key = {"kind": kind, "recipe": recipe, "seed": int(seed), "cache_version": CACHE_VERSION,
            **to_jsonable(extra, strict=True)}
     return hashlib.sha256(_canonical_json(key).encode()).hexdigest()
 

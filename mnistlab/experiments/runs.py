@@ -119,8 +119,9 @@ def run(config, seed: int = 0, *, device="auto", cache: bool = True, keep_model:
         ``error``, and is cached like any other result.
     """
     cfg = as_config(config)
+    recipe = cfg.recipe()
     callbacks = list(callbacks)
-    key = config_hash(cfg, seed)
+    key = config_hash(cfg, seed, recipe=recipe)
     if cache:
         body = _cache.read(key)
         model_ok = not keep_model or body is not None and (body["final"].get("diverged")
@@ -138,7 +139,7 @@ def run(config, seed: int = 0, *, device="auto", cache: bool = True, keep_model:
         final = {"test_loss": np.nan, "test_acc": np.nan, "test_n": len(test), "train_seconds": np.nan,
                  "run_seconds": time.perf_counter() - t0, "best_epoch": np.nan, "stopped_epoch": np.nan,
                  "diverged": True, "error": str(exc)}
-        body = {"key": key, "seed": int(seed), "recipe": cfg.recipe(), "history": {}, "final": final}
+        body = {"key": key, "seed": int(seed), "recipe": recipe, "history": {}, "final": final}
         if cache:
             _cache.write(key, body)
         return _tidy(body, cfg.name, cached=False)
@@ -156,7 +157,7 @@ def run(config, seed: int = 0, *, device="auto", cache: bool = True, keep_model:
         v = test_metrics if val is test else evaluate(model, val)
         final.update(val_loss=v["loss"], val_acc=v["acc"])
     final["run_seconds"] = time.perf_counter() - t0
-    body = {"key": key, "seed": int(seed), "recipe": cfg.recipe(), "history": history.to_dict(orient="list"),
+    body = {"key": key, "seed": int(seed), "recipe": recipe, "history": history.to_dict(orient="list"),
             "final": final}
     if cache:
         # artifacts and weights first, the result last: a result on disk means its files are complete

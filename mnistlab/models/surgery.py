@@ -2,7 +2,7 @@
 
 Frozen BatchNorm layers stay in inference mode (like Keras' ``trainable=False``). A
 :class:`mnistlab.TrainConfig` says what to do with its ``init_from``, ``keep_head``, ``freeze``,
-``head_lr`` and ``body_lr`` fields; :func:`mnistlab.fit` and ``TrainConfig.build_model`` call these.
+``head_lr`` and ``body_lr`` fields; :func:`mnistlab.fit` and :func:`mnistlab.training.recipes.build_model` call these.
 """
 from __future__ import annotations
 

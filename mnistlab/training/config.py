@@ -87,7 +87,7 @@ class TrainConfig:
         if aug is not None:
             _check_augment(aug)
             try:
-                Augment(**{k: tuple(v) if k == "scale" else v for k, v in aug.items()})
+                Augment.from_dict(aug)
             except TypeError as exc:
                 raise ValueError(f"augment: {exc}; allowed keys: {[f.name for f in dataclasses.fields(Augment)]}.") \
                     from None
@@ -210,33 +210,13 @@ class TrainConfig:
 
     def make_augment(self) -> Augment | None:
         """The :class:`mnistlab.Augment` described by ``augment`` (``None`` if none)."""
-        if self.augment is None:
-            return None
-        return Augment(**{k: tuple(v) if k == "scale" else v for k, v in self.augment.items()})
+        return None if self.augment is None else Augment.from_dict(self.augment)
 
     def build_model(self, seed: int | None = None, num_classes: int | None = None):
-        """The network the run starts from, with ``model.train_config`` set to this config.
+        """The network the run starts from: :func:`mnistlab.training.recipes.build_model` of this config."""
+        from .recipes import build_model
 
-        Without ``init_from``: ``create_model(model, seed, dataset, normalize, **model_kwargs)``
-        (``num_classes`` overrides the classes). With ``init_from``: the source run's checkpoint
-        (:func:`resolve_init_from`), whose head is replaced by a new one seeded with ``seed`` unless
-        ``keep_head`` and the source has ``num_classes`` outputs.
-        """
-        norm = tuple(self.normalize) if isinstance(self.normalize, list) else self.normalize
-        kwargs = dict(self.model_kwargs) | ({} if num_classes is None else {"num_classes": int(num_classes)})
-        if self.init_from is None:
-            model = create_model(self.model, seed=seed, dataset=self.dataset, normalize=norm, **kwargs)
-        else:
-            from ..models.surgery import head_outputs, replace_head
-            from .checkpoint import load_checkpoint
-
-            model = load_checkpoint(resolve_init_from(self.init_from)).model
-            classes = num_classes or len(dataset_info(self.dataset).classes)
-            if not (self.keep_head and head_outputs(model) == classes):
-                replace_head(model, classes, seed=seed)
-            model.init_from = self.init_from
-        model.train_config = self
-        return model
+        return build_model(self, seed, num_classes)
 
     @classmethod
     def fields_help(cls) -> dict[str, tuple[Any, str]]:

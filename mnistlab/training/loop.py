@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from .._util import eval_mode
 from ..data.datasets import ImageSet, as_imageset
-from ..data.loader import TensorLoader
+from ..data.loader import Augment, TensorLoader
 from ..models.registry import Preprocessing, preprocessing_of
 from .callbacks import Callback, TrainState
 from .config import TrainConfig, as_config
@@ -163,7 +163,9 @@ def fit(model: nn.Module, train, val=None, config: TrainConfig | Mapping | None 
     is_loader = isinstance(train, TensorLoader)
     train_set = train if is_loader else _imageset(
         train, config.dataset if isinstance(config, TrainConfig) else "mnist", need_labels=True)
-    cfg = _default_config(model, train_set) if config is None else as_config(config)
+    # the config is parsed where it enters the package (a TrainConfig is already checked) and read here, once
+    cfg = config if isinstance(config, TrainConfig) else (
+        _default_config(model, train_set) if config is None else as_config(config))
     if cfg.epochs < 1:
         raise ValueError(f"epochs must be a positive integer, not {cfg.epochs!r} (epochs=0 is the untrained "
                          "baseline of train_model and experiments.run; fit has nothing to do).")
@@ -185,7 +187,8 @@ def fit(model: nn.Module, train, val=None, config: TrainConfig | Mapping | None 
         norm = tuple(cfg.normalize) if isinstance(cfg.normalize, list) else cfg.normalize
         pre = Preprocessing.create(norm, train_set.dataset, preprocessing_of(model, train_set.dataset).input_size)
         loader = TensorLoader(train_set, batch_size=cfg.batch_size, shuffle=True, normalize=(pre.mean, pre.std),
-                              augment=cfg.make_augment(), device=dev, seed=seed)
+                              augment=None if cfg.augment is None else Augment.from_dict(cfg.augment), device=dev,
+                              seed=seed)
     model.to(dev)
     model.preprocessing = pre
     if cfg.freeze is not None:

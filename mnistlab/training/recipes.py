@@ -28,11 +28,13 @@ from __future__ import annotations
 import pandas as pd
 from torch import nn
 
+from ..data.datasets import dataset_info
+from ..models.registry import create_model
 from .callbacks import EarlyStopping
-from .config import TrainConfig, as_config
+from .config import TrainConfig, as_config, resolve_init_from
 from .loop import fit
 
-__all__ = ["RECIPES", "get_recipe", "list_recipes", "train_model"]
+__all__ = ["RECIPES", "get_recipe", "list_recipes", "build_model", "train_model"]
 
 RECIPES: dict[str, TrainConfig] = {
     "fast": TrainConfig(
@@ -69,6 +71,49 @@ def list_recipes() -> pd.DataFrame:
     return pd.DataFrame.from_dict({k: v.to_dict() for k, v in RECIPES.items()}, orient="index")
 
 
+def build_model(config: TrainConfig, seed: int | None = None, num_classes: int | None = None) -> nn.Module:
+    """The network a run of ``config`` starts from, with ``model.train_config`` set to the config.
+
+    ``config.build_model(seed)`` is the same call.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    seed : int, optional
+        Seeds the initial weights (with ``init_from``: the new head's).
+    num_classes : int, optional
+        Overrides the number of classes of the config's dataset.
+
+    Returns
+    -------
+    nn.Module
+        Without ``init_from``: ``create_model(model, seed, dataset, normalize, **model_kwargs)``.
+        With ``init_from``: the source run's checkpoint (:func:`~mnistlab.training.config.resolve_init_from`),
+        whose head is replaced by a new one seeded with ``seed`` unless ``keep_head`` and the
+        source has as many outputs as there are classes.
+
+    Raises
+    ------
+    FileNotFoundError
+        An ``init_from`` that names no checkpoint and no kept run.
+    """
+    norm = tuple(config.normalize) if isinstance(config.normalize, list) else config.normalize
+    kwargs = dict(config.model_kwargs) | ({} if num_classes is None else {"num_classes": int(num_classes)})
+    if config.init_from is None:
+        model = create_model(config.model, seed=seed, dataset=config.dataset, normalize=norm, **kwargs)
+    else:
+        from ..models.surgery import head_outputs, replace_head
+        from .checkpoint import load_checkpoint
+
+        model = load_checkpoint(resolve_init_from(config.init_from)).model
+        classes = num_classes or len(dataset_info(config.dataset).classes)
+        if not (config.keep_head and head_outputs(model) == classes):
+            replace_head(model, classes, seed=seed)
+        model.init_from = config.init_from
+    model.train_config = config
+    return model
+
+
 def train_model(config, train, val=None, *, seed: int = 0, device="auto", callbacks=(),
                 progress: bool = True) -> tuple[nn.Module, pd.DataFrame]:
     """Build the config's model and train it with :func:`mnistlab.fit`.
@@ -101,8 +146,9 @@ def train_model(config, train, val=None, *, seed: int = 0, device="auto", callba
         ``history.attrs["best_epoch"]`` and ``["stopped_epoch"]`` come from the early stopping
         (``None`` without it).
     """
-    cfg = get_recipe(config) if isinstance(config, str) else as_config(config)
-    model = cfg.build_model(seed)
+    cfg = config if isinstance(config, TrainConfig) else get_recipe(config) if isinstance(config, str) \
+        else as_config(config)
+    model = build_model(cfg, seed)
     cbs = list(callbacks)
     stopper = next((cb for cb in cbs if isinstance(cb, EarlyStopping)), None)
     if cfg.early_stopping and stopper is None:
