@@ -171,6 +171,7 @@ def test_results_tables_come_from_the_gallery_files(tmp_path):
     assert "conditional 0.079 (7.7x), unconditional 1.53 (149x)" in gan and "| 585 s = 9.7 min (278 s + 307 s) | met |" in gan
     assert "so neither GAN copies training digits." in gan
     assert parts["gan-summary"] == "97.46%; 6.5% to 13.9%; 7.7x / 149x; 9.7 min; not measured"
+    assert parts["gan-summary-status"] == "met: 95%, 10 minutes; not met: 98%, class shares, Frechet distance; open: GPU"
     other = tmp_path / "b"
     other.mkdir()
     met = runner.results_markdown(_gallery(other, accs=(0.9965, 0.9962, 0.9960), ensemble=0.9971))

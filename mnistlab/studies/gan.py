@@ -109,11 +109,9 @@ class EvaluationRecorder(Callback):
         from ..experiments.cache import fingerprint
         from ..training.recorder import _settings_hash
 
-        if getattr(self, "_name", None) is None:
-            self._name = "gan-evaluations-" + _settings_hash(
-                {"every": self.every, "n": self.n, "seed": self.seed, "use_ema": self.use_ema,
-                 "judge": fingerprint(self.classifier), "reference": self.frechet.reference_fingerprint})
-        return self._name
+        return "gan-evaluations-" + _settings_hash(
+            {"every": self.every, "n": self.n, "seed": self.seed, "use_ema": self.use_ema,
+             "judge": fingerprint(self.classifier), "reference": self.frechet.reference_fingerprint})
 
     def save_artifact(self, path) -> None:
         """Write the rows to one ``.npz`` file at ``path`` (their JSON, atomically)."""
