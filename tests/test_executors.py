@@ -79,6 +79,7 @@ def _sleep(seconds):
 
 CTRL_C_SCRIPT = """
 import os, signal, threading, time
+signal.signal(signal.SIGINT, signal.default_int_handler)   # Ctrl-C raises, as in a shell or a Jupyter kernel
 from mnistlab.experiments import executors
 assert executors.map_tasks(abs, [(-1,), (-2,)], workers=2, progress=False) == [1, 2]   # the pool is up
 threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
@@ -96,7 +97,8 @@ def test_ctrl_c_stops_the_workers_at_once_and_they_print_nothing():
     """Workers ignore SIGINT (a kernel shutdown reaches the whole process group); the parent stops them.
 
     Run in a process of its own: under pytest-xdist the test's process is a worker whose signal
-    handling belongs to xdist."""
+    handling belongs to xdist, and whose children inherit SIGINT ignored (the script restores
+    Python's handler, the one a shell or a Jupyter kernel has)."""
     import re
     import subprocess
     import sys
