@@ -15,12 +15,16 @@ and fit's overhead over the bare channels-last loop (3 / 2). The headline ratio 
 geometric mean over the models of (1 / 3): how much faster a step of ``fit`` is than the
 reference loop.
 
+Then the score every run ends with: ``mnistlab.evaluate`` on the ``--test`` first test images in
+batches of ``mnistlab.training.config.EVAL_BATCH_SIZE`` (256) against batches of 2000 (the old default),
+interleaved the same way; the ratio is the seconds at 2000 over the seconds at the default.
+
 Usage::
 
     MNISTLAB_DATA=/path/to/data python benchmarks/train_step.py [--steps 200] [--repeats 3] [--threads 1]
-        [--models lenet5:32 deeper:32 ...] [--smoke]
+        [--models lenet5:32 deeper:32 ...] [--test 10000] [--smoke]
 
-Writes benchmarks/results/train_step.json; ``--smoke``: LeNet-5 only, 6 steps, one repeat.
+Writes benchmarks/results/train_step.json; ``--smoke``: LeNet-5 only, 6 steps, 500 test images, one repeat.
 """
 from __future__ import annotations
 
@@ -76,23 +80,41 @@ def fit_once(model, train, batch: int, optimizer: str) -> float:
     return float(hist["seconds"].sum())
 
 
+#: the evaluation batch the package used before EVAL_BATCH_SIZE
+OLD_EVAL_BATCH = 2000
+
+
+def eval_once(model, test, batch: int) -> float:
+    """Seconds of one ``mnistlab.evaluate`` of ``model`` on ``test`` in batches of ``batch``."""
+    import time
+
+    import mnistlab as ml
+
+    t0 = time.perf_counter()
+    ml.evaluate(model, test, batch_size=batch)
+    return time.perf_counter() - t0
+
+
 def main(argv=None) -> int:
     p = parser(__doc__, device=None)
     p.add_argument("--steps", type=int, default=200, help="training steps per measurement")
     p.add_argument("--repeats", type=int, default=3, help="interleaved measurements of each way (median kept)")
     p.add_argument("--models", nargs="+", default=list(CASES), choices=list(CASES), help="model:batch cases")
+    p.add_argument("--test", type=int, default=10_000, help="test images each evaluation scores")
     args = p.parse_args(argv)
     if args.threads is None:
         args.threads = 1  # as the notebooks' parallel workers run: one thread each
     if args.smoke:
-        args.steps, args.repeats, args.models = 6, 1, ["lenet5:32"]
+        args.steps, args.repeats, args.models, args.test = 6, 1, ["lenet5:32"], 500
 
     import torch
 
     import mnistlab as ml
+    from mnistlab.training.config import EVAL_BATCH_SIZE
 
     bench = Bench("train_step", args, device="cpu")
-    rows, measured = [], {}
+    test = ml.load_dataset("mnist", "test", limit=args.test)
+    rows, eval_rows, measured = [], [], {}
     for case in args.models:
         name, kwargs, batch, optimizer = CASES[case]
         train = ml.load_dataset("mnist", "train", limit=args.steps * batch)
@@ -109,19 +131,32 @@ def main(argv=None) -> int:
             "fit": lambda: fit_once(fresh(), train, batch, optimizer),
         }, args.repeats)
         ms = {k: 1000 * median(v) / args.steps for k, v in times.items()}
+        model = fresh()
+        evals = interleaved({"old": lambda: eval_once(model, test, OLD_EVAL_BATCH),
+                             "default": lambda: eval_once(model, test, EVAL_BATCH_SIZE)}, args.repeats)
+        ev = {k: median(v) for k, v in evals.items()}
         measured[case] = {"model": name, "batch": batch, "optimizer": optimizer, "steps": args.steps,
-                          "ms_per_step": ms, "seconds": times}
+                          "ms_per_step": ms, "seconds": times, "eval_seconds": ev, "eval_images": len(test),
+                          "eval_batch": {"old": OLD_EVAL_BATCH, "default": EVAL_BATCH_SIZE}}
         print(f"  {case:<12} reference {ms['reference']:7.2f} ms/step, channels-last {ms['channels_last']:7.2f}, "
               f"fit {ms['fit']:7.2f}: channels-last {ms['reference'] / ms['channels_last']:.2f}x, "
-              f"fit / bare channels-last {ms['fit'] / ms['channels_last']:.2f}", flush=True)
+              f"fit / bare channels-last {ms['fit'] / ms['channels_last']:.2f}; evaluate {len(test):,} images: "
+              f"{ev['default']:.2f} s in batches of {EVAL_BATCH_SIZE}, {ev['old']:.2f} s in {OLD_EVAL_BATCH}", flush=True)
         rows.append(row(f"training step, {name} batch {batch} ({optimizer})",
                         ours=f"`fit`: {ms['fit']:.1f} ms", reference=f"bare loop, NCHW: {ms['reference']:.1f} ms",
                         ratio=fmt_x(ms["reference"] / ms["fit"])))
+        if name not in {r["model"] for r in eval_rows}:
+            eval_rows.append({"model": name, **row(
+                f"evaluating {len(test):,} test images, {name} (every run's final score)",
+                ours=f"`evaluate`, batches of {EVAL_BATCH_SIZE}: {ev['default']:.2f} s",
+                reference=f"batches of {OLD_EVAL_BATCH} (the old default): {ev['old']:.2f} s",
+                ratio=fmt_x(ev["old"] / ev["default"]))})
     ratios = [m["ms_per_step"]["reference"] / m["ms_per_step"]["fit"] for m in measured.values()]
     ratio = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
     bench.finish(measured={"cases": measured, "threads": torch.get_num_threads()}, ratio=ratio,
                  ratio_means="bare NCHW loop's seconds per step / fit's, geometric mean over the models "
-                             "(higher: fit faster)", table=rows)
+                             "(higher: fit faster)",
+                 table=rows + [{k: v for k, v in r.items() if k != "model"} for r in eval_rows])
     return 0
 
 

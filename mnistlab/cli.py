@@ -56,7 +56,7 @@ _TRAIN_FIELDS = {
     'split_seed': ('seed of the train/validation split', '0'),
     'early_stopping': ('EarlyStopping arguments (needs val), e.g. {"patience": 3}', 'null'),
     'min_steps': ('train at least this many optimizer steps: a small training set gets more epochs (the budget grows with the data, never below `epochs` passes)', 'null'),
-    'eval_batch_size': ('batch size of the per-epoch validation', '2000'),
+    'eval_batch_size': ('batch size of the per-epoch validation', '256'),
     'init_from': ('start from the weights of a source run: its cache key (a run kept with keep_model) or a checkpoint path; the head is replaced unless keep_head', 'null'),
     'keep_head': ("with init_from: keep the source's head when it has as many classes as the data", 'false'),
     'freeze': ("frozen layers: none, features (all but the head), or the last frozen layer's name or position", 'null'),

@@ -67,7 +67,17 @@ def _time_to_accuracy_checks(result):
         assert run["checks"] and all(0 <= c["test_acc"] <= 1 for c in run["checks"])
 
 
-EXTRA_CHECKS = {"photo_accuracy": _photo_checks, "time_to_accuracy": _time_to_accuracy_checks}
+def _train_step_checks(result):
+    from mnistlab.training.config import EVAL_BATCH_SIZE
+
+    case = result["measured"]["cases"]["lenet5:32"]
+    assert case["eval_images"] == 500 and case["eval_batch"] == {"old": 2000, "default": EVAL_BATCH_SIZE}
+    assert all(v > 0 for v in case["eval_seconds"].values()) and all(v > 0 for v in case["ms_per_step"].values())
+    assert [r["what"].split(",")[0] for r in result["table"]] == ["training step", "evaluating 500 test images"]
+
+
+EXTRA_CHECKS = {"photo_accuracy": _photo_checks, "time_to_accuracy": _time_to_accuracy_checks,
+                "train_step": _train_step_checks}
 
 
 @pytest.fixture(scope="module")

@@ -120,6 +120,27 @@ def test_new_fields_at_their_defaults_keep_the_cache_key():
     assert config_hash(cfg, 0) != config_hash(cfg.but(head_lr=0.1), 0)
 
 
+def test_one_evaluation_batch_size_everywhere_and_results_do_not_depend_on_it(mnist_small):
+    """The default evaluation batch (256, measured faster on a CPU than the old 2000) is one constant,
+    a config at it keeps the cache key it had at 2000, and the score is the same in any batch size."""
+    import inspect
+
+    from mnistlab.studies import gan as gs, interpret, transfer
+    from mnistlab.training.config import EVAL_BATCH_SIZE
+
+    assert EVAL_BATCH_SIZE == 256 == ml.TrainConfig().eval_batch_size
+    for fn in (ml.evaluate, ml.predict, ml.predict_classes, ml.features, interpret.model_logits,
+               interpret.robustness, transfer.linear_probe, gs.FrechetDistance.__init__):
+        assert inspect.signature(fn).parameters["batch_size"].default == EVAL_BATCH_SIZE, fn
+    assert "eval_batch_size" not in ml.TrainConfig().recipe() and "eval_batch_size" not in transfer.TRANSFER.recipe()
+    assert ml.TrainConfig(eval_batch_size=2000).recipe()["eval_batch_size"] == 2000
+    _, test = mnist_small
+    model = ml.create_model("deeper", seed=0)
+    a, b = ml.evaluate(model, test, batch_size=2000), ml.evaluate(model, test)
+    assert a["n"] == b["n"] == len(test) and a["acc"] == b["acc"] and a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+    np.testing.assert_allclose(ml.features(model, test, batch_size=1000), ml.features(model, test), rtol=1e-4, atol=1e-5)
+
+
 def test_min_steps_freeze_and_init_from(mnist_small, tmp_path):
     train, test = mnist_small
     data = train.head(64)

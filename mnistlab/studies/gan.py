@@ -35,6 +35,7 @@ from torch import nn
 from ..data import ImageSet, as_imageset
 from ..models.registry import preprocessing_of
 from ..training.callbacks import Callback
+from ..training.config import EVAL_BATCH_SIZE
 from ..training.gan import _generator_of, record_steps, sample
 from ..training.loop import predict
 
@@ -239,7 +240,7 @@ class FrechetDistance:
     batch_size : int
     """
 
-    def __init__(self, classifier: nn.Module, reference, batch_size: int = 1000):
+    def __init__(self, classifier: nn.Module, reference, batch_size: int = EVAL_BATCH_SIZE):
         from torchmetrics.image.fid import FrechetInceptionDistance
 
         self.extractor = ClassifierFeatures(classifier)

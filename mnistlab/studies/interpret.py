@@ -49,6 +49,7 @@ from ..data.datasets import ImageSet, as_imageset, dataset_info
 from ..experiments.stats import t_interval
 from ..experiments.stats import wilson_interval  # noqa: F401 (re-exported: the calibration tables use it)
 from ..models.registry import preprocessing_of
+from ..training.config import EVAL_BATCH_SIZE
 from ..training.recorder import layer_names
 
 __all__ = [
@@ -136,7 +137,7 @@ def as_pixels(images) -> torch.Tensor:
 
 
 @torch.no_grad()
-def model_logits(model, images, batch_size: int = 1000, progress: bool = False) -> np.ndarray:
+def model_logits(model, images, batch_size: int = EVAL_BATCH_SIZE, progress: bool = False) -> np.ndarray:
     """Logits (log-probabilities for an ensemble) of every image, a float32 array (N, C).
 
     Parameters
@@ -286,7 +287,7 @@ class Interpretation:
 
     # -- constructors ------------------------------------------------------------------------
     @classmethod
-    def from_model(cls, model, data, *, batch_size: int = 1000, progress: bool = False) -> "Interpretation":
+    def from_model(cls, model, data, *, batch_size: int = EVAL_BATCH_SIZE, progress: bool = False) -> "Interpretation":
         """Run ``model`` once over labelled ``data``.
 
         Parameters
@@ -1506,7 +1507,7 @@ def perturb(images, kind: str, level: float, seed: int = 0) -> torch.Tensor:
 
 
 def robustness(models: Mapping[str, object], data, levels: Mapping[str, Sequence[float]] | None = None,
-               seed: int = 0, batch_size: int = 1000, progress: bool = True) -> pd.DataFrame:
+               seed: int = 0, batch_size: int = EVAL_BATCH_SIZE, progress: bool = True) -> pd.DataFrame:
     """Accuracy of each model on perturbed copies of ``data``, for every perturbation and level.
 
     Parameters

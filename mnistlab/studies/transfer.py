@@ -53,7 +53,7 @@ from ..models.resnet import (RESNET18, GreyToImageNet, imagenet_resnet18, imagen
                              imagenet_weights_hint, imagenet_weights_path)
 from ..models.surgery import (freeze, frozen_layers, head_name, head_outputs, layer_names, param_groups,  # noqa: F401
                               replace_head, unfreeze)
-from ..training.config import TrainConfig, as_config
+from ..training.config import EVAL_BATCH_SIZE, TrainConfig, as_config
 from ..training.loop import evaluate, features, fit, resolve_device
 
 __all__ = [
@@ -80,8 +80,7 @@ _KIND = "transfer-3"  # cache kind of the runs; 3: TrainConfig runs, a budget th
 TRANSFER = TrainConfig(
     name="transfer", description="target runs of every strategy: Adam, batches of at most 32, one pass over the "
     "labelled images and about 100 * sqrt(images / 100) steps (at least 100); scratch at lr, a new head at head_lr, pretrained layers at body_lr",
-    optimizer="adam", lr=2e-3, head_lr=2e-3, body_lr=5e-4, batch_size=32, epochs=1, min_steps=100, val=None,
-    eval_batch_size=1000)
+    optimizer="adam", lr=2e-3, head_lr=2e-3, body_lr=5e-4, batch_size=32, epochs=1, min_steps=100, val=None)
 """How every strategy trains on the target (change it with ``TRANSFER.but(...)``).
 
 ``epochs`` passes over the labelled images, raised to at least ``min_steps`` optimizer steps and
@@ -116,7 +115,7 @@ def _probe(x_train, y_train, x_test, y_test, C: float, max_iter: int) -> dict:
 
 
 def linear_probe(model: nn.Module, train: ImageSet, test: ImageSet, *, C: float = 1.0, max_iter: int = 1000,
-                 device=None, batch_size: int = 1000) -> dict:
+                 device=None, batch_size: int = EVAL_BATCH_SIZE) -> dict:
     """Accuracy of a logistic regression on the frozen features of ``model`` (a linear probe).
 
     Features come from ``model.features`` (normalised as the model declares), are standardised,

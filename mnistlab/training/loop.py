@@ -24,7 +24,7 @@ from ..data.datasets import ImageSet, as_imageset
 from ..data.loader import Augment, TensorLoader
 from ..models.registry import Preprocessing, preprocessing_of
 from .callbacks import Callback, TrainState
-from .config import TrainConfig, as_config
+from .config import EVAL_BATCH_SIZE, TrainConfig, as_config
 from .optim import DEFAULT_LR, make_optimizer, make_scheduler
 
 __all__ = ["TrainingError", "resolve_device", "fit", "evaluate", "predict", "predict_classes", "features",
@@ -345,7 +345,7 @@ def _logits(model, loader) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(outs), torch.cat(ys)
 
 
-def evaluate(model: nn.Module, data, batch_size: int = 2000, device=None, loss_fn: Callable | None = None,
+def evaluate(model: nn.Module, data, batch_size: int = EVAL_BATCH_SIZE, device=None, loss_fn: Callable | None = None,
              metrics: Mapping[str, Callable] | None = None) -> dict:
     """Mean loss and metrics of ``model`` on labelled ``data``, normalised as the model declares.
 
@@ -379,7 +379,7 @@ def evaluate(model: nn.Module, data, batch_size: int = 2000, device=None, loss_f
     return {"loss": float(loss), **{m: float(fn(logits, y)) / len(y) for m, fn in metrics.items()}, "n": len(y)}
 
 
-def predict(model: nn.Module, data, batch_size: int = 2000, device=None) -> np.ndarray:
+def predict(model: nn.Module, data, batch_size: int = EVAL_BATCH_SIZE, device=None) -> np.ndarray:
     """Class probabilities, a float32 array (N, num_classes).
 
     Parameters
@@ -412,7 +412,7 @@ def predict(model: nn.Module, data, batch_size: int = 2000, device=None) -> np.n
     return torch.softmax(logits, 1).cpu().numpy()
 
 
-def predict_classes(model: nn.Module, data, batch_size: int = 2000, device=None) -> np.ndarray:
+def predict_classes(model: nn.Module, data, batch_size: int = EVAL_BATCH_SIZE, device=None) -> np.ndarray:
     """Predicted class of every image, an int64 array (N,).
 
     Parameters
@@ -429,7 +429,7 @@ def predict_classes(model: nn.Module, data, batch_size: int = 2000, device=None)
 
 
 @torch.no_grad()
-def features(model: nn.Module, data, batch_size: int = 1000, device=None) -> np.ndarray:
+def features(model: nn.Module, data, batch_size: int = EVAL_BATCH_SIZE, device=None) -> np.ndarray:
     """Penultimate-layer features ``model.features(x)`` of every image, a float32 array (N, D).
 
     Works for any model with a ``features`` method (every registry model has one).
@@ -447,5 +447,6 @@ def features(model: nn.Module, data, batch_size: int = 1000, device=None) -> np.
     if not hasattr(model, "features"):
         raise TypeError(f"{type(model).__name__} has no features() method; build it with mnistlab.create_model.")
     loader = _eval_loader(model, data, batch_size, device, need_labels=False)
-    with eval_mode(model):
-        return torch.cat([model.features(x).float().flatten(1).cpu() for x, _ in loader]).numpy()
+    with eval_mode(model), channels_last(model) as use_cl:
+        return torch.cat([model.features(x.contiguous(memory_format=torch.channels_last) if use_cl else x).float().flatten(1).cpu()
+                          for x, _ in loader]).numpy()
