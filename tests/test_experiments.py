@@ -459,3 +459,38 @@ def test_run_on_caches_the_trained_model_under_a_data_fingerprint(tmp_path, monk
     # the key is an init_from: a run that starts from this one's weights
     start = cfg.but(init_from=key, keep_head=True).build_model(seed=1)
     assert torch.equal(start.head.weight, model.head.weight)
+
+
+def test_run_grids_trains_several_grids_in_one_pool_longest_first(monkeypatch):
+    import mnistlab.experiments.runs as runs
+
+    short, long = tiny("short"), tiny("long", model="lenet5", epochs=2, val=None)
+    assert ex.estimated_work(long) > ex.estimated_work(short) > ex.estimated_work(tiny("none", epochs=0)) == 0
+    assert ex.estimated_work(short.but(min_steps=50)) == 50 * 64 / 400 * ex.estimated_work(short)  # min_steps batches
+    submitted = []
+    real = runs.map_tasks
+
+    def spy(fn, tasks, **kw):
+        submitted.extend((cfg.name, seed) for cfg, seed, *_ in tasks)
+        return real(fn, tasks, **kw)
+
+    monkeypatch.setattr(runs, "map_tasks", spy)
+    out = ex.run_grids({"a": ([short, tiny("untrained", epochs=0)], [0, 1]), "b": ([long, short.but(name="same run")], [0])},
+                       progress=False)
+    # one pool, the longest runs first; "same run" is short's seed 0 (another name), trained once
+    assert submitted == [("long", 0), ("short", 0), ("short", 1), ("untrained", 0), ("untrained", 1)]
+    assert list(out) == ["a", "b"] and list(out["a"]["config"].unique()) == ["short", "untrained"]
+    assert list(out["b"]["config"].unique()) == ["long", "same run"]
+    same = ex.final_rows(out["b"]).set_index("config").loc["same run", "test_acc"]
+    assert same == ex.final_rows(out["a"]).query("config == 'short' and seed == 0")["test_acc"].item()
+    # the numbers of separate grids, read back from the cache
+    submitted.clear()
+    alone = ex.run_grid([short, tiny("untrained", epochs=0)], [0, 1], progress=False)
+    pd.testing.assert_frame_equal(alone.drop(columns="cached"), out["a"].drop(columns="cached"))
+    assert alone["cached"].all()
+    with pytest.raises(ValueError, match=r"grids\['x'\] must be a \(configs, seeds\) pair"):
+        ex.run_grids({"x": [short]})
+    with pytest.raises(ValueError, match="distinct.*in grid 'b'"):
+        ex.run_grids({"a": ([short], [0]), "b": ([long, long], [0])})
+    with pytest.raises(ValueError, match="non-empty dict"):
+        ex.run_grids({})

@@ -22,6 +22,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from ..data.datasets import ImageSet, as_imageset, kfold_indices, load_dataset, train_val_split
@@ -35,7 +36,7 @@ from .cache import cache_dir, config_hash, fingerprint
 from .executors import map_tasks, step_progress
 from .stats import failed_runs, final_rows
 
-__all__ = ["run", "run_on", "run_gan", "run_many", "run_grid", "cross_validate", "out_of_fold_probs", "load_model", "ensemble",
+__all__ = ["run", "run_on", "run_gan", "run_many", "run_grid", "run_grids", "estimated_work", "cross_validate", "out_of_fold_probs", "load_model", "ensemble",
            "lr_sweep", "best_lrs", "with_settings", "load_runs"]
 
 _FINAL_ORDER = ["val_loss", "val_acc", "test_loss", "test_acc", "test_n", "train_seconds", "run_seconds",
@@ -345,24 +346,92 @@ def run_grid(configs: Sequence, seeds: Iterable[int] = range(5), *, device="auto
     Each cache key (recipe and seed) is trained by exactly one task: two configs that differ
     only in their name share one run (its rows appear under both names), so two workers never
     write the same cache entry. Entries are written atomically (a temporary file, then a rename).
+    The workers take the runs longest first (:func:`estimated_work`), which only changes when
+    each run finishes, not its numbers. :func:`run_grids` trains several grids in one pool.
     """
-    configs = [as_config(c) for c in configs]
-    names = [c.name for c in configs]
-    if len(set(names)) != len(names):
-        raise ValueError(f"Config names must be distinct, got {names}.")
-    seeds = _seeds(seeds)
+    return run_grids({"grid": (configs, seeds)}, device=device, cache=cache, keep_model=keep_model, progress=progress,
+                     workers=workers, threads=threads, executor=executor, address=address)["grid"]
+
+
+def run_grids(grids: Mapping[str, tuple], *, device="auto", cache: bool = True, keep_model: bool = False,
+              progress: bool = True, workers: int = 1, threads: int | None = None, executor: str = "process",
+              address: str | None = None) -> dict[str, pd.DataFrame]:
+    """Several :func:`run_grid` calls trained together, in one pool, longest runs first.
+
+    A grid of few long runs leaves workers idle at its end (three seeds on two workers: one core
+    waits through the whole third run); handing the workers the runs of the next grid as well
+    fills that gap. The numbers are those of separate :func:`run_grid` calls.
+
+    Parameters
+    ----------
+    grids : dict of name -> (configs, seeds)
+        Each value as the first two arguments of :func:`run_grid` (config names distinct within
+        a grid). A run that two grids share is trained once.
+    device, cache, keep_model, progress, workers, threads, executor, address
+        As in :func:`run_grid`, for every run.
+
+    Returns
+    -------
+    dict of name -> pandas.DataFrame
+        What :func:`run_grid` returns for each grid, under the grid's name.
+
+    Examples
+    --------
+    >>> out = ex.run_grids({"stopping": ([full, stopped], [0, 1, 2]), "strong": ([best], [0, 1, 2])},
+    ...                    workers=2)                                                  # doctest: +SKIP
+    >>> out["strong"]                                                                  # doctest: +SKIP
+    """
+    if not isinstance(grids, Mapping) or not grids:
+        raise ValueError("grids must be a non-empty dict of name -> (configs, seeds).")
     owner: dict[str, int] = {}  # cache key -> index of the one task that trains it
-    tasks, which = [], []
-    for cfg in configs:
-        for s in seeds:
-            key = config_hash(cfg, s)
-            if key not in owner:
-                owner[key] = len(tasks)
-                tasks.append((cfg, s, device, cache, keep_model))
-            which.append((owner[key], cfg.name))
-    frames = map_tasks(_run_task, tasks, workers=workers, threads=threads, executor=executor, address=address,
-                       progress=progress, desc="runs")
-    return pd.concat([frames[i].assign(config=name) for i, name in which], ignore_index=True)
+    tasks, which = [], {}
+    for grid, value in grids.items():
+        if not (isinstance(value, tuple) and len(value) == 2):
+            raise ValueError(f"grids[{grid!r}] must be a (configs, seeds) pair, not {type(value).__name__}.")
+        configs, seeds = [as_config(c) for c in value[0]], _seeds(value[1])
+        names = [c.name for c in configs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Config names must be distinct, got {names}" + (f" in grid {grid!r}." if len(grids) > 1 else "."))
+        which[grid] = []
+        for cfg in configs:
+            for s in seeds:
+                key = config_hash(cfg, s)
+                if key not in owner:
+                    owner[key] = len(tasks)
+                    tasks.append((cfg, s, device, cache, keep_model))
+                which[grid].append((owner[key], cfg.name))
+    work = {}  # per recipe: the estimate builds a model
+    for cfg, s, *_ in tasks:
+        key = config_hash(cfg, s)
+        work[key] = 0.0 if cache and (cache_dir() / f"{key}.json").is_file() else estimated_work(cfg)
+    order = sorted(range(len(tasks)), key=lambda i: -work[config_hash(tasks[i][0], tasks[i][1])])  # stable: ties in order
+    done = map_tasks(_run_task, [tasks[i] for i in order], workers=workers, threads=threads, executor=executor,
+                     address=address, progress=progress, desc="runs")
+    frames = [None] * len(tasks)
+    for i, frame in zip(order, done):
+        frames[i] = frame
+    return {grid: pd.concat([frames[i].assign(config=name) for i, name in rows], ignore_index=True)
+            for grid, rows in which.items()}
+
+
+def estimated_work(config) -> float:
+    """A run's training cost in forward FLOPs: images x epochs (or ``min_steps`` batches) x FLOPs per image.
+
+    Only the order of the runs uses it (longest first); 0 for an untrained model.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ..models.registry import create_model
+
+    cfg = as_config(config)
+    if cfg.epochs == 0:
+        return 0.0
+    model = create_model(cfg.model, **dict(cfg.model_kwargs or {})).eval()  # the architecture; no weights needed
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(2, 1, 28, 28))
+    images = cfg.train_limit or 60_000  # every dataset here has 60,000 training images
+    passes = max(cfg.epochs * images, (cfg.min_steps or 0) * cfg.batch_size)
+    return float(passes) * (counter.get_total_flops() / 2 + 1.0)
 
 
 def _cv_fold(cfg: TrainConfig, k: int, seed: int, fold: int, device, cache: bool, keep_model: bool, data=None,
