@@ -39,8 +39,9 @@ figures: $(STAMP)
 	$(BIN)/mnistlab figures
 	$(BIN)/python -c "from mnistlab.runner import write_run_times, write_results; write_run_times('README.md'); write_results('README.md')"
 
+# QUICK runs use small batches that gain little from a second thread: one notebook per core at a time.
 figures-quick: $(STAMP)
-	$(BIN)/mnistlab figures --quick --out build/figures-quick
+	$(BIN)/mnistlab figures --quick --jobs auto --out build/figures-quick
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

@@ -478,16 +478,23 @@ def _cmd_figures(args) -> int:
         _folder_arg(args.out, "--out",
                     "the figures and manifest.json (default figures/; with --quick build/figures-quick/)")
     ran = [p.stem for p in list_notebooks(args.only)]  # an empty or unknown --only fails here, naming the choices
+    jobs = args.jobs
+    if jobs == "auto":
+        from mnistlab.experiments.executors import cpu_count
+
+        jobs = max(1, min(cpu_count(), len(ran)))
     try:
         manifest = run_notebooks(only=args.only, quick=args.quick, dataset=args.dataset, seed=args.seed,
-                                 device=args.device, figures_dir=args.out, extra=dict(args.param or []))
-    except NotebookError as exc:
+                                 device=args.device, figures_dir=args.out, extra=dict(args.param or []), jobs=jobs)
+    except (NotebookError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for name in ran:  # the manifest also holds the notebooks of earlier runs
         entry = manifest["notebooks"].get(name)
         if entry is not None:
             print(f"{name}: {plural(len(entry['figures']), 'file')} in {entry['seconds']:.0f} s")
+    if jobs > 1:
+        print(f"all {len(ran)} in {manifest['last_run']['seconds']:.0f} s, {jobs} at a time")
     return 0
 
 
@@ -536,6 +543,16 @@ def _seed(text: str) -> int:
     value = _positive_int(text)
     if not 0 <= value < 2**32:
         raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {2**32 - 1}, got {text!r}")
+    return value
+
+
+def _jobs(text: str):
+    """``--jobs``: a whole number >= 1, or "auto" (one notebook per core)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    value = _positive_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1 or auto, got {text!r}")
     return value
 
 
@@ -714,6 +731,9 @@ Prints one line per notebook run: its number of files and seconds.""",
                                                     "(default: auto)")
     f.add_argument("--out", default=None, metavar="FOLDER",
                    help="figures folder (default: figures/ in the checkout; with --quick build/figures-quick/)")
+    f.add_argument("--jobs", "-j", type=_jobs, default=1, metavar="N",
+                   help="notebooks at a time, each on its own share of the cores (default 1; auto: one per core); "
+                        "for QUICK runs and --out folders, never the main job")
     f.add_argument("--param", "-p", action="append", type=_notebook_param, metavar="NAME=VALUE",
                    help="another notebook parameter, e.g. -p RESULTS=saved (VALUE read as JSON when it parses)")
     f.set_defaults(func=_cmd_figures)

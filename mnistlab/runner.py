@@ -371,7 +371,7 @@ def describe_run_time(notebook: str, root=None) -> str:
 
 def run_notebooks(only=None, quick: bool = False, dataset: str = "mnist", seed: int = 0, device: str = "auto",
                   figures_dir=None, executed_dir=None, notebooks_dir=None, progress: bool = True,
-                  extra: dict | None = None, allow_dirty: bool = False) -> dict:
+                  extra: dict | None = None, allow_dirty: bool = False, jobs: int = 1) -> dict:
     """Run notebooks in order and update ``<figures_dir>/manifest.json``; return the manifest.
 
     Parameters
@@ -393,15 +393,33 @@ def run_notebooks(only=None, quick: bool = False, dataset: str = "mnist", seed: 
         checkout whose tracked files differ from its commit (``DirtyTreeError``): its figures must be
         reproducible from the commit the manifest records. ``True`` (or ``MNISTLAB_ALLOW_DIRTY=1``) runs
         anyway, warns, and records ``"clean": false`` in every entry, which the freshness test rejects.
+    jobs : int
+        Notebooks run at a time (default 1, in order). With ``jobs`` > 1 the cores are split between
+        that many lanes: each lane's kernels may use only its cores (the CPU affinity) and as many
+        torch threads, and takes the notebooks longest first by their last time in this manifest.
+        For QUICK runs, whose small batches gain little from a second thread; the main job runs one
+        notebook at a time so that each notebook's time is its own. The manifest's ``last_run``
+        records the wall time, ``jobs`` and the notebooks of the run.
+
+    Raises
+    ------
+    NotebookError
+        The first notebook (in order) that failed; with ``jobs`` > 1 the other lanes finish first.
+    ValueError
+        ``jobs`` below 1 or above the cores this process may use.
     """
     extra = dict(extra or {})
     clash = sorted(set(extra) & {"QUICK", "DATASET", "SEED", "DEVICE"})
     if clash:
         raise ValueError(f"Set {clash} with their own options (--quick, --dataset, --seed, --device), not as extra.")
     params = check_parameters({"QUICK": bool(quick), "DATASET": dataset, "SEED": seed, "DEVICE": device, **extra})
+    cores = _lane_cores(jobs)
     paths = list_notebooks(only, notebooks_dir)
     root = Path(notebooks_dir).parent if notebooks_dir else project_root()
     figures_dir = Path(figures_dir) if figures_dir else root / ("build/figures-quick" if quick else "figures")
+    if len(cores) > 1 and figures_dir.resolve() == (root / "figures").resolve():
+        raise ValueError(f"jobs={jobs}: the main job (figures/) runs one notebook at a time, so that each notebook's "
+                         "time in the manifest is its own; use jobs > 1 with --quick or another --out folder.")
     executed_dir = Path(executed_dir) if executed_dir else root / "notebooks" / "executed"
     for what, folder in (("figures", figures_dir), ("executed notebooks", executed_dir)):
         _check_folder(folder, what)
@@ -409,10 +427,90 @@ def run_notebooks(only=None, quick: bool = False, dataset: str = "mnist", seed: 
         _check_main_job(root, quick, allow_dirty or os.environ.get("MNISTLAB_ALLOW_DIRTY", "").strip() == "1")
     figures_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = figures_dir / "manifest.json"
-    manifest = {}
+    t0 = time.perf_counter()
+    if len(cores) == 1:
+        for path in paths:
+            entry = run_notebook(path, params, figures_dir, executed_dir, progress=progress)
+            _update_manifest(manifest_path, entry)
+    else:
+        _run_lanes(paths, params, figures_dir, executed_dir, cores)
+    return _record_last_run(manifest_path, {"notebooks": [p.stem for p in paths], "jobs": len(cores), "quick": bool(quick),
+                                            "seconds": round(time.perf_counter() - t0, 1),
+                                            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+
+
+def _lane_cores(jobs) -> list[list[int]]:
+    """The cores of each of ``jobs`` lanes: this process's cores split into that many groups."""
+    from .experiments.executors import cpu_count
+
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs must be a whole number >= 1, not {jobs!r}.")
+    if jobs == 1:
+        return [[]]
+    if jobs > cpu_count():
+        raise ValueError(f"jobs={jobs} needs a core per lane, but this process may use {cpu_count()} core(s); "
+                         f"pass jobs={cpu_count()} or fewer.")
+    mine = sorted(os.sched_getaffinity(0))
+    return [mine[i::jobs] for i in range(jobs)]
+
+
+def _lanes(paths, seconds: dict, n: int) -> list[list[Path]]:
+    """Notebooks into ``n`` lanes, longest first, each to the lane with the least work so far.
+
+    ``seconds`` holds each notebook's last time; one without a time counts as the longest known.
+    """
+    guess = max(seconds.values(), default=60.0)
+    order = sorted(paths, key=lambda p: -seconds.get(p.stem, guess))
+    lanes, load = [[] for _ in range(n)], [0.0] * n
+    for path in order:
+        i = load.index(min(load))
+        lanes[i].append(path)
+        load[i] += seconds.get(path.stem, guess)
+    return [lane for lane in lanes if lane]
+
+
+def _run_lane(paths, params, figures_dir, executed_dir, cores) -> str | None:
+    """One lane, in a process of its own: its notebooks in turn on ``cores``; the first error's text, or None."""
+    os.sched_setaffinity(0, cores)  # the kernels inherit the affinity and the thread counts
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(len(cores))
+    manifest_path = Path(figures_dir) / "manifest.json"
     for path in paths:
-        entry = run_notebook(path, params, figures_dir, executed_dir, progress=progress)
-        manifest = _update_manifest(manifest_path, entry)
+        try:
+            entry = run_notebook(path, params, figures_dir, executed_dir, progress=False)
+        except NotebookError as exc:
+            return str(exc)
+        _update_manifest(manifest_path, entry)
+        print(f"{path.stem}: done in {entry['seconds']:.0f} s (cores {', '.join(map(str, cores))})", flush=True)
+    return None
+
+
+def _run_lanes(paths, params, figures_dir, executed_dir, cores) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    manifest_path = figures_dir / "manifest.json"
+    last = json.loads(manifest_path.read_text()).get("notebooks", {}) if manifest_path.is_file() else {}
+    seconds = {name: e["seconds"] for name, e in last.items()
+               if e.get("seconds") and bool(e.get("parameters", {}).get("QUICK")) == bool(params["QUICK"])}
+    lanes = _lanes(paths, seconds, len(cores))
+    with ProcessPoolExecutor(len(lanes), mp_context=mp.get_context("spawn")) as pool:
+        errors = list(pool.map(_run_lane, lanes, [params] * len(lanes), [figures_dir] * len(lanes),
+                               [executed_dir] * len(lanes), cores[:len(lanes)]))
+    failed = sorted((e for e in errors if e), key=lambda e: e.split(" ")[0])
+    if failed:
+        raise NotebookError(failed[0] + (f" ({len(failed) - 1} more failed)" if len(failed) > 1 else ""))
+
+
+def _record_last_run(manifest_path: Path, run: dict) -> dict:
+    """Store what the last :func:`run_notebooks` call did (``last_run``) in the manifest; return the manifest."""
+    from ._util import atomic_write
+
+    with _locked(manifest_path.with_name(".manifest.lock")):
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+        manifest["last_run"] = run
+        text = json.dumps(manifest, indent=2, sort_keys=True)
+        atomic_write(manifest_path, lambda fh: fh.write(text.encode()))
     return manifest
 
 
@@ -479,14 +577,31 @@ def _took(seconds) -> str:
     return f"{seconds:.0f} s" if seconds < 100 else f"{seconds / 60:.1f} min"
 
 
-def _quick_run_times(quick_manifest=None):
-    """:func:`run_times` of the last QUICK run (default ``build/figures-quick/manifest.json``); None without one."""
+def _quick_manifest(quick_manifest=None) -> dict | None:
+    """The QUICK runs' manifest (default ``build/figures-quick/manifest.json``) as a dict; None without one."""
     if quick_manifest is None:
         root = _find_root()
         quick_manifest = root / "build" / "figures-quick" / "manifest.json" if root else None
-    if quick_manifest is None or not (isinstance(quick_manifest, dict) or Path(quick_manifest).is_file()):
+    if isinstance(quick_manifest, dict):
+        return quick_manifest
+    if quick_manifest is None or not Path(quick_manifest).is_file():
         return None
-    return run_times(quick_manifest)
+    return json.loads(Path(quick_manifest).read_text())
+
+
+def _quick_run_times(quick_manifest=None):
+    """:func:`run_times` of the last QUICK run (default ``build/figures-quick/manifest.json``); None without one."""
+    manifest = _quick_manifest(quick_manifest)
+    return None if manifest is None else run_times(manifest)
+
+
+def _quick_wall(quick_manifest=None) -> tuple[float, int] | None:
+    """(wall seconds, notebooks at a time) of the last QUICK run, when it ran every notebook its manifest holds."""
+    manifest = _quick_manifest(quick_manifest)
+    last = (manifest or {}).get("last_run") or {}
+    if not last.get("quick") or not last.get("seconds") or set(manifest.get("notebooks", {})) - set(last.get("notebooks", [])):
+        return None
+    return float(last["seconds"]), int(last.get("jobs", 1))
 
 
 def _blocks_present(text: str, keys) -> bool:
@@ -540,8 +655,14 @@ def run_times_markdown(manifest=None, quick_manifest=None) -> str:
                  else f"{int(before):,} results already there: cached runs not retrained")
         lines.append(f"| `{name}` | {_took(r['seconds'])} | {cache} | {made} | {machine_} | {slowest} | {q} |")
     total = full["seconds"].fillna(0).sum()
-    lines.append(f"| all | {_took(total)} | | | | | "
-                 f"{_took(quick['seconds'].sum()) if quick is not None and len(quick) else 'not on record'} |")
+    wall = _quick_wall(quick_manifest)
+    if quick is None or not len(quick):
+        quick_all = "not on record"
+    elif wall is not None and wall[1] > 1:  # notebooks side by side: the wall time, and the notebooks' own sum
+        quick_all = f"{_took(wall[0])} ({wall[1]} notebooks at a time; {_took(quick['seconds'].sum())} one after another)"
+    else:
+        quick_all = _took(quick["seconds"].sum())
+    lines.append(f"| all | {_took(total)} | | | | | {quick_all} |")
     return "\n".join(lines)
 
 
@@ -555,17 +676,25 @@ def run_time_words(manifest=None, quick_manifest=None) -> dict:
     """The run times the README quotes inline, as words, keyed by their marker name.
 
     ``run-total``: the summed full-run time ("3.6 hours", "52 minutes"); ``run-range``: the
-    quickest and the slowest notebook ("25 seconds to 21 minutes"); ``quick-total``: the summed
-    QUICK time (from ``quick_manifest``, default ``build/figures-quick/manifest.json``; "not on
-    record" without one).
+    quickest and the slowest notebook ("25 seconds to 21 minutes"); ``quick-total``: the QUICK
+    time (from ``quick_manifest``, default ``build/figures-quick/manifest.json``; "not on record"
+    without one): the last run's wall time when it ran every notebook several at a time
+    ("4 minutes, 2 notebooks at a time,"), else the notebooks' summed times.
     """
     full = run_times(manifest)["seconds"].dropna()
     quick = _quick_run_times(quick_manifest)
     quick = [] if quick is None else quick["seconds"].dropna()
+    wall = _quick_wall(quick_manifest)
+    if not len(quick):
+        quick_words = "not on record"
+    elif wall is not None and wall[1] > 1:
+        quick_words = f"{_duration_words(wall[0])}, {wall[1]} notebooks at a time,"
+    else:
+        quick_words = _duration_words(quick.sum())
     return {"run-total": _duration_words(full.sum()),
             "run-range": (f"{_duration_words(full.min())} to {_duration_words(full.max())}" if len(full)
                           else "not on record"),
-            "quick-total": _duration_words(quick.sum()) if len(quick) else "not on record"}
+            "quick-total": quick_words}
 
 
 def write_run_times(path, manifest=None, quick_manifest=None) -> bool:

@@ -308,3 +308,48 @@ def test_git_state_outside_a_checkout(tmp_path):
     from mnistlab.runner import git_state
 
     assert git_state(tmp_path) == {"commit": None, "clean": None, "dirty": []}
+
+
+def test_lanes_take_the_longest_notebooks_first_and_balance_the_work():
+    from mnistlab.runner import _lane_cores, _lanes
+
+    paths = [Path(f"{n}.ipynb") for n in ("01_a", "02_b", "03_c", "04_d", "05_new")]
+    lanes = _lanes(paths, {"01_a": 10.0, "02_b": 60.0, "03_c": 50.0, "04_d": 20.0}, 2)
+    # 05_new has no time: counted as the longest known (60 s)
+    assert [[p.stem for p in lane] for lane in lanes] == [["02_b", "03_c"], ["05_new", "04_d", "01_a"]]
+    assert [[p.stem for p in lane] for lane in _lanes(paths[:1], {}, 2)] == [["01_a"]]
+    assert _lane_cores(1) == [[]]
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="jobs must be a whole number >= 1"):
+            _lane_cores(bad)
+    with pytest.raises(ValueError, match=r"jobs=99 needs a core per lane, but this process may use \d+ core"):
+        _lane_cores(99)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_notebooks_run_side_by_side_each_on_its_own_core(tmp_path):
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    body = ("import os, torch, mnistlab as ml\nfigs = ml.Figures('{name}'); figs.reset()\n"
+            "figs.record(cores=sorted(os.sched_getaffinity(0)), threads=torch.get_num_threads())")
+    for name in ("01_a", "02_b", "03_c"):
+        make_notebook(nbdir, name, body.format(name=name))
+    kw = dict(quick=True, figures_dir=tmp_path / "f", executed_dir=tmp_path / "e", notebooks_dir=nbdir, progress=False)
+    manifest = run_notebooks(jobs=2, **kw)
+    numbers = {name: e["numbers"] for name, e in manifest["notebooks"].items()}
+    assert sorted(numbers) == ["01_a", "02_b", "03_c"]
+    assert all(len(n["cores"]) == len(os.sched_getaffinity(0)) // 2 and n["threads"] == len(n["cores"]) for n in numbers.values())
+    assert len({tuple(n["cores"]) for n in numbers.values()}) == 2          # two lanes, two sets of cores
+    last = manifest["last_run"]
+    assert last["jobs"] == 2 and last["quick"] and sorted(last["notebooks"]) == sorted(numbers)
+    assert 0 < last["seconds"] < sum(e["seconds"] for e in manifest["notebooks"].values())  # side by side
+    assert json.loads((tmp_path / "f" / "manifest.json").read_text())["last_run"] == last
+    # a failing notebook is named; the other lane's notebooks still finish and enter the manifest
+    make_notebook(nbdir, "02_b", "raise RuntimeError('lane boom')")
+    (tmp_path / "f" / "manifest.json").unlink()
+    with pytest.raises(NotebookError, match=r"02_b.ipynb failed in cell \d+ \(RuntimeError: lane boom\)"):
+        run_notebooks(jobs=2, **kw)
+    assert {"01_a", "03_c"} <= set(json.loads((tmp_path / "f" / "manifest.json").read_text())["notebooks"])
+    # the main job keeps one notebook at a time
+    with pytest.raises(ValueError, match="the main job .figures/. runs one notebook at a time"):
+        run_notebooks(jobs=2, notebooks_dir=nbdir, executed_dir=tmp_path / "e", progress=False)

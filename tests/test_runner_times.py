@@ -195,3 +195,15 @@ def test_write_results_fills_blocks_and_inline_markers_and_leaves_the_rest(tmp_p
     assert "mid\n" in new and new.endswith("end\n") and "| digits 0-4 -> 5-9 |" in new
     readme.write_text("no markers here\n")
     assert not runner.write_results(readme, gallery) and readme.read_text() == "no markers here\n"
+
+
+def test_a_quick_run_side_by_side_reports_its_wall_time_and_the_sum():
+    quick = _manifest(**{"01_a": (30.0, True, "x"), "02_b": (50.0, True, "y")})
+    full = _manifest(**{"01_a": (25.0, False, "x"), "02_b": (1260.0, False, "y")})
+    assert runner.run_time_words(full, quick)["quick-total"] == "80 seconds"        # no record of the run: the sum
+    quick["last_run"] = {"notebooks": ["01_a", "02_b"], "jobs": 2, "quick": True, "seconds": 52.0}
+    assert runner.run_time_words(full, quick)["quick-total"] == "52 seconds, 2 notebooks at a time,"
+    assert runner.run_times_markdown(full, quick).splitlines()[-1].endswith(
+        "| 52 s (2 notebooks at a time; 80 s one after another) |")
+    quick["last_run"]["notebooks"] = ["02_b"]      # the last run did not cover every notebook: the sum again
+    assert runner.run_time_words(full, quick)["quick-total"] == "80 seconds"
