@@ -450,7 +450,7 @@ def _lane_cores(jobs) -> list[list[int]]:
     if jobs > cpu_count():
         raise ValueError(f"jobs={jobs} needs a core per lane, but this process may use {cpu_count()} core(s); "
                          f"pass jobs={cpu_count()} or fewer.")
-    mine = sorted(os.sched_getaffinity(0))
+    mine = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(cpu_count()))
     return [mine[i::jobs] for i in range(jobs)]
 
 
@@ -471,7 +471,8 @@ def _lanes(paths, seconds: dict, n: int) -> list[list[Path]]:
 
 def _run_lane(paths, params, figures_dir, executed_dir, cores) -> str | None:
     """One lane, in a process of its own: its notebooks in turn on ``cores``; the first error's text, or None."""
-    os.sched_setaffinity(0, cores)  # the kernels inherit the affinity and the thread counts
+    if hasattr(os, "sched_setaffinity"):  # Linux; elsewhere the lanes share the cores and keep the thread counts
+        os.sched_setaffinity(0, cores)  # the kernels inherit the affinity and the thread counts
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(len(cores))
     manifest_path = Path(figures_dir) / "manifest.json"

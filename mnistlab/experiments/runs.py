@@ -417,7 +417,19 @@ def run_grids(grids: Mapping[str, tuple], *, device="auto", cache: bool = True, 
 def estimated_work(config) -> float:
     """A run's training cost in forward FLOPs: images x epochs (or ``min_steps`` batches) x FLOPs per image.
 
-    Only the order of the runs uses it (longest first); 0 for an untrained model.
+    :func:`run_grids` hands the workers the runs in decreasing order of this estimate; nothing
+    else uses it.
+
+    Parameters
+    ----------
+    config : TrainConfig or dict
+
+    Returns
+    -------
+    float
+        0 for an untrained model (``epochs=0``); otherwise the images seen in training times
+        (the network's forward FLOPs per image + 1), so a network without multiplications still
+        counts its images.
     """
     from torch.utils.flop_counter import FlopCounterMode
 
