@@ -400,11 +400,18 @@ def run_grids(grids: Mapping[str, tuple], *, device="auto", cache: bool = True, 
                     owner[key] = len(tasks)
                     tasks.append((cfg, s, device, cache, keep_model))
                 which[grid].append((owner[key], cfg.name))
-    work = {}  # per recipe: the estimate builds a model
-    for cfg, s, *_ in tasks:
-        key = config_hash(cfg, s)
-        work[key] = 0.0 if cache and (cache_dir() / f"{key}.json").is_file() else estimated_work(cfg)
-    order = sorted(range(len(tasks)), key=lambda i: -work[config_hash(tasks[i][0], tasks[i][1])])  # stable: ties in order
+    estimate: dict[str, float] = {}  # per config, seeds aside: the estimate builds its model once
+    work = []
+    for key, i in owner.items():  # in task order
+        cfg = tasks[i][0]
+        if cache and (cache_dir() / f"{key}.json").is_file():
+            work.append(0.0)  # a cached run is only read
+        else:
+            recipe = config_hash(cfg, 0)
+            if recipe not in estimate:
+                estimate[recipe] = estimated_work(cfg)
+            work.append(estimate[recipe])
+    order = sorted(range(len(tasks)), key=lambda i: -work[i])  # stable: ties keep their order
     done = map_tasks(_run_task, [tasks[i] for i in order], workers=workers, threads=threads, executor=executor,
                      address=address, progress=progress, desc="runs")
     frames = [None] * len(tasks)
