@@ -114,7 +114,7 @@ def main(argv=None) -> int:
 
     bench = Bench("train_step", args, device="cpu")
     test = ml.load_dataset("mnist", "test", limit=args.test)
-    rows, eval_rows, measured = [], [], {}
+    rows, eval_rows, measured = [], {}, {}  # eval_rows: one per model (LeNet-5 runs at two batch sizes)
     for case in args.models:
         name, kwargs, batch, optimizer = CASES[case]
         train = ml.load_dataset("mnist", "train", limit=args.steps * batch)
@@ -145,18 +145,18 @@ def main(argv=None) -> int:
         rows.append(row(f"training step, {name} batch {batch} ({optimizer})",
                         ours=f"`fit`: {ms['fit']:.1f} ms", reference=f"bare loop, NCHW: {ms['reference']:.1f} ms",
                         ratio=fmt_x(ms["reference"] / ms["fit"])))
-        if name not in {r["model"] for r in eval_rows}:
-            eval_rows.append({"model": name, **row(
+        if name not in eval_rows:
+            eval_rows[name] = row(
                 f"evaluating {len(test):,} test images, {name} (every run's final score)",
                 ours=f"`evaluate`, batches of {EVAL_BATCH_SIZE}: {ev['default']:.2f} s",
                 reference=f"batches of {OLD_EVAL_BATCH} (the old default): {ev['old']:.2f} s",
-                ratio=fmt_x(ev["old"] / ev["default"]))})
+                ratio=fmt_x(ev["old"] / ev["default"]))
     ratios = [m["ms_per_step"]["reference"] / m["ms_per_step"]["fit"] for m in measured.values()]
     ratio = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
     bench.finish(measured={"cases": measured, "threads": torch.get_num_threads()}, ratio=ratio,
                  ratio_means="bare NCHW loop's seconds per step / fit's, geometric mean over the models "
                              "(higher: fit faster)",
-                 table=rows + [{k: v for k, v in r.items() if k != "model"} for r in eval_rows])
+                 table=rows + list(eval_rows.values()))
     return 0
 
 
