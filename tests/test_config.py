@@ -179,3 +179,20 @@ def test_on_train_end_runs_when_training_raises(mnist_small):
     with pytest.raises(RuntimeError, match="boom"):
         ml.fit(ml.create_model("logreg", seed=0), train.head(128), config=ml.TrainConfig(epochs=1), callbacks=[Boom()], progress=False)
     assert ended == [True]
+
+
+def test_config_check_leaves_the_random_state_and_imports_no_compiler():
+    """Validating a config builds its model on the CPU to read the scores per image: the global random state is
+    left as it was, and `import mnistlab` does not pull in torch._dynamo (BatchNorm on the meta device did, 1.5 s)."""
+    import subprocess
+    import sys
+
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    ml.TrainConfig("check", model="best", model_kwargs={"width": 12, "dropout": 0.2})   # a BatchNorm net, not cached yet
+    assert torch.equal(torch.get_rng_state(), before)
+    code = "import sys, mnistlab, mnistlab.experiments; print('torch._dynamo' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    with pytest.raises(ValueError, match="scores per image"):
+        ml.TrainConfig("wrong", model="best", dataset="mnist", model_kwargs={"num_classes": 3})

@@ -625,3 +625,42 @@ def test_run_gan_keeps_the_recorders_and_resumes_a_shorter_run(tmp_path, monkeyp
     assert other.artifact_name != evals.artifact_name
     with pytest.raises(FileNotFoundError, match="names no checkpoint file"):
         ex.run_gan(cfg.but(steps=8), data, device="cpu", progress=False, resume_from=tmp_path / "missing.pt")
+
+
+def test_run_gans_trains_jobs_side_by_side_and_fills_their_recorders(tmp_path, monkeypatch, judge):
+    """experiments.run_gans: each job's configs in order in one worker (the later resuming the earlier); the
+    recorders come back through the cache; two workers of one thread equal one process of one thread exactly."""
+    from mnistlab import experiments as ex
+
+    data, cfg = blobs(96), CFG.but(steps=6)
+    frechet = gs.FrechetDistance(judge, blobs(64, seed=1))
+    jobs = {"u": [cfg], "c": [cfg.but(gan="cdcgan", steps=3), cfg.but(gan="cdcgan")]}
+
+    def side_by_side(cache, **kw):
+        monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / cache))
+        rec = {"u": [GANSampleRecorder(every=2, n=10, seed=0)],
+               "c": [GANSampleRecorder(every=2, n=10, seed=0), gs.EvaluationRecorder(judge, every=3, n=20, seed=0,
+                                                                                      frechet=frechet)]}
+        return ex.run_gans(jobs, data, callbacks=rec, device="cpu", progress=False, **kw), rec
+
+    runs, rec = side_by_side("two", workers=2, threads=1)
+    (u,), (half, full) = runs["u"], runs["c"]
+    assert (u.steps, half.steps, full.steps) == (6, 3, 6) and full.checkpoint.parent == tmp_path / "two"
+    assert [s for s, _ in rec["u"][0].frames] == [0, 2, 4, 6]
+    assert [s for s, _ in rec["c"][0].frames] == [0, 2, 3, 4, 6] and list(rec["c"][1].table["step"]) == [3, 6]
+    assert load_checkpoint(half.checkpoint).state["step"] == 3
+    here, rec1 = side_by_side("one", workers=1, threads=1)
+    for a, b in zip([u, half, full], here["u"] + here["c"]):
+        assert all(torch.equal(x, y) for x, y in zip(a.gan.state_dict().values(), b.gan.state_dict().values()))
+    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(rec["c"][0].frames, rec1["c"][0].frames))
+    timeless = lambda t: t.drop(columns=[c for c in t.columns if "elapsed" in c or "seconds" in c])
+    pd.testing.assert_frame_equal(timeless(rec["c"][1].table), timeless(rec1["c"][1].table))
+
+    with pytest.raises(ValueError, match="no artifact_name"):
+        ex.run_gans(jobs, data, callbacks={"u": [object()]}, workers=2, progress=False)
+    with pytest.raises(ValueError, match="not in jobs"):
+        ex.run_gans(jobs, data, callbacks={"x": []}, progress=False)
+    with pytest.raises(ValueError, match="no configs"):
+        ex.run_gans({"u": []}, data, progress=False)
+    with pytest.raises(ValueError, match="non-empty"):
+        ex.run_gans({}, data, progress=False)

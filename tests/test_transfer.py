@@ -272,6 +272,14 @@ def test_run_transfer_is_tidy_deterministic_and_cached(small_runs):
         torch.set_num_threads(threads)
     row = first[(first["strategy"] == tr.FINE_TUNE) & (first["labels"] == "2") & (first["seed"] == 1)]
     assert again["test_acc"].iloc[0] == row["test_acc"].iloc[0]
+    # in two worker processes (the longest runs first, the probes' fits beside them) the same numbers, row for row;
+    # the probe on all labels is one fit, the same for every seed
+    two = tr.run_transfer(source, pool, test, task="blocks", strategies=[*tr.STRATEGIES, tr.ZERO_SHOT],
+                          labels_per_class=[2, 10, None], seeds=[0, 1], config=config, device="cpu", cache=False,
+                          progress=False, workers=2)
+    pd.testing.assert_frame_equal(two.drop(columns=["cached", "train_seconds"]), first.drop(columns=["cached", "train_seconds"]))
+    probe_all = first[(first["strategy"] == tr.LINEAR_PROBE) & (first["labels"] == "all")]
+    assert len(probe_all) == 2 and probe_all["test_loss"].nunique() == 1
     with pytest.raises(ValueError, match="Unknown strategies"):
         tr.run_transfer(source, pool, test, strategies=["distill"], progress=False)
 

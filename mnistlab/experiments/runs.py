@@ -36,7 +36,7 @@ from .cache import cache_dir, config_hash, fingerprint
 from .executors import map_tasks, step_progress
 from .stats import failed_runs, final_rows
 
-__all__ = ["run", "run_on", "run_gan", "run_many", "run_grid", "run_grids", "estimated_work", "cross_validate", "out_of_fold_probs", "load_model", "ensemble",
+__all__ = ["run", "run_on", "run_gan", "run_gans", "run_many", "run_grid", "run_grids", "estimated_work", "cross_validate", "out_of_fold_probs", "load_model", "ensemble",
            "lr_sweep", "best_lrs", "with_settings", "load_runs"]
 
 _FINAL_ORDER = ["val_loss", "val_acc", "test_loss", "test_acc", "test_n", "train_seconds", "run_seconds",
@@ -291,6 +291,97 @@ def run_gan(config, data, *, seed: int = 0, callbacks=(), device="auto", progres
     os.replace(partial, path)
     run.checkpoint = path
     return run
+
+
+def _gan_job(configs, data, callbacks, seed: int, device, sink) -> int:
+    """One job of :func:`run_gans`, as executed by a worker: its configs in order, each resuming the one before."""
+    callbacks = list(callbacks) + ([StepProgress(sink, every=20)] if sink is not None else [])
+    previous = None
+    for cfg in configs:
+        previous = run_gan(cfg, data, seed=seed, callbacks=callbacks, device=device, progress=False,
+                           resume_from=previous)
+    return previous.steps
+
+
+def run_gans(jobs: Mapping[str, Sequence], data, *, callbacks: Mapping[str, Sequence] | None = None, seed: int = 0,
+             device="auto", progress: bool = True, workers: int = 1, threads: int | None = None) -> dict[str, list]:
+    """Several :func:`run_gan` jobs side by side, one worker process each; their runs loaded here from the cache.
+
+    A GAN's small batches gain little from a second thread: on 2 cores, two GANs of one thread
+    each train about 1.3x faster together than one after the other on two threads each
+    (``benchmarks/gan_recipes.py``). Each job runs in one process; what its recorders gathered
+    travels back through the cache (:func:`run_gan` keeps it beside each run), so after this call
+    the ``callbacks`` hold what the last config of their job gathered, as if it had trained here.
+
+    Parameters
+    ----------
+    jobs : dict of name -> sequence of GANConfig
+        Each job's configs run in order, each one resuming from the checkpoint of the one before
+        (``[cfg.but(steps=n // 2), cfg]`` stops halfway, checkpoints and resumes; the earlier
+        configs must have fewer ``steps``).
+    data : ImageSet
+        The training images of every job.
+    callbacks : dict of name -> sequence, optional
+        Callbacks of each job. With ``workers > 1`` every one needs an ``artifact_name`` (the
+        recorders of :mod:`mnistlab.training.gan` and :mod:`mnistlab.studies.gan` have one): a
+        callback without one would see the training in another process only.
+    seed, device
+        As in :func:`run_gan`, for every job.
+    progress : bool
+        One bar over the steps of every job.
+    workers : int
+        1 trains the jobs here, one after the other. More starts that many worker processes
+        (:func:`~mnistlab.experiments.map_tasks`), ``threads`` torch threads each (default
+        ``cores // workers``). The thread count moves a GAN's numbers in the low bits, which a GAN
+        amplifies: the same ``workers`` and ``threads`` give the same numbers.
+    threads : int, optional
+
+    Returns
+    -------
+    dict of name -> list of GANRun
+        One :class:`~mnistlab.training.gan.GANRun` per config of each job, in order.
+
+    Raises
+    ------
+    ValueError
+        An empty ``jobs``, a job without configs, ``callbacks`` for a job that is not in ``jobs``,
+        or (with ``workers > 1``) a callback without an ``artifact_name``.
+
+    Examples
+    --------
+    >>> runs = ex.run_gans({"dcgan": [dcgan], "cdcgan": [cdcgan.but(steps=3000), cdcgan]}, train,
+    ...                    callbacks={"dcgan": [snaps_u], "cdcgan": [snaps_c]}, workers=2)  # doctest: +SKIP
+    >>> half, full = runs["cdcgan"]                                                        # doctest: +SKIP
+    """
+    from ..training.gan_config import as_gan_config
+
+    callbacks = dict(callbacks or {})
+    if not isinstance(jobs, Mapping) or not jobs:
+        raise ValueError("jobs must be a non-empty dict of name -> list of GANConfig.")
+    jobs = {name: [as_gan_config(c) for c in configs] for name, configs in jobs.items()}
+    for name, configs in jobs.items():
+        if not configs:
+            raise ValueError(f"jobs[{name!r}] has no configs: give at least one GANConfig.")
+    unknown = sorted(set(callbacks) - set(jobs))
+    if unknown:
+        raise ValueError(f"callbacks name jobs that are not in jobs: {unknown}; the jobs are {sorted(jobs)}.")
+    callbacks = {name: list(callbacks.get(name, ())) for name in jobs}
+    if workers > 1:
+        blind = [type(cb).__name__ for cbs in callbacks.values() for cb in cbs if not getattr(cb, "artifact_name", None)]
+        if blind:
+            raise ValueError(f"{blind} have no artifact_name, so they cannot come back from a worker process: "
+                             "use workers=1, or recorders that save what they gather.")
+    data_key = fingerprint(data)
+    todo = [name for name, configs in jobs.items()
+            if not (_cache.model_path(config_hash(configs[-1], seed, kind="gan", data=data_key)).is_file()
+                    and _artifacts_present(config_hash(configs[-1], seed, kind="gan", data=data_key), callbacks[name]))]
+    total = sum(jobs[name][-1].steps for name in todo)
+    with step_progress(total, "GAN steps", progress and total > 0, workers=min(workers, max(len(todo), 1))) as sink:
+        map_tasks(_gan_job, [(jobs[name], data, callbacks[name], seed, device, sink) for name in todo],
+                  workers=workers, threads=threads, progress=False)
+    # every run is in the cache now: read each job's runs here, in order, filling its callbacks
+    return {name: [run_gan(cfg, data, seed=seed, callbacks=callbacks[name], device=device, progress=False)
+                   for cfg in configs] for name, configs in jobs.items()}
 
 
 def _run_task(cfg: TrainConfig, seed: int, device, cache: bool, keep_model: bool) -> pd.DataFrame:

@@ -30,7 +30,6 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats as sps
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -114,6 +113,7 @@ def distribution_shape(model: nn.Module, states: Mapping[str, Mapping | None], b
         (distance to the normal with the weights' mean and std) and near_zero (fraction of
         weights with |w| < band).
     """
+    from scipy import stats as sps
     if not states:
         raise ValueError("distribution_shape needs at least one state, e.g. {'init': snaps.state(0)}.")
     fan_in = layer_table(model, types)["fan_in"]
@@ -153,6 +153,7 @@ def init_check(model: nn.Module, state: Mapping | None = None, types: Sequence[t
         Index: layer; columns fan_in, init_bound, max_abs (observed), ks (distance to the
         default's uniform distribution), p_value and matches_default (p_value > alpha).
     """
+    from scipy import stats as sps
     table = layer_table(model, types)
     rows = []
     for layer, w in _weights_of(model, state, types).items():

@@ -429,8 +429,9 @@ def run_transfer(source: nn.Module, train: ImageSet, test: ImageSet, *, task: st
     bodies: dict[int, dict] = {}
     sizes: dict[int, int] = {}
     todo = []
-    probe_features: dict = {}
     bar = tqdm(total=len(jobs), desc=task, unit="run", disable=not progress)
+    features_of: dict = {}  # the source's features, computed here once per pool; the probes' fits go to the workers
+    all_labels_probe, same_probe = None, []  # a probe on all labels is the same for every seed: fitted once
     for i, (per_class, seed, strategy) in enumerate(jobs):
         idx = torch.arange(len(train)) if per_class is None else few_label_indices(train, per_class, seed)
         sizes[i] = len(idx)
@@ -439,23 +440,26 @@ def run_transfer(source: nn.Module, train: ImageSet, test: ImageSet, *, task: st
         if body is not None:
             bodies[i] = body | {"cached": True}
             bar.update()
+        elif strategy == LINEAR_PROBE and per_class is None and all_labels_probe is not None:
+            same_probe.append((i, key))
         elif strategy == LINEAR_PROBE:
-            bodies[i] = _probe_run(source, train, test, idx, per_class, config, device, probe_features) | \
-                {"key": key, "cached": False}
-            if cache:
-                _cache.write(key, {k: v for k, v in bodies[i].items() if k != "cached"})
-            bar.update()
+            all_labels_probe = i if per_class is None else all_labels_probe
+            todo.append((i, key, ("probe", _probe_args(source, train, test, idx, config, device, features_of)), 0))
         else:
-            todo.append((i, key, train.subset(idx), seed, strategy))
+            sub = train.subset(idx)
+            todo.append((i, key, ("trained", (source, sub, test, strategy, seed, config, scratch, keep_head, device)),
+                         run_budget(config, len(sub))[2]))
     bar.close()
-    outs = map_tasks(_trained_run, [(source, sub, test, st, seed, config, scratch, keep_head, device)
-                                    for _, _, sub, seed, st in todo],
-                     workers=workers, threads=threads if dev_type == "cpu" else None, progress=progress,
-                     desc=f"{task}: training")
-    for (i, key, *_), body in zip(todo, outs):
-        body = body | {"key": key}
+    todo.sort(key=lambda t: -t[3])  # the longest runs first; the probes' short fits last fill the workers' idle ends
+    outs = map_tasks(_transfer_task, [t[2] for t in todo], workers=workers,
+                     threads=threads if dev_type == "cpu" else None, progress=progress, desc=f"{task}: training")
+    done = {i: body for (i, *_), body in zip(todo, outs)}
+    done.update({i: done[all_labels_probe] for i, _ in same_probe})
+    keys = {i: key for i, key, *_ in todo} | dict(same_probe)
+    for i, body in done.items():
+        body = body | {"key": keys[i]}
         if cache:
-            _cache.write(key, body)
+            _cache.write(keys[i], body)
         bodies[i] = body | {"cached": False}
     for i, (per_class, seed, strategy) in enumerate(jobs):
         body = bodies[i]
@@ -471,23 +475,26 @@ def run_transfer(source: nn.Module, train: ImageSet, test: ImageSet, *, task: st
                "test_loss", "train_seconds", "config", "cached"]]
 
 
-def _probe_run(source, train, test, idx, per_class, config, device, memo) -> dict:
-    """A linear-probe run: the source's features once per pool, a logistic regression per subset."""
-    t0 = time.perf_counter()
+def _probe_args(source, train, test, idx, config, device, memo) -> tuple:
+    """The arguments of one linear probe's fit (:func:`_probe`): the source's features, computed once per pool."""
     if "train" not in memo:
         model = copy.deepcopy(source)
         model.preprocessing = _preprocessing_for(source, train.dataset)
         memo["train"] = features(model, train, batch_size=config.eval_batch_size, device=device)
         memo["test"] = features(model, test, batch_size=config.eval_batch_size, device=device)
-    if per_class is None and "all" in memo:  # with all labels the probe is the same for every seed: fitted once
-        r = memo["all"]
-    else:
-        r = _probe(memo["train"][idx.numpy()], train.labels[idx].numpy(), memo["test"], test.labels.numpy(),
-                   PROBE_C, PROBE_MAX_ITER)
-        if per_class is None:
-            memo["all"] = r
+    # copies, not views of torch's memory: pickling a tensor for a worker moves its storage to shared memory,
+    # which would leave a NumPy view of the old storage pointing at freed memory
+    return (memo["train"][idx.numpy()], train.labels[idx].numpy().copy(), memo["test"], test.labels.numpy().copy(),
+            PROBE_C, PROBE_MAX_ITER)
+
+
+def _transfer_task(kind: str, args: tuple) -> dict:
+    """One run of :func:`run_transfer` (module level: it may run in a worker process): a probe's fit or a trained run."""
+    if kind == "trained":
+        return _trained_run(*args)
+    r = _probe(*args)
     return {"test_acc": r["acc"], "test_loss": r["loss"], "train_seconds": r["seconds"], "epochs": 0, "steps": 0,
-            "run_seconds": time.perf_counter() - t0}
+            "run_seconds": r["seconds"]}
 
 
 PROBE_C = 1.0
