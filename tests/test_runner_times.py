@@ -170,6 +170,11 @@ def test_results_tables_come_from_the_gallery_files(tmp_path):
     assert "6.5% (class 4) to 13.9% (class 0)" in gan and "not met (largest gap 3.9 points)" in gan
     assert "conditional 0.079 (7.7x), unconditional 1.53 (149x)" in gan and "| 585 s = 9.7 min (278 s + 307 s) | met |" in gan
     assert "so neither GAN copies training digits." in gan
+    numbers = json.loads((tmp_path / "07_gan" / "numbers.json").read_text())   # trained side by side: the longer run
+    (tmp_path / "07_gan" / "numbers.json").write_text(json.dumps(numbers | {"workers": 2, "train_seconds": 306.7}))
+    side = runner.results_markdown(tmp_path)["results-gan"]
+    assert "| 307 s = 5.1 min (side by side, one thread each: 278 s and 307 s) | met |" in side
+    (tmp_path / "07_gan" / "numbers.json").write_text(json.dumps(numbers))
     assert parts["gan-summary"] == "97.46%; 6.5% to 13.9%; 7.7x / 149x; 9.7 min; not measured"
     assert parts["gan-summary-status"] == "met: 95%, 10 minutes; not met: 98%, class shares, Frechet distance; open: GPU"
     other = tmp_path / "b"
