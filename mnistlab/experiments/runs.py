@@ -379,7 +379,9 @@ def run_gans(jobs: Mapping[str, Sequence], data, *, callbacks: Mapping[str, Sequ
 
     # a job with any run missing goes to a worker (its cached runs are read there, not trained again)
     todo = [name for name, configs in jobs.items() if not all(cached(c, callbacks[name]) for c in configs)]
-    total = sum(jobs[name][-1].steps for name in todo)
+    # the steps to train: each missing run resumes from the run before it in its job
+    total = sum(cfg.steps - (jobs[name][i - 1].steps if i else 0) for name in todo
+                for i, cfg in enumerate(jobs[name]) if not cached(cfg, callbacks[name]))
     with step_progress(total, "GAN steps", progress and total > 0, workers=min(workers, max(len(todo), 1))) as sink:
         map_tasks(_gan_job, [(jobs[name], data, callbacks[name], seed, device, sink) for name in todo],
                   workers=workers, threads=threads, progress=False)
