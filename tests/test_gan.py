@@ -655,6 +655,11 @@ def test_run_gans_trains_jobs_side_by_side_and_fills_their_recorders(tmp_path, m
     assert all(torch.equal(a, b) for (_, a), (_, b) in zip(rec["c"][0].frames, rec1["c"][0].frames))
     timeless = lambda t: t.drop(columns=[c for c in t.columns if "elapsed" in c or "seconds" in c])
     pd.testing.assert_frame_equal(timeless(rec["c"][1].table), timeless(rec1["c"][1].table))
+    # a job with a run missing goes back to a worker, which reads what is cached and trains the rest from there
+    full.checkpoint.unlink()
+    again, rec2 = side_by_side("two", workers=2, threads=1)
+    assert all(torch.equal(x, y) for x, y in zip(again["c"][1].gan.state_dict().values(), full.gan.state_dict().values()))
+    assert [s for s, _ in rec2["c"][0].frames] == [0, 2, 3, 4, 6]
 
     with pytest.raises(ValueError, match="no artifact_name"):
         ex.run_gans(jobs, data, callbacks={"u": [object()]}, workers=2, progress=False)

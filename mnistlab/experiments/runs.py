@@ -307,9 +307,9 @@ def run_gans(jobs: Mapping[str, Sequence], data, *, callbacks: Mapping[str, Sequ
              device="auto", progress: bool = True, workers: int = 1, threads: int | None = None) -> dict[str, list]:
     """Several :func:`run_gan` jobs side by side, one worker process each; their runs loaded here from the cache.
 
-    A GAN's small batches gain little from a second thread: on 2 cores, two GANs of one thread
-    each train about 1.3x faster together than one after the other on two threads each
-    (``benchmarks/gan_recipes.py``). Each job runs in one process; what its recorders gathered
+    A GAN's small batches keep a second torch thread half idle: on 2 cores two GANs of one thread
+    each, side by side, finish sooner than one after the other on two threads each
+    (``benchmarks/parallel_speed.py`` times both). Each job runs in one process; what its recorders gathered
     travels back through the cache (:func:`run_gan` keeps it beside each run), so after this call
     the ``callbacks`` hold what the last config of their job gathered, as if it had trained here.
 
@@ -372,10 +372,16 @@ def run_gans(jobs: Mapping[str, Sequence], data, *, callbacks: Mapping[str, Sequ
             raise ValueError(f"{blind} have no artifact_name, so they cannot come back from a worker process: "
                              "use workers=1, or recorders that save what they gather.")
     data_key = fingerprint(data)
-    todo = [name for name, configs in jobs.items()
-            if not (_cache.model_path(config_hash(configs[-1], seed, kind="gan", data=data_key)).is_file()
-                    and _artifacts_present(config_hash(configs[-1], seed, kind="gan", data=data_key), callbacks[name]))]
-    total = sum(jobs[name][-1].steps for name in todo)
+
+    def cached(cfg, cbs) -> bool:
+        key = config_hash(cfg, seed, kind="gan", data=data_key)
+        return _cache.model_path(key).is_file() and _artifacts_present(key, cbs)
+
+    # a job with any run missing goes to a worker (its cached runs are read there, not trained again)
+    todo = [name for name, configs in jobs.items() if not all(cached(c, callbacks[name]) for c in configs)]
+    # the steps to train: each missing run resumes from the run before it in its job
+    total = sum(cfg.steps - (jobs[name][i - 1].steps if i else 0) for name in todo
+                for i, cfg in enumerate(jobs[name]) if not cached(cfg, callbacks[name]))
     with step_progress(total, "GAN steps", progress and total > 0, workers=min(workers, max(len(todo), 1))) as sink:
         map_tasks(_gan_job, [(jobs[name], data, callbacks[name], seed, device, sink) for name in todo],
                   workers=workers, threads=threads, progress=False)
