@@ -6,7 +6,8 @@ VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.mnistlab-installed
 # Two pytest workers (pytest-xdist), each test file on one worker so a notebook's QUICK run is made once:
-# 15.3 and 16.1 min for the whole suite in two runs on the 2-core machine, 18.9 min in one process.
+# 12.7 min for the whole suite on the 2-core machine (2026-12-07); each QUICK notebook kernel gets one torch thread
+# there (tests/conftest.py), so two kernels never wait on each other's spinning threads.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 # On the project's machines the data sits beside the checkout; elsewhere torchvision downloads it.
 ifneq ($(wildcard ../shared/data/MNIST/raw),)

@@ -76,6 +76,9 @@ def quick_notebook(tmp_path_factory):
             figures_dir = base / f"{name}-{len(cache)}"
             mp = pytest.MonkeyPatch()
             mp.setenv("MNISTLAB_CACHE", str(figures_dir / "cache"))
+            if os.environ.get("PYTEST_XDIST_WORKER"):  # another test process shares the cores: one torch thread,
+                mp.setenv("OMP_NUM_THREADS", "1")       # so two kernels never wait on each other's spinning threads
+                mp.setenv("MKL_NUM_THREADS", "1")
             try:
                 manifest = run_notebooks(only=[name[:2]], quick=True, figures_dir=figures_dir,
                                          executed_dir=figures_dir / "executed", progress=False, **params)
