@@ -213,6 +213,11 @@ def run_on(config, train, seed: int = 0, *, device="auto", cache: bool = True, p
     return model, history, key
 
 
+def _gan_cached(key: str, callbacks) -> bool:
+    """Whether the cache holds GAN run ``key`` and every artifact of ``callbacks``: then :func:`run_gan` trains nothing."""
+    return _cache.model_path(key).is_file() and _artifacts_present(key, callbacks)
+
+
 def run_gan(config, data, *, seed: int = 0, callbacks=(), device="auto", progress: bool = True, cache: bool = True,
             resume_from=None):
     """Train the GAN a :class:`~mnistlab.training.gan_config.GANConfig` describes, or load the finished run.
@@ -259,7 +264,7 @@ def run_gan(config, data, *, seed: int = 0, callbacks=(), device="auto", progres
     callbacks = list(callbacks)
     key = config_hash(config, seed, kind="gan", data=fingerprint(data))
     path = _cache.model_path(key)
-    if cache and path.is_file() and _artifacts_present(key, callbacks):
+    if cache and _gan_cached(key, callbacks):
         try:
             run = load_gan(path, device=resolve_device(device))
             for cb in callbacks:
@@ -373,9 +378,8 @@ def run_gans(jobs: Mapping[str, Sequence], data, *, callbacks: Mapping[str, Sequ
                              "use workers=1, or recorders that save what they gather.")
     data_key = fingerprint(data)
 
-    def cached(cfg, cbs) -> bool:
-        key = config_hash(cfg, seed, kind="gan", data=data_key)
-        return _cache.model_path(key).is_file() and _artifacts_present(key, cbs)
+    def cached(cfg, cbs) -> bool:  # run_gan's own test for a hit
+        return _gan_cached(config_hash(cfg, seed, kind="gan", data=data_key), cbs)
 
     # a job with any run missing goes to a worker (its cached runs are read there, not trained again)
     todo = [name for name, configs in jobs.items() if not all(cached(c, callbacks[name]) for c in configs)]

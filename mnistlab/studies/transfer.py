@@ -443,7 +443,8 @@ def run_transfer(source: nn.Module, train: ImageSet, test: ImageSet, *, task: st
         elif strategy == LINEAR_PROBE and per_class is None and all_labels_probe is not None:
             same_probe.append((i, key))
         elif strategy == LINEAR_PROBE:
-            all_labels_probe = i if per_class is None else all_labels_probe
+            if per_class is None:
+                all_labels_probe = i
             todo.append((i, key, ("probe", _probe_args(source, train, test, idx, config, device, features_of)), 0))
         else:
             sub = train.subset(idx)
